@@ -1,0 +1,51 @@
+# Jobline developer commands. `make test` is what CI runs (.ci/run).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DEV    := .dev
+
+.PHONY: help venv binaries lint test test-unit test-e2e cluster cluster-down cluster-status crds clean
+
+help:
+	@echo "make test          - venv + binaries (built once, cached in ~/.cache/jobline) + lint + the whole suite"
+	@echo "make cluster       - start the local control plane in the background, writes $(DEV)/kubeconfig"
+	@echo "make cluster-down  - stop it"
+	@echo "make crds          - regenerate crds/ from the pydantic models"
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+binaries: venv
+ifndef JOBLINE_TEST_KUBECONFIG
+	$(PY) -m tests.cluster.build
+endif
+
+lint: venv
+	$(VENV)/bin/ruff check operator tests
+	$(VENV)/bin/mypy
+
+test: venv binaries lint
+	$(VENV)/bin/pytest
+
+test-unit: venv
+	$(VENV)/bin/pytest tests/unit
+
+cluster: venv binaries
+	$(PY) -m tests.cluster up --workdir $(DEV)
+
+cluster-down: venv
+	$(PY) -m tests.cluster down --workdir $(DEV)
+
+cluster-status: venv
+	$(PY) -m tests.cluster status --workdir $(DEV)
+
+crds: venv
+	$(PY) -m jobline.crdgen
+
+clean: cluster-down
+	rm -rf $(DEV) .pytest_cache .mypy_cache .ruff_cache

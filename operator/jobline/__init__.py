@@ -1,0 +1,3 @@
+"""Jobline: background jobs as Kubernetes resources."""
+
+__version__ = "0.1.0"

@@ -25,7 +25,7 @@ from tests.kube import wait_for
 
 
 @dataclass
-class TestCluster:
+class ClusterHandle:
     kubeconfig: Path
     api: client.ApiClient
     local: bool  # our own control plane with the local node and kwok nodes
@@ -47,16 +47,16 @@ class TestCluster:
 
 
 @pytest.fixture(scope="session")
-def cluster(request: pytest.FixtureRequest) -> Iterator[TestCluster]:
+def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
     external = os.environ.get("JOBLINE_TEST_KUBECONFIG")
     if external:
         path = Path(external)
-        yield TestCluster(path, config.new_client_from_config(str(path)), local=False)
+        yield ClusterHandle(path, config.new_client_from_config(str(path)), local=False)
         return
     if os.environ.get("JOBLINE_TEST_KIND"):
         kind = request.getfixturevalue("kind_cluster")
         path = Path(kind.kubeconfig_path)
-        yield TestCluster(path, config.new_client_from_config(str(path)), local=False)
+        yield ClusterHandle(path, config.new_client_from_config(str(path)), local=False)
         return
 
     from tests.cluster.build import ensure_binaries
@@ -71,7 +71,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[TestCluster]:
         raise
     print(f"\ntest cluster up in {local.startup_seconds:.1f}s; logs in {workdir / 'logs'}")
     try:
-        yield TestCluster(local.kubeconfig, config.new_client_from_config(str(local.kubeconfig)), local=True,
+        yield ClusterHandle(local.kubeconfig, config.new_client_from_config(str(local.kubeconfig)), local=True,
                           workdir=workdir)
     finally:
         local.stop()
@@ -82,7 +82,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[TestCluster]:
 
 
 @pytest.fixture
-def local_cluster(cluster: TestCluster) -> TestCluster:
+def local_cluster(cluster: ClusterHandle) -> ClusterHandle:
     """The cluster, when it is ours: its local node runs pods as processes and kwok nodes exist."""
     if not cluster.local:
         pytest.skip("needs the local node and kwok nodes of the built-in test cluster")
@@ -90,7 +90,7 @@ def local_cluster(cluster: TestCluster) -> TestCluster:
 
 
 @pytest.fixture
-def namespace(cluster: TestCluster, request: pytest.FixtureRequest) -> Iterator[str]:
+def namespace(cluster: ClusterHandle, request: pytest.FixtureRequest) -> Iterator[str]:
     base = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
     name = f"{base}-{uuid.uuid4().hex[:5]}"
     core = cluster.core

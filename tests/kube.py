@@ -25,7 +25,7 @@ def wait_for(fn: Callable[[], T | None], timeout: float, what: str, interval: fl
             if value:
                 return value
             last = value
-        except Exception as exc:  # noqa: BLE001 - reported on timeout
+        except Exception as exc:  # reported on timeout
             last = exc
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")

@@ -25,3 +25,27 @@ ENV_QUEUE: Final = "JOBLINE_QUEUE"
 ENV_HANDLER: Final = "JOBLINE_HANDLER"
 ENV_ATTEMPT: Final = "JOBLINE_ATTEMPT"
 ENV_PAYLOAD: Final = "JOBLINE_PAYLOAD"
+ENV_RESULT_PATH: Final = "JOBLINE_RESULT_PATH"
+ENV_WORKER_IMPORTS: Final = "JOBLINE_WORKER_IMPORTS"
+
+# Kinds and plurals.
+KIND_QUEUEDJOB: Final = "QueuedJob"
+KIND_JOBQUEUE: Final = "JobQueue"
+KIND_JOBSCHEDULE: Final = "JobSchedule"
+PLURAL_QUEUEDJOBS: Final = "queuedjobs"
+PLURAL_JOBQUEUES: Final = "jobqueues"
+PLURAL_JOBSCHEDULES: Final = "jobschedules"
+
+# Worker exit codes (the worker SDK and the operator agree on these).
+EXIT_OK: Final = 0
+EXIT_RETRYABLE: Final = 1
+EXIT_UNKNOWN_HANDLER: Final = 64
+EXIT_BAD_INPUT: Final = 65
+EXIT_PERMANENT: Final = 66
+PERMANENT_EXIT_CODES: Final = frozenset({EXIT_UNKNOWN_HANDLER, EXIT_BAD_INPUT, EXIT_PERMANENT})
+
+# The worker pod.
+WORKER_CONTAINER: Final = "worker"
+WORKER_DEFAULT_COMMAND: Final = ("jobline-worker",)
+FIELD_MANAGER: Final = "jobline-operator"
+ANNOTATION_JOB_NAME: Final = f"{GROUP}/job-name"

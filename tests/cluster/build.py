@@ -128,11 +128,9 @@ def _build(comp: Component, out_dir: Path, versions: dict[str, str], step: str) 
     )
     assert proc.stdout is not None
     tail: list[str] = []
-    count = 0
     last_report = started
-    for line in proc.stdout:
+    for count, line in enumerate(proc.stdout, 1):
         tail = [*tail[-40:], line.rstrip()]
-        count += 1
         now = time.monotonic()
         if now - last_report >= 15:
             print(f"    ... {count} packages compiled, {now - started:.0f}s, now {line.strip()}", flush=True)

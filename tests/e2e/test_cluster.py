@@ -10,7 +10,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.cluster.build import read_versions
-from tests.conftest import TestCluster
+from tests.conftest import ClusterHandle
 from tests.kube import kubectl, kubectl_json, wait_for
 
 GROUP = "cluster-test.jobline.dev"
@@ -35,7 +35,7 @@ def _finished(core: client.CoreV1Api, ns: str, name: str) -> client.V1Pod | None
     return pod if pod.status.phase in ("Succeeded", "Failed") else None
 
 
-def test_version_is_the_pinned_one(cluster: TestCluster) -> None:
+def test_version_is_the_pinned_one(cluster: ClusterHandle) -> None:
     if not cluster.local:
         pytest.skip("an external cluster has its own version")
     info = client.VersionApi(cluster.api).get_code()
@@ -43,7 +43,7 @@ def test_version_is_the_pinned_one(cluster: TestCluster) -> None:
 
 
 @pytest.fixture(scope="module")
-def widget_crd(cluster: TestCluster) -> str:
+def widget_crd(cluster: ClusterHandle) -> str:
     ext = client.ApiextensionsV1Api(cluster.api)
     name = f"widgets.{GROUP}"
     crd = {
@@ -87,7 +87,7 @@ def widget_crd(cluster: TestCluster) -> str:
     return name
 
 
-def test_crd_status_subresource_and_printer_columns(cluster: TestCluster, widget_crd: str, namespace: str) -> None:
+def test_crd_status_subresource_and_printer_columns(cluster: ClusterHandle, widget_crd: str, namespace: str) -> None:
     api = cluster.custom
     api.create_namespaced_custom_object(GROUP, "v1", namespace, "widgets", {
         "apiVersion": f"{GROUP}/v1", "kind": "Widget", "metadata": {"name": "w1"},
@@ -108,7 +108,7 @@ def test_crd_status_subresource_and_printer_columns(cluster: TestCluster, widget
     assert out[1].split() == ["w1", "teal", "Shiny"]
 
 
-def test_termination_message_and_exit_code(local_cluster: TestCluster, namespace: str) -> None:
+def test_termination_message_and_exit_code(local_cluster: ClusterHandle, namespace: str) -> None:
     core = local_cluster.core
     core.create_namespaced_pod(namespace, _pod("term", [
         "python3", "-c", "open('/dev/termination-log','w').write('ok'); raise SystemExit(3)"]))
@@ -119,7 +119,7 @@ def test_termination_message_and_exit_code(local_cluster: TestCluster, namespace
     assert (term.exit_code, term.reason, term.message) == (3, "Error", "ok")
 
 
-def test_concurrent_pods_have_their_own_termination_log(local_cluster: TestCluster, namespace: str) -> None:
+def test_concurrent_pods_have_their_own_termination_log(local_cluster: ClusterHandle, namespace: str) -> None:
     core = local_cluster.core
     script = ("import os, time; p='/dev/termination-log'; open(p,'w').write(os.environ['ME']); time.sleep(1.5); "
               "assert open(p).read() == os.environ['ME']")
@@ -133,7 +133,7 @@ def test_concurrent_pods_have_their_own_termination_log(local_cluster: TestClust
         assert (pod.status.phase, term.exit_code, term.message) == ("Succeeded", 0, f"pod-{i}")
 
 
-def test_env_sources_and_working_dir(local_cluster: TestCluster, namespace: str, tmp_path: object) -> None:
+def test_env_sources_and_working_dir(local_cluster: ClusterHandle, namespace: str, tmp_path: object) -> None:
     core = local_cluster.core
     core.create_namespaced_secret(namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="s"),
                                                              string_data={"token": "s3cret"}))
@@ -165,14 +165,14 @@ def test_env_sources_and_working_dir(local_cluster: TestCluster, namespace: str,
     }
 
 
-def test_active_deadline_exceeded(local_cluster: TestCluster, namespace: str) -> None:
+def test_active_deadline_exceeded(local_cluster: ClusterHandle, namespace: str) -> None:
     core = local_cluster.core
     core.create_namespaced_pod(namespace, _pod("deadline", ["sleep", "60"], activeDeadlineSeconds=2))
     pod = wait_for(lambda: _finished(core, namespace, "deadline"), 30, "pod deadline to fail")
     assert (pod.status.phase, pod.status.reason) == ("Failed", "DeadlineExceeded")
 
 
-def test_pod_lifecycle_is_reported_like_a_kubelet(local_cluster: TestCluster, namespace: str) -> None:
+def test_pod_lifecycle_is_reported_like_a_kubelet(local_cluster: ClusterHandle, namespace: str) -> None:
     core = local_cluster.core
     core.create_namespaced_pod(namespace, _pod("life", ["python3", "-c", "import time; time.sleep(2)"]))
     running = wait_for(lambda: (p := core.read_namespaced_pod("life", namespace)).status.phase == "Running" and p,
@@ -184,7 +184,7 @@ def test_pod_lifecycle_is_reported_like_a_kubelet(local_cluster: TestCluster, na
     assert (done.status.phase, term.exit_code, term.reason) == ("Succeeded", 0, "Completed")
 
 
-def test_pod_deletion_stops_the_process(local_cluster: TestCluster, namespace: str) -> None:
+def test_pod_deletion_stops_the_process(local_cluster: ClusterHandle, namespace: str) -> None:
     core = local_cluster.core
     core.create_namespaced_pod(namespace, _pod("victim", ["sleep", "300"]))
     wait_for(lambda: core.read_namespaced_pod("victim", namespace).status.phase == "Running", 30, "victim Running")
@@ -202,7 +202,7 @@ def test_pod_deletion_stops_the_process(local_cluster: TestCluster, namespace: s
     assert time.monotonic() - started < 20
 
 
-def test_kubectl_logs(local_cluster: TestCluster, namespace: str) -> None:
+def test_kubectl_logs(local_cluster: ClusterHandle, namespace: str) -> None:
     core = local_cluster.core
     core.create_namespaced_pod(namespace, _pod("talker", ["python3", "-c", "print('hello from the local node')"]))
     wait_for(lambda: _finished(core, namespace, "talker"), 30, "talker to finish")
@@ -210,7 +210,7 @@ def test_kubectl_logs(local_cluster: TestCluster, namespace: str) -> None:
     assert "hello from the local node" in out
 
 
-def test_owner_deletion_garbage_collects_pods(local_cluster: TestCluster, namespace: str) -> None:
+def test_owner_deletion_garbage_collects_pods(local_cluster: ClusterHandle, namespace: str) -> None:
     core = local_cluster.core
     owner = core.create_namespaced_config_map(namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner")))
     body = _pod("owned", ["sleep", "300"])
@@ -223,7 +223,7 @@ def test_owner_deletion_garbage_collects_pods(local_cluster: TestCluster, namesp
              "the garbage collector to delete the owned pod")
 
 
-def test_serviceaccount_without_rights_gets_403(cluster: TestCluster, namespace: str) -> None:
+def test_serviceaccount_without_rights_gets_403(cluster: ClusterHandle, namespace: str) -> None:
     core = cluster.core
     core.create_namespaced_service_account(namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="nobody")))
     user = f"system:serviceaccount:{namespace}:nobody"
@@ -251,7 +251,7 @@ def _kwok_pod(name: str, annotations: dict[str, str] | None = None) -> dict[str,
     }
 
 
-def test_pod_on_kwok_node_completes(local_cluster: TestCluster, namespace: str) -> None:
+def test_pod_on_kwok_node_completes(local_cluster: ClusterHandle, namespace: str) -> None:
     core = local_cluster.core
     core.create_namespaced_pod(namespace, _kwok_pod("fake-ok"))
     core.create_namespaced_pod(namespace, _kwok_pod("fake-bad", {
@@ -264,7 +264,7 @@ def test_pod_on_kwok_node_completes(local_cluster: TestCluster, namespace: str) 
     assert (bad.status.phase, term.exit_code, term.message) == ("Failed", 4, "nope")
 
 
-def test_kwok_nodes_repel_pods_without_toleration(local_cluster: TestCluster, namespace: str) -> None:
+def test_kwok_nodes_repel_pods_without_toleration(local_cluster: ClusterHandle, namespace: str) -> None:
     nodes = kubectl_json(local_cluster.kubeconfig, "get", "nodes", "-l", "type=kwok")["items"]
     assert len(nodes) >= 1
     assert all(t["key"] == "kwok.x-k8s.io/node" for n in nodes for t in n["spec"]["taints"])
@@ -276,6 +276,6 @@ def test_kwok_nodes_repel_pods_without_toleration(local_cluster: TestCluster, na
         assert pod.spec.node_name == "jobline-local"
 
 
-def test_namespace_fixture_is_fresh(cluster: TestCluster, namespace: str) -> None:
+def test_namespace_fixture_is_fresh(cluster: ClusterHandle, namespace: str) -> None:
     assert cluster.core.list_namespaced_pod(namespace).items == []
     assert namespace.startswith("test-namespace-fixture-is-fresh-")

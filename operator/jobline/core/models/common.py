@@ -12,8 +12,9 @@ Python side and the apiserver in step:
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     AwareDatetime,
@@ -22,11 +23,15 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    Strict,
     StringConstraints,
     WithJsonSchema,
+    field_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
+
+from jobline import names
 
 # --- patterns (RE2- and Rust-regex-compatible: no lookaround, no backreferences) -------------
 
@@ -57,9 +62,12 @@ _QUANTITY_RE = re.compile(QUANTITY_PATTERN)
 
 
 class SpecModel(BaseModel):
-    """Base of everything users write: camelCase on the wire, unknown keys refused."""
+    """Base of everything users write: camelCase on the wire, unknown keys refused.
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    Strict like the apiserver: no "5" for an integer, no 1 for a boolean.
+    """
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True)
 
 
 class StatusModel(BaseModel):
@@ -116,6 +124,7 @@ Quantity = Annotated[
 
 Timestamp = Annotated[
     AwareDatetime,
+    Strict(False),
     WithJsonSchema({"type": "string", "format": "date-time", "pattern": TIMESTAMP_PATTERN}),
 ]
 """An RFC 3339 time with an offset, e.g. ``2025-01-31T12:00:00Z``."""
@@ -196,19 +205,42 @@ def observed_generation_field() -> Any:
     )
 
 
+def plain(value: Any) -> Any:
+    """`value` with every Mapping turned into a dict and every tuple into a list (as JSON would)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
 # --- top-level resources ---------------------------------------------------------------------
 
 
 class Resource(BaseModel):
     """Base of the top-level resources: apiVersion, kind, metadata, spec, status."""
 
+    KIND: ClassVar[str]
+    PLURAL: ClassVar[str]
+
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    api_version: str = Field(default=names.API_VERSION, description=f"Always {names.API_VERSION}.")
+    kind: str = Field(description="Kind of the object.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Standard object metadata.")
+
+    @field_validator("api_version")
+    @classmethod
+    def _our_api_version(cls, value: str) -> str:
+        if value != names.API_VERSION:
+            raise ValueError(f"apiVersion must be {names.API_VERSION}")
+        return value
 
     def to_manifest(self) -> dict[str, Any]:
         """The object as a JSON-ready dict, camelCase keys, unset (None) fields left out."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
     @classmethod
-    def from_object(cls, obj: dict[str, Any]) -> Self:
-        """Parse an object as read from the apiserver (or a manifest)."""
-        return cls.model_validate(obj)
+    def from_object(cls, obj: Mapping[str, Any]) -> Self:
+        """Parse an object as read from the apiserver or a manifest (any Mapping, e.g. a kopf body)."""
+        return cls.model_validate(plain(obj))

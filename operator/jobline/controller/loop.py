@@ -1,0 +1,435 @@
+"""The controller loop: one task that reconciles changed jobs and dispatches every queue.
+
+Watches (kopf ``on.event`` handlers) feed :class:`Store` and mark jobs dirty; the loop wakes up,
+runs the pure state machine (:mod:`jobline.core.lifecycle`) for each dirty job, applies the
+outcome, then starts attempts in priority order where a queue has free slots. Timers (runAt,
+backoff, timeouts, TTLs) are one heap, not one task per object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from jobline import names
+from jobline.core import lifecycle
+from jobline.core.dispatch import Candidate, Finished, Unique, free_slots, originals, pick, retention_victims
+from jobline.core.models import DEFAULT_PRIORITY, JobQueueSpec, QueuedJobSpec, resolve_retry
+from jobline.core.podspec import TemplateError, build_worker_pod, merge_templates
+from jobline.core.timefmt import fmt, parse
+from jobline.core.timefmt import now as utcnow
+from jobline.kube import Kube, KubeError, job_path
+
+from .store import Key, Store, key_of
+
+log = logging.getLogger("jobline.controller")
+
+QUEUE_STATUS_INTERVAL = 2.0  # seconds between two status writes of one JobQueue
+
+
+def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch turning ``old`` into ``new`` at the top level (lists are written whole)."""
+    patch: dict[str, Any] = {}
+    for k in set(old) | set(new):
+        if old.get(k) != new.get(k):
+            patch[k] = new.get(k)
+    return patch
+
+
+class Controller:
+    def __init__(self, kube: Kube, namespaces: list[str] | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.kube = kube
+        self.namespaces = namespaces  # None: all namespaces
+        self.clock = clock
+        self.store = Store()
+        self.dirty_jobs: set[Key] = set()
+        self.dirty_queues: set[Key] = set()
+        self.runnable: dict[Key, set[str]] = defaultdict(set)  # (ns, queue) -> runnable job names
+        self.timers: list[tuple[datetime, Key]] = []
+        self.wakeup = asyncio.Event()
+        self.synced = False
+        self.active = True  # False while a peer operator is active (HA standby)
+        self.queue_status_at: dict[Key, float] = {}
+        self.completions: dict[Key, deque[datetime]] = defaultdict(deque)
+        self._background: set[asyncio.Task[Any]] = set()
+        self.stats = {"dispatched": 0, "reconciled": 0}
+
+    # ------------------------------------------------------------------ feeding
+    def _touch_job(self, key: Key) -> None:
+        self.dirty_jobs.add(key)
+        self.dirty_queues.add((key[0], self.store.queue_of(key)))
+        self.wakeup.set()
+
+    def on_job(self, event: str | None, obj: dict[str, Any]) -> None:
+        key = key_of(obj)
+        if event == "DELETED":
+            self.store.drop_job(key)
+            queue = (key[0], (obj.get("spec") or {}).get("queue") or "default")
+            self.runnable[queue].discard(key[1])
+            self.dirty_queues.add(queue)
+            self._touch_related(key, obj)
+            self.wakeup.set()
+            return
+        old = self.store.jobs.get(key)
+        if self.store.put_job(obj):
+            self._touch_job(key)
+            old_phase = (old or {}).get("status", {}).get("phase")
+            if old_phase != (obj.get("status") or {}).get("phase"):
+                self._touch_related(key, obj)
+
+    def _touch_related(self, key: Key, obj: dict[str, Any]) -> None:
+        """Jobs that depend on this one, and its uniqueKey twins, must look again."""
+        ns, name = key
+        for dep in self.store.dependents.get((ns, name), ()):
+            self.dirty_jobs.add((ns, dep))
+        spec = obj.get("spec") or {}
+        unique = spec.get("uniqueKey")
+        if unique:
+            for twin in self.store.by_unique.get((ns, spec.get("queue") or "default", unique), ()):
+                self.dirty_jobs.add((ns, twin))
+
+    def on_queue(self, event: str | None, obj: dict[str, Any]) -> None:
+        key = key_of(obj)
+        if event == "DELETED":
+            self.store.drop_queue(key)
+        elif not self.store.put_queue(obj):
+            return
+        for jkey, _ in self.store.jobs_in_queue(*key):
+            self.dirty_jobs.add(jkey)
+        self.dirty_queues.add(key)
+        self.wakeup.set()
+
+    def on_pod(self, event: str | None, obj: dict[str, Any]) -> None:
+        jkey = self.store.drop_pod(obj) if event == "DELETED" else self.store.put_pod(obj)
+        if jkey is not None:
+            self._touch_job(jkey)
+
+    # --------------------------------------------------------------------- sync
+    async def sync(self) -> None:
+        """List everything once, so no decision is taken on a partial view (e.g. a pod not yet seen)."""
+        scopes: list[str | None] = list(self.namespaces) if self.namespaces else [None]
+        for ns in scopes:
+            prefix = f"/namespaces/{ns}" if ns else ""
+            for queue in await self.kube.list_objects(f"/apis/{names.GROUP}/{names.VERSION}{prefix}/{names.PLURAL_JOBQUEUES}"):
+                self.store.put_queue(_with_kind(queue, names.KIND_JOBQUEUE))
+            for job in await self.kube.list_objects(f"/apis/{names.GROUP}/{names.VERSION}{prefix}/{names.PLURAL_QUEUEDJOBS}"):
+                self.store.put_job(_with_kind(job, names.KIND_QUEUEDJOB))
+            for pod in await self.kube.list_objects(f"/api/v1{prefix}/pods", label_selector=names.LABEL_JOB):
+                self.store.put_pod(pod)
+        self.dirty_jobs.update(self.store.jobs)
+        for key in self.store.jobs:
+            self.dirty_queues.add((key[0], self.store.queue_of(key)))
+        self.dirty_queues.update(self.store.queues)
+        self.synced = True
+        log.info("synced: %d jobs, %d queues", len(self.store.jobs), len(self.store.queues))
+        self.wakeup.set()
+
+    # --------------------------------------------------------------------- loop
+    async def run(self) -> None:
+        while not self.synced:
+            try:
+                await self.sync()
+            except Exception:
+                log.exception("initial sync failed; retrying in 2s")
+                await asyncio.sleep(2)
+        while True:
+            timeout = self._next_timeout()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), timeout)
+            self.wakeup.clear()
+            if not self.active:
+                continue
+            try:
+                await self.step()
+            except Exception:  # one bad step must not stop the loop
+                log.exception("controller step failed")
+                await asyncio.sleep(1)
+
+    def _next_timeout(self) -> float | None:
+        waits: list[float] = []
+        if self.timers:
+            waits.append((self.timers[0][0] - self.clock()).total_seconds())
+        if self.queue_status_at:
+            waits.append(min(self.queue_status_at.values()) - time.monotonic())
+        return max(0.0, min(waits)) if waits else None
+
+    def schedule(self, key: Key, at: datetime) -> None:
+        heapq.heappush(self.timers, (at, key))
+
+    async def step(self) -> None:
+        now = self.clock()
+        while self.timers and self.timers[0][0] <= now:
+            _, key = heapq.heappop(self.timers)
+            if key in self.store.jobs:
+                self._touch_job(key)
+        jobs, self.dirty_jobs = self.dirty_jobs, set()
+        if jobs:
+            await asyncio.gather(*(self._reconcile_safely(key) for key in jobs))
+        queues, self.dirty_queues = self.dirty_queues, set()
+        for queue in queues:
+            await self.dispatch(queue)
+            self._queue_status_later(queue)
+        await self._queue_statuses()
+
+    async def _reconcile_safely(self, key: Key) -> None:
+        try:
+            await self.reconcile(key)
+        except KubeError as exc:
+            if exc.conflict or exc.not_found:
+                self.dirty_jobs.add(key)  # retried on the next step, with what the watch brings
+            else:
+                log.warning("reconcile %s/%s failed: %s", *key, exc)
+                self.schedule(key, self.clock() + timedelta(seconds=5))
+        except Exception:
+            log.exception("reconcile %s/%s failed", *key)
+            self.schedule(key, self.clock() + timedelta(seconds=5))
+
+    # ---------------------------------------------------------------- reconcile
+    def _world(self, key: Key, spec: QueuedJobSpec, now: datetime, uid: str) -> lifecycle.World:
+        ns, name = key
+        qspec = self.store.queue_spec(ns, spec.queue)
+        defaults = qspec.defaults if qspec else None
+        deps: dict[str, str | None] = {}
+        for dep in spec.depends_on or []:
+            obj = self.store.jobs.get((ns, dep))
+            deps[dep] = (obj.get("status") or {}).get("phase") or "Pending" if obj else None
+        duplicate_of = None
+        if spec.unique_key:
+            twins = []
+            for twin in self.store.by_unique.get((ns, spec.queue, spec.unique_key), ()):
+                tobj = self.store.jobs.get((ns, twin))
+                if tobj is None:
+                    continue
+                tst = tobj.get("status") or {}
+                twins.append(Unique(twin, tobj["metadata"].get("creationTimestamp", ""),
+                                    tst.get("phase") in lifecycle.FINISHED, int(tst.get("attempts", 0)) > 0))
+            duplicate_of = originals(twins).get(name)
+        return lifecycle.World(
+            now=now,
+            retry=resolve_retry(spec.retry, defaults.retry if defaults else None),
+            timeout_seconds=spec.timeout_seconds or (defaults.timeout_seconds if defaults else None),
+            ttl_seconds_after_finished=(spec.ttl_seconds_after_finished if spec.ttl_seconds_after_finished is not None
+                                        else defaults.ttl_seconds_after_finished if defaults else None),
+            queue_paused=bool(qspec and qspec.paused),
+            deps=deps,
+            duplicate_of=duplicate_of,
+            seed=uid,
+        )
+
+    async def reconcile(self, key: Key) -> None:
+        obj = self.store.jobs.get(key)
+        if obj is None:
+            return
+        self.stats["reconciled"] += 1
+        meta = obj["metadata"]
+        parsed = self.store.spec(key)
+        now = self.clock()
+        pods = [v for p in self.store.pods.get(key, {}).values() if (v := lifecycle.pod_view(p)) is not None]
+        world = (self._world(key, parsed.spec, now, meta.get("uid", "")) if parsed.spec is not None
+                 else lifecycle.World(now=now, retry=resolve_retry(), spec_error=parsed.error))
+        out = lifecycle.reconcile(
+            name=key[1], uid=meta.get("uid", ""), generation=meta.get("generation"),
+            annotations=meta.get("annotations") or {}, spec=parsed.spec, status=obj.get("status"),
+            pods=pods, world=world,
+        )
+        queue_key = (key[0], self.store.queue_of(key))
+        if out.runnable:
+            self.runnable[queue_key].add(key[1])
+        else:
+            self.runnable[queue_key].discard(key[1])
+        await self.apply(key, obj, out)
+        if out.wake_at is not None:
+            self.schedule(key, out.wake_at)
+
+    async def apply(self, key: Key, obj: dict[str, Any], out: lifecycle.Outcome) -> None:
+        ns, name = key
+        for pod in out.delete_pods:
+            await self.kube.delete_pod(ns, pod)
+        old_status = obj.get("status") or {}
+        patch = status_patch(old_status, out.status)
+        if patch:
+            updated = await self.kube.patch_status(names.PLURAL_QUEUEDJOBS, ns, name, patch)
+            self.store.put_job(_with_kind(updated, names.KIND_QUEUEDJOB))
+            obj = updated
+            if out.phase in lifecycle.FINISHED and old_status.get("phase") not in lifecycle.FINISHED:
+                self.completions[(ns, self.store.queue_of(key))].append(self.clock())
+                self._touch_related(key, obj)
+        await self._sync_labels(key, obj)
+        for ev in out.events:
+            self._emit(obj, ev)
+        if out.delete_job:
+            await self.kube.delete_object(names.PLURAL_QUEUEDJOBS, ns, name, obj["metadata"].get("uid"))
+            self._emit(obj, lifecycle.Event("Normal", "Deleted", "ttlSecondsAfterFinished expired"))
+
+    async def _sync_labels(self, key: Key, obj: dict[str, Any]) -> None:
+        labels = obj["metadata"].get("labels") or {}
+        spec = obj.get("spec") or {}
+        want = {
+            names.LABEL_PHASE: (obj.get("status") or {}).get("phase"),
+            names.LABEL_QUEUE: spec.get("queue") or "default",
+            names.LABEL_HANDLER: spec.get("handler"),
+        }
+        diff = {k: v for k, v in want.items() if v and labels.get(k) != v}
+        if diff:
+            updated = await self.kube.patch_meta(names.PLURAL_QUEUEDJOBS, key[0], key[1], {"labels": diff})
+            self.store.put_job(_with_kind(updated, names.KIND_QUEUEDJOB))
+
+    def _emit(self, obj: dict[str, Any], ev: lifecycle.Event) -> None:
+        task = asyncio.create_task(self.kube.event(_with_kind(obj, names.KIND_QUEUEDJOB), ev.type, ev.reason, ev.message))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ----------------------------------------------------------------- dispatch
+    async def dispatch(self, queue: Key) -> None:
+        ns, qname = queue
+        runnable = self.runnable.get(queue)
+        if not runnable:
+            return
+        qspec = self.store.queue_spec(ns, qname)
+        active = sum(1 for key, obj in self.store.jobs_in_queue(ns, qname)
+                     if self.store.active_pods(key) or (obj.get("status") or {}).get("phase") == "Running")
+        slots = free_slots(qspec.concurrency if qspec else None, active, bool(qspec and qspec.paused))
+        if slots == 0:
+            return
+        default_priority = (qspec.defaults.priority if qspec and qspec.defaults else None) or DEFAULT_PRIORITY
+        candidates = []
+        for name in list(runnable):
+            obj = self.store.jobs.get((ns, name))
+            parsed = self.store.spec((ns, name)) if obj is not None else None
+            if obj is None or parsed is None or parsed.spec is None:
+                runnable.discard(name)
+                continue
+            priority = parsed.spec.priority if parsed.spec.priority is not None else default_priority
+            candidates.append(Candidate.of(name, priority, obj["metadata"].get("creationTimestamp", "")))
+        chosen = pick(candidates, slots)
+        for c in chosen:
+            runnable.discard(c.name)
+        await asyncio.gather(*(self._start_safely((ns, c.name), qspec) for c in chosen))
+
+    async def _start_safely(self, key: Key, qspec: JobQueueSpec | None) -> None:
+        try:
+            await self.start(key, qspec)
+        except KubeError as exc:
+            log.warning("starting %s/%s failed: %s", *key, exc)
+            self.schedule(key, self.clock() + timedelta(seconds=2))
+        except Exception:
+            log.exception("starting %s/%s failed", *key)
+            self.schedule(key, self.clock() + timedelta(seconds=5))
+
+    async def start(self, key: Key, qspec: JobQueueSpec | None) -> None:
+        ns, name = key
+        obj = self.store.jobs[key]
+        spec = self.store.spec(key).spec
+        assert spec is not None
+        meta = obj["metadata"]
+        status = obj.get("status") or {}
+        attempt = int(status.get("attempts", 0)) + 1
+        template = merge_templates(qspec.template if qspec else None, spec.template)
+        defaults = qspec.defaults if qspec else None
+        timeout = spec.timeout_seconds or (defaults.timeout_seconds if defaults else None)
+        now = self.clock()
+        try:
+            body = build_worker_pod(job=name, namespace=ns, job_uid=meta["uid"], queue=spec.queue,
+                                    handler=spec.handler, payload=spec.payload, attempt=attempt,
+                                    template=template, timeout_seconds=timeout)
+        except TemplateError as exc:
+            out = lifecycle.Outcome(status=dict(status))
+            lifecycle._finish_failed(out, now, meta.get("generation"), exc.reason, str(exc), dead_letter=False)
+            await self.apply(key, obj, out)
+            return
+        pod, _created = await self.kube.create_pod(ns, body)
+        self.store.put_pod(pod)
+        new_status, event = lifecycle.start_attempt(status, attempt=attempt, pod=pod["metadata"]["name"], now=now,
+                                                    generation=meta.get("generation"))
+        self.stats["dispatched"] += 1
+        out = lifecycle.Outcome(status=new_status, events=[event])
+        if timeout:
+            self.schedule(key, now + timedelta(seconds=timeout + lifecycle.TIMEOUT_GRACE_SECONDS))
+        await self.apply(key, obj, out)
+
+    # ------------------------------------------------------------- queue status
+    def _queue_status_later(self, queue: Key) -> None:
+        if queue in self.store.queues and queue not in self.queue_status_at:
+            self.queue_status_at[queue] = time.monotonic() + QUEUE_STATUS_INTERVAL
+
+    async def _queue_statuses(self) -> None:
+        due = [q for q, at in self.queue_status_at.items() if at <= time.monotonic()]
+        for queue in due:
+            del self.queue_status_at[queue]
+            try:
+                await self._write_queue_status(queue)
+            except KubeError as exc:
+                log.warning("status of JobQueue %s/%s: %s", *queue, exc)
+
+    async def _write_queue_status(self, queue: Key) -> None:
+        ns, qname = queue
+        obj = self.store.queues.get(queue)
+        if obj is None:
+            return
+        now = self.clock()
+        counts = dict.fromkeys(("pending", "waiting", "running", "succeeded", "failed", "suspended"), 0)
+        oldest: datetime | None = None
+        last_done: datetime | None = None
+        finished: list[Finished] = []
+        for _key, job in self.store.jobs_in_queue(ns, qname):
+            st = job.get("status") or {}
+            phase = st.get("phase") or "Pending"
+            counts[phase.lower()] = counts.get(phase.lower(), 0) + 1
+            if phase == "Pending":
+                created = parse(job["metadata"].get("creationTimestamp"))
+                if created and (oldest is None or created < oldest):
+                    oldest = created
+            if phase in lifecycle.FINISHED:
+                done = parse(st.get("completedAt"))
+                if done and (last_done is None or done > last_done):
+                    last_done = done
+                finished.append(Finished(job["metadata"]["name"], phase, st.get("completedAt") or ""))
+        recent = self.completions[queue]
+        while recent and recent[0] < now - timedelta(minutes=1):
+            recent.popleft()
+        qspec = self.store.queue_spec(ns, qname)
+        new = {
+            **counts,
+            "oldestPendingSeconds": int((now - oldest).total_seconds()) if oldest else 0,
+            "lastCompletionTime": fmt(last_done) if last_done else None,
+            "completionsLastMinute": len(recent),
+            "observedGeneration": obj["metadata"].get("generation"),
+        }
+        old = obj.get("status") or {}
+        conditions = list(old.get("conditions") or [])
+        st_for_cond: dict[str, Any] = {"conditions": conditions}
+        ready_reason = "Paused" if qspec and qspec.paused else "Active"
+        if qspec is None:
+            lifecycle.set_condition(st_for_cond, "Ready", False, "InvalidSpec", "the queue's spec cannot be read",
+                                    now, obj["metadata"].get("generation"))
+        else:
+            lifecycle.set_condition(st_for_cond, "Ready", True, ready_reason,
+                                    "paused: no new attempts start" if qspec.paused else "dispatching",
+                                    now, obj["metadata"].get("generation"))
+        new["conditions"] = st_for_cond["conditions"]
+        patch = status_patch({k: old.get(k) for k in new}, new)
+        if patch:
+            updated = await self.kube.patch_status(names.PLURAL_JOBQUEUES, ns, qname, patch)
+            self.store.put_queue(_with_kind(updated, names.KIND_JOBQUEUE))
+        if qspec and qspec.retention:
+            for victim in retention_victims(finished, qspec.retention.succeeded, qspec.retention.failed):
+                vobj = self.store.jobs.get((ns, victim))
+                await self.kube.delete_object(names.PLURAL_QUEUEDJOBS, ns, victim,
+                                              vobj["metadata"].get("uid") if vobj else None)
+
+
+def _with_kind(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    obj.setdefault("apiVersion", names.API_VERSION)
+    obj.setdefault("kind", kind)
+    return obj
+
+
+__all__ = ["Controller", "job_path", "status_patch"]

@@ -1,0 +1,191 @@
+"""In-memory view of QueuedJobs, JobQueues and attempt pods, fed by watches and by our own writes.
+
+Dispatch needs the whole queue at once (ordering, concurrency, uniqueness), so the operator keeps
+this view instead of reading objects one handler call at a time. Objects are kept as the raw
+dicts the API returned; parsed specs are cached per resourceVersion.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from jobline import names
+from jobline.core.models import DEFAULT_QUEUE, JobQueueSpec, QueuedJobSpec
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+def key_of(obj: dict[str, Any]) -> Key:
+    meta = obj.get("metadata", {})
+    return meta.get("namespace", ""), meta.get("name", "")
+
+
+def _rv(obj: dict[str, Any] | None) -> int:
+    try:
+        return int((obj or {}).get("metadata", {}).get("resourceVersion", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+@dataclass
+class Parsed:
+    rv: str
+    spec: QueuedJobSpec | None
+    error: str | None
+
+
+def _short_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        parts.append(f"spec.{loc}: {err.get('msg')}")
+    return "; ".join(parts)
+
+
+class Store:
+    def __init__(self) -> None:
+        self.jobs: dict[Key, dict[str, Any]] = {}
+        self.queues: dict[Key, dict[str, Any]] = {}
+        self.pods: dict[Key, dict[str, dict[str, Any]]] = defaultdict(dict)  # job key -> pod name -> pod
+        self.by_queue: dict[Key, set[str]] = defaultdict(set)  # (ns, queue) -> job names
+        self.dependents: dict[Key, set[str]] = defaultdict(set)  # (ns, dependency) -> job names
+        self.by_unique: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+        self._job_index: dict[Key, tuple[str, tuple[str, ...], str | None]] = {}
+        self._parsed: dict[Key, Parsed] = {}
+        self._queue_parsed: dict[Key, tuple[str, JobQueueSpec | None]] = {}
+
+    # ------------------------------------------------------------------ jobs
+    def put_job(self, obj: dict[str, Any]) -> bool:
+        """Store a job unless we hold a newer version; True when it changed."""
+        key = key_of(obj)
+        old = self.jobs.get(key)
+        if old is not None and _rv(old) >= _rv(obj) and _rv(obj):
+            return False
+        self.jobs[key] = obj
+        self._reindex(key, obj)
+        return True
+
+    def drop_job(self, key: Key) -> dict[str, Any] | None:
+        obj = self.jobs.pop(key, None)
+        self._unindex(key)
+        self._parsed.pop(key, None)
+        self.pods.pop(key, None)
+        return obj
+
+    def _reindex(self, key: Key, obj: dict[str, Any]) -> None:
+        spec = obj.get("spec") or {}
+        queue = spec.get("queue") or DEFAULT_QUEUE
+        deps = tuple(spec.get("dependsOn") or ())
+        unique = spec.get("uniqueKey")
+        if self._job_index.get(key) == (queue, deps, unique):
+            return
+        self._unindex(key)
+        ns, name = key
+        self.by_queue[(ns, queue)].add(name)
+        for dep in deps:
+            self.dependents[(ns, dep)].add(name)
+        if unique:
+            self.by_unique[(ns, queue, unique)].add(name)
+        self._job_index[key] = (queue, deps, unique)
+
+    def _unindex(self, key: Key) -> None:
+        index = self._job_index.pop(key, None)
+        if index is None:
+            return
+        ns, name = key
+        queue, deps, unique = index
+        self.by_queue[(ns, queue)].discard(name)
+        for dep in deps:
+            self.dependents[(ns, dep)].discard(name)
+        if unique:
+            self.by_unique[(ns, queue, unique)].discard(name)
+
+    def queue_of(self, key: Key) -> str:
+        index = self._job_index.get(key)
+        return index[0] if index else DEFAULT_QUEUE
+
+    def unique_of(self, key: Key) -> str | None:
+        index = self._job_index.get(key)
+        return index[2] if index else None
+
+    def spec(self, key: Key) -> Parsed:
+        obj = self.jobs[key]
+        rv = obj.get("metadata", {}).get("resourceVersion", "")
+        cached = self._parsed.get(key)
+        if cached is not None and cached.rv == rv:
+            return cached
+        try:
+            parsed = Parsed(rv, QueuedJobSpec.model_validate(obj.get("spec") or {}, strict=False), None)
+        except ValidationError as exc:
+            parsed = Parsed(rv, None, _short_error(exc))
+        self._parsed[key] = parsed
+        return parsed
+
+    def jobs_in_queue(self, ns: str, queue: str) -> Iterator[tuple[Key, dict[str, Any]]]:
+        for name in self.by_queue.get((ns, queue), ()):
+            key = (ns, name)
+            obj = self.jobs.get(key)
+            if obj is not None:
+                yield key, obj
+
+    # ---------------------------------------------------------------- queues
+    def put_queue(self, obj: dict[str, Any]) -> bool:
+        key = key_of(obj)
+        old = self.queues.get(key)
+        if old is not None and _rv(old) >= _rv(obj) and _rv(obj):
+            return False
+        changed = old is None or old.get("spec") != obj.get("spec")
+        self.queues[key] = obj
+        return changed
+
+    def drop_queue(self, key: Key) -> None:
+        self.queues.pop(key, None)
+        self._queue_parsed.pop(key, None)
+
+    def queue_spec(self, ns: str, queue: str) -> JobQueueSpec | None:
+        """The JobQueue's spec; None when there is no such queue (built-in defaults apply)."""
+        obj = self.queues.get((ns, queue))
+        if obj is None:
+            return None
+        rv = obj.get("metadata", {}).get("resourceVersion", "")
+        cached = self._queue_parsed.get((ns, queue))
+        if cached is not None and cached[0] == rv:
+            return cached[1]
+        try:
+            spec: JobQueueSpec | None = JobQueueSpec.model_validate(obj.get("spec") or {}, strict=False)
+        except ValidationError:
+            spec = None
+        self._queue_parsed[(ns, queue)] = (rv, spec)
+        return spec
+
+    # ------------------------------------------------------------------ pods
+    def put_pod(self, obj: dict[str, Any]) -> Key | None:
+        """Store an attempt pod; returns its job's key (None when the pod is not ours)."""
+        meta = obj.get("metadata", {})
+        job = meta.get("annotations", {}).get(names.ANNOTATION_JOB_NAME) or meta.get("labels", {}).get(names.LABEL_JOB)
+        if not job:
+            return None
+        jkey = (meta.get("namespace", ""), job)
+        old = self.pods[jkey].get(meta.get("name", ""))
+        if old is not None and _rv(old) > _rv(obj) and _rv(obj):
+            return jkey
+        self.pods[jkey][meta.get("name", "")] = obj
+        return jkey
+
+    def drop_pod(self, obj: dict[str, Any]) -> Key | None:
+        meta = obj.get("metadata", {})
+        job = meta.get("annotations", {}).get(names.ANNOTATION_JOB_NAME) or meta.get("labels", {}).get(names.LABEL_JOB)
+        if not job:
+            return None
+        jkey = (meta.get("namespace", ""), job)
+        self.pods.get(jkey, {}).pop(meta.get("name", ""), None)
+        return jkey
+
+    def active_pods(self, key: Key) -> int:
+        return sum(1 for p in self.pods.get(key, {}).values()
+                   if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))

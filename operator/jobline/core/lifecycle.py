@@ -1,0 +1,433 @@
+"""The QueuedJob state machine: from a job, its attempt pods and the world, the job's next status.
+
+Pure: no Kubernetes client, no clock (``now`` is an input). The adapter applies the outcome —
+a status patch, events, pods to delete, the job to delete — and asks again at ``wake_at``.
+
+Phases: Pending (ready, waiting for a slot), Waiting (Delayed by runAt, Blocked by dependsOn,
+BackingOff between attempts), Running, Suspended, Succeeded, Failed (dead-lettered when it ran out
+of retries or failed permanently).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from jobline import names
+
+from .backoff import backoff_seconds
+from .models import MAX_ATTEMPT_HISTORY, MAX_PAYLOAD_BYTES, QueuedJobSpec, ResolvedRetry, payload_size
+from .timefmt import fmt, parse
+
+FINISHED = ("Succeeded", "Failed")
+TIMEOUT_GRACE_SECONDS = 30  # after timeoutSeconds, the operator stops a pod its node did not stop
+
+
+@dataclass(frozen=True)
+class PodView:
+    """What the state machine needs to know of one attempt pod."""
+
+    name: str
+    attempt: int
+    phase: str
+    deleting: bool = False
+    created: datetime | None = None
+    started: datetime | None = None
+    finished: datetime | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    pod_reason: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.phase in ("Succeeded", "Failed")
+
+
+def pod_view(pod: Mapping[str, Any]) -> PodView | None:
+    """Read an attempt pod; None when it is not one of ours."""
+    meta = pod.get("metadata", {})
+    try:
+        attempt = int(meta.get("labels", {}).get(names.LABEL_ATTEMPT, ""))
+    except ValueError:
+        return None
+    status = pod.get("status", {})
+    term: Mapping[str, Any] = {}
+    for cs in status.get("containerStatuses") or []:
+        if cs.get("name") == names.WORKER_CONTAINER:
+            term = (cs.get("state") or {}).get("terminated") or {}
+    return PodView(
+        name=meta.get("name", ""),
+        attempt=attempt,
+        phase=status.get("phase") or "Pending",
+        deleting=bool(meta.get("deletionTimestamp")),
+        created=parse(meta.get("creationTimestamp")),
+        started=parse(status.get("startTime")),
+        finished=parse(term.get("finishedAt")),
+        exit_code=term.get("exitCode"),
+        reason=term.get("reason"),
+        message=term.get("message"),
+        pod_reason=status.get("reason"),
+    )
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class World:
+    """Everything outside the job that decides its fate."""
+
+    now: datetime
+    retry: ResolvedRetry
+    timeout_seconds: int | None = None
+    ttl_seconds_after_finished: int | None = None
+    queue_paused: bool = False
+    deps: Mapping[str, str | None] = field(default_factory=dict)  # name -> phase (None: not found)
+    duplicate_of: str | None = None
+    spec_error: str | None = None  # the spec could not be read
+    seed: str = ""  # spreads the backoff jitter per job (its uid)
+
+
+@dataclass
+class Outcome:
+    status: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+    delete_pods: list[str] = field(default_factory=list)
+    delete_job: bool = False
+    runnable: bool = False
+    wake_at: datetime | None = None
+
+    @property
+    def phase(self) -> str | None:
+        phase = self.status.get("phase")
+        return phase if isinstance(phase, str) else None
+
+
+# ------------------------------------------------------------------------------------ helpers
+def set_condition(status: dict[str, Any], type_: str, value: bool, reason: str, message: str,
+                  now: datetime, generation: int | None) -> None:
+    conditions: list[dict[str, Any]] = status.setdefault("conditions", [])
+    text = "True" if value else "False"
+    for cond in conditions:
+        if cond["type"] == type_:
+            if cond["status"] != text:
+                cond["lastTransitionTime"] = fmt(now)
+            cond.update(status=text, reason=reason, message=message[:32768])
+            if generation is not None:
+                cond["observedGeneration"] = generation
+            return
+    new: dict[str, Any] = {"type": type_, "status": text, "reason": reason, "message": message[:32768], "lastTransitionTime": fmt(now)}
+    if generation is not None:
+        new["observedGeneration"] = generation
+    conditions.append(new)
+
+
+def _history_entry(status: dict[str, Any], attempt: int) -> dict[str, Any] | None:
+    for rec in status.get("attemptHistory", []):
+        if rec.get("attempt") == attempt:
+            entry: dict[str, Any] = rec  # the live entry: callers update it in place
+            return entry
+    return None
+
+
+def _append_history(status: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    history: list[dict[str, Any]] = status.setdefault("attemptHistory", [])
+    history.append(record)
+    overflow = len(history) - MAX_ATTEMPT_HISTORY
+    if overflow > 0:
+        del history[:overflow]
+        status["olderAttempts"] = int(status.get("olderAttempts", 0)) + overflow
+    return record
+
+
+def _result(message: str | None) -> Any:
+    if not message:
+        return None
+    try:
+        return json.loads(message)
+    except ValueError:
+        return message
+
+
+def start_attempt(status: Mapping[str, Any] | None, *, attempt: int, pod: str, now: datetime,
+                  generation: int | None) -> tuple[dict[str, Any], Event]:
+    """The status after the dispatcher created the pod of ``attempt``."""
+    st = copy.deepcopy(dict(status or {}))
+    st.update(phase="Running", attempts=attempt, podName=pod, waitingReason=None, nextAttemptAt=None, progress=None)
+    st.setdefault("startedAt", fmt(now))
+    st["startedAt"] = st["startedAt"] or fmt(now)
+    if _history_entry(st, attempt) is None:
+        _append_history(st, {"attempt": attempt, "pod": pod, "startedAt": fmt(now)})
+    st["observedGeneration"] = generation
+    return st, Event("Normal", "Started", f"attempt {attempt} started in pod {pod}")
+
+
+# ------------------------------------------------------------------------------ state machine
+def reconcile(
+    *,
+    name: str,
+    uid: str,
+    generation: int | None,
+    annotations: Mapping[str, str],
+    spec: QueuedJobSpec | None,
+    status: Mapping[str, Any] | None,
+    pods: list[PodView],
+    world: World,
+) -> Outcome:
+    """Decide the job's next status (a full status dict; the adapter diffs it against the old one)."""
+    now = world.now
+    st: dict[str, Any] = copy.deepcopy(dict(status or {}))
+    out = Outcome(status=st)
+    st["observedGeneration"] = generation
+    phase = st.get("phase")
+
+    if spec is None:  # unreadable spec: fail clearly once, never crash
+        if phase not in FINISHED:
+            _finish_failed(out, now, generation, "InvalidSpec", world.spec_error or "the spec cannot be read",
+                           dead_letter=False)
+        return out
+
+    # A new value of the requeue annotation runs a finished job again, with a fresh retry budget.
+    token = annotations.get(names.ANNOTATION_REQUEUE)
+    if token and token != st.get("requeueToken"):
+        st["requeueToken"] = token
+        if phase in FINISHED:
+            st.update(phase=None, failedAttempts=0, deadLettered=False, completedAt=None, nextAttemptAt=None,
+                      result=None, progress=None, duplicateOf=None, waitingReason=None)
+            for type_ in ("Complete", "Failed"):
+                set_condition(st, type_, False, "Requeued", f"requeued ({names.ANNOTATION_REQUEUE}={token})",
+                              now, generation)
+            out.events.append(Event("Normal", "Requeued", f"requeued with a fresh retry budget (token {token!r})"))
+            phase = None
+
+    attempts = int(st.get("attempts", 0))
+    latest = max(pods, key=lambda p: p.attempt, default=None)
+    if latest is not None and latest.attempt > attempts and phase not in FINISHED:
+        # A pod the last operator created but could not record (it died in between): adopt it.
+        attempts = latest.attempt
+        st.update(attempts=attempts, podName=latest.name, phase="Running")
+        if _history_entry(st, attempts) is None:
+            _append_history(st, {"attempt": attempts, "pod": latest.name,
+                                 "startedAt": fmt(latest.created or now)})
+        st.setdefault("startedAt", fmt(latest.created or now))
+        out.events.append(Event("Normal", "Adopted", f"adopted pod {latest.name} of attempt {attempts}"))
+
+    if phase in FINISHED:
+        _expire(out, world)
+        return out
+
+    current = latest if latest is not None and latest.attempt == attempts else None
+    record = _history_entry(st, attempts) if attempts else None
+    open_attempt = record is not None and not record.get("finishedAt")
+
+    if open_attempt and record is not None:
+        if current is None:
+            _attempt_failed(out, record, spec, world, generation, reason="PodDeleted", exit_code=None,
+                            message=f"pod {record.get('pod')} disappeared before the attempt finished")
+            return _after_attempt(out, spec, world, generation)
+        if current.terminal:
+            _attempt_ended(out, record, current, spec, world, generation)
+            return _after_attempt(out, spec, world, generation)
+        # The attempt is still running.
+        if spec.suspend:
+            _close_record(record, now, reason="Suspended", exit_code=None,
+                          message="stopped by spec.suspend; not counted as a failure")
+            out.delete_pods.append(current.name)
+            return _suspend(out, phase, now, generation)
+        timeout = world.timeout_seconds
+        began = current.started or current.created or parse(record.get("startedAt")) or now
+        if timeout and now >= began + timedelta(seconds=timeout + TIMEOUT_GRACE_SECONDS):
+            out.delete_pods.append(current.name)
+            _attempt_failed(out, record, spec, world, generation, reason="Timeout", exit_code=None,
+                            message=f"attempt exceeded timeoutSeconds={timeout}")
+            return _after_attempt(out, spec, world, generation)
+        if current.deleting:
+            st.update(phase="Running")
+            return out
+        st.update(phase="Running", waitingReason=None)
+        if timeout:
+            out.wake_at = began + timedelta(seconds=timeout + TIMEOUT_GRACE_SECONDS)
+        return out
+
+    return _idle(out, phase, spec, world, generation)
+
+
+def _after_attempt(out: Outcome, spec: QueuedJobSpec, world: World, generation: int | None) -> Outcome:
+    phase = out.status.get("phase")
+    if phase in FINISHED:
+        _expire(out, world)
+        return out
+    if phase == "Suspended":
+        return out
+    return _idle(out, None, spec, world, generation)
+
+
+def _idle(out: Outcome, previous: str | None, spec: QueuedJobSpec, world: World, generation: int | None) -> Outcome:
+    """No attempt is running: decide whether the job waits, fails, or may start."""
+    st, now = out.status, world.now
+    if spec.suspend:
+        return _suspend(out, previous, now, generation)
+    if previous == "Suspended":
+        out.events.append(Event("Normal", "Resumed", "spec.suspend cleared; the job may run again"))
+    if world.duplicate_of:
+        st["duplicateOf"] = world.duplicate_of
+        _finish_failed(out, now, generation, "Duplicate",
+                       f"duplicate of {world.duplicate_of}: uniqueKey {spec.unique_key!r} already has an unfinished job "
+                       f"in queue {spec.queue}", dead_letter=False)
+        return out
+    size = payload_size(spec.payload)
+    if size > MAX_PAYLOAD_BYTES:
+        _finish_failed(out, now, generation, "PayloadTooLarge",
+                       f"spec.payload is {size} bytes, more than the {MAX_PAYLOAD_BYTES} allowed", dead_letter=False)
+        return out
+    blocked: list[str] = []
+    for dep in spec.depends_on or []:
+        dep_phase = world.deps.get(dep)
+        if dep_phase == "Failed":
+            _finish_failed(out, now, generation, "DependencyFailed", f"dependency {dep} failed", dead_letter=True)
+            return out
+        if dep_phase != "Succeeded":
+            blocked.append(dep if dep_phase is not None else f"{dep} (not found)")
+    if blocked:
+        st.update(phase="Waiting", waitingReason="Blocked", nextAttemptAt=None)
+        set_condition(st, "Blocked", True, "WaitingForDependencies", "waiting for " + ", ".join(blocked), now, generation)
+        return out
+    _clear_condition(st, "Blocked", now, generation)
+    if spec.run_at is not None and spec.run_at > now and int(st.get("attempts", 0)) == 0:
+        st.update(phase="Waiting", waitingReason="Delayed", nextAttemptAt=fmt(spec.run_at))
+        out.wake_at = spec.run_at
+        return out
+    next_at = parse(st.get("nextAttemptAt"))
+    if next_at is not None and next_at > now:
+        st.update(phase="Waiting", waitingReason="BackingOff")
+        out.wake_at = next_at
+        return out
+    st.update(phase="Pending", waitingReason="QueuePaused" if world.queue_paused else None, nextAttemptAt=None)
+    out.runnable = not world.queue_paused
+    return out
+
+
+def _clear_condition(st: dict[str, Any], type_: str, now: datetime, generation: int | None) -> None:
+    if any(c["type"] == type_ and c["status"] == "True" for c in st.get("conditions", [])):
+        set_condition(st, type_, False, "DependenciesSucceeded", "all dependencies succeeded", now, generation)
+
+
+def _suspend(out: Outcome, previous: str | None, now: datetime, generation: int | None) -> Outcome:
+    out.status.update(phase="Suspended", waitingReason=None)
+    if previous != "Suspended":
+        out.events.append(Event("Normal", "Suspended", "spec.suspend is set; the job is held"))
+    set_condition(out.status, "Suspended", True, "SpecSuspend", "spec.suspend is true", now, generation)
+    return out
+
+
+def _close_record(record: dict[str, Any], now: datetime, *, reason: str, exit_code: int | None,
+                  message: str | None, finished: datetime | None = None) -> None:
+    record["finishedAt"] = fmt(finished or now)
+    record["reason"] = reason
+    if exit_code is not None:
+        record["exitCode"] = exit_code
+    if message:
+        record["message"] = message[:1024]
+
+
+def _attempt_ended(out: Outcome, record: dict[str, Any], pod: PodView, spec: QueuedJobSpec, world: World,
+                   generation: int | None) -> None:
+    st, now = out.status, world.now
+    if pod.phase == "Succeeded":
+        _close_record(record, now, reason="Completed", exit_code=pod.exit_code if pod.exit_code is not None else 0,
+                      message=None, finished=pod.finished)
+        st.update(phase="Succeeded", completedAt=fmt(now), result=_result(pod.message), progress=100,
+                  nextAttemptAt=None, waitingReason=None)
+        set_condition(st, "Complete", True, "Succeeded", f"attempt {record['attempt']} succeeded", now, generation)
+        set_condition(st, "Failed", False, "Succeeded", "", now, generation)
+        out.events.append(Event("Normal", "Succeeded", f"attempt {record['attempt']} succeeded"))
+        return
+    if spec.suspend:
+        _close_record(record, now, reason="Suspended", exit_code=pod.exit_code,
+                      message="stopped by spec.suspend; not counted as a failure", finished=pod.finished)
+        _suspend(out, None, now, generation)
+        return
+    if pod.pod_reason == "DeadlineExceeded":
+        reason, message = "Timeout", f"attempt exceeded timeoutSeconds={world.timeout_seconds}"
+    elif pod.pod_reason == "Evicted":
+        reason, message = "Evicted", pod.message or "the pod was evicted"
+    elif pod.deleting:
+        reason, message = "PodDeleted", f"pod {pod.name} was deleted before the attempt finished"
+    else:
+        reason, message = (pod.reason or "Error"), (pod.message or "")
+    _attempt_failed(out, record, spec, world, generation, reason=reason, exit_code=pod.exit_code, message=message,
+                    finished=pod.finished)
+
+
+def _attempt_failed(out: Outcome, record: dict[str, Any], spec: QueuedJobSpec, world: World,
+                    generation: int | None, *, reason: str, exit_code: int | None, message: str,
+                    finished: datetime | None = None) -> None:
+    st, now, retry = out.status, world.now, world.retry
+    _close_record(record, now, reason=reason, exit_code=exit_code, message=message, finished=finished)
+    attempt = int(record["attempt"])
+    failed = int(st.get("failedAttempts", 0)) + 1
+    st["failedAttempts"] = failed
+    detail = f"exit code {exit_code}" if exit_code is not None else reason
+    st["lastError"] = f"attempt {attempt}: {reason} ({detail})" + (f": {message}" if message else "")
+    st["lastError"] = st["lastError"][:4096]
+    out.events.append(Event("Warning", "AttemptFailed", st["lastError"][:1024]))
+    permanent = exit_code is not None and (exit_code in names.PERMANENT_EXIT_CODES
+                                           or exit_code in retry.non_retryable_exit_codes)
+    if permanent:
+        why = "NonRetryableExitCode" if exit_code in retry.non_retryable_exit_codes else _permanent_reason(exit_code)
+        _finish_failed(out, now, generation, why, st["lastError"], dead_letter=True)
+        return
+    if failed > retry.limit:
+        _finish_failed(out, now, generation, "RetriesExhausted",
+                       f"failed {failed} times (retry.limit {retry.limit}); last: {st['lastError']}", dead_letter=True)
+        return
+    delay = backoff_seconds(failed, retry, seed=world.seed)
+    base = finished if finished is not None and finished <= now else now
+    next_at = base + timedelta(seconds=delay)
+    st.update(phase="Waiting", waitingReason="BackingOff", nextAttemptAt=fmt(next_at))
+    out.wake_at = next_at
+    out.events.append(Event("Normal", "Retrying",
+                            f"retrying in {delay:.0f}s (attempt {attempt + 1} of at most {attempt + 1 + retry.limit - failed})"))
+
+
+def _permanent_reason(exit_code: int | None) -> str:
+    return {
+        names.EXIT_UNKNOWN_HANDLER: "UnknownHandler",
+        names.EXIT_BAD_INPUT: "InvalidInput",
+        names.EXIT_PERMANENT: "PermanentError",
+    }.get(exit_code or -1, "PermanentError")
+
+
+def _finish_failed(out: Outcome, now: datetime, generation: int | None, reason: str, message: str, *,
+                   dead_letter: bool) -> None:
+    st = out.status
+    st.update(phase="Failed", completedAt=fmt(now), nextAttemptAt=None, waitingReason=None, deadLettered=dead_letter)
+    if reason not in ("RetriesExhausted",) and not st.get("lastError"):
+        st["lastError"] = message[:4096]
+    set_condition(st, "Failed", True, reason, message, now, generation)
+    set_condition(st, "Complete", False, reason, "", now, generation)
+    out.events.append(Event("Warning", "Failed", f"{reason}: {message}"[:1024]))
+    if dead_letter:
+        out.events.append(Event("Warning", "DeadLettered",
+                                f"dead-lettered; `kubectl annotate qj <name> {names.ANNOTATION_REQUEUE}=<new value>` retries it"))
+
+
+def _expire(out: Outcome, world: World) -> None:
+    ttl = world.ttl_seconds_after_finished
+    done = parse(out.status.get("completedAt"))
+    if ttl is None or done is None:
+        return
+    expiry = done + timedelta(seconds=ttl)
+    if world.now >= expiry:
+        out.delete_job = True
+    else:
+        out.wake_at = expiry

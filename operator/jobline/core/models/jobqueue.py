@@ -1,0 +1,121 @@
+"""JobQueue: where QueuedJobs wait; sets concurrency, defaults, the worker template and retention."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from .common import (
+    CelRule,
+    Condition,
+    Resource,
+    SpecModel,
+    StatusModel,
+    Timestamp,
+    conditions_field,
+    observed_generation_field,
+    x_validations,
+)
+from .queuedjob import DEFAULT_PRIORITY, MAX_PRIORITY, MIN_PRIORITY, RetryPolicy
+from .template import WorkerTemplate
+
+MAX_QUEUE_NAME_LENGTH = 63
+
+
+class QueueDefaults(SpecModel):
+    """Values for the jobs of this queue that leave them unset."""
+
+    retry: RetryPolicy | None = Field(
+        default=None, description="Retry policy; a job's spec.retry is merged over it field by field."
+    )
+    timeout_seconds: int | None = Field(default=None, ge=1, description="Per-attempt timeout in seconds.")
+    ttl_seconds_after_finished: int | None = Field(
+        default=None, ge=0, description="Delete finished jobs this many seconds after they finished."
+    )
+    priority: int | None = Field(
+        default=None,
+        ge=MIN_PRIORITY,
+        le=MAX_PRIORITY,
+        description=f"Priority of jobs that set none. Unset: {DEFAULT_PRIORITY}.",
+    )
+
+
+class QueueRetention(SpecModel):
+    """How many finished jobs to keep; older finished ones are deleted. Unset: no count limit."""
+
+    succeeded: int | None = Field(default=None, ge=0, description="Keep at most this many succeeded jobs.")
+    failed: int | None = Field(default=None, ge=0, description="Keep at most this many failed jobs.")
+
+
+class JobQueueSpec(SpecModel):
+    """Concurrency, pause switch, job defaults, worker template and retention of the queue."""
+
+    concurrency: int | None = Field(
+        default=None, ge=1, description="Most attempts running at once. Unset: unlimited."
+    )
+    paused: bool = Field(
+        default=False, description="Start no new attempts (running ones go on); jobs wait as QueuePaused."
+    )
+    defaults: QueueDefaults | None = Field(default=None, description="Defaults for the queue's jobs.")
+    template: WorkerTemplate | None = Field(
+        default=None, description="Worker pod template; a job's template is merged over it field by field."
+    )
+    retention: QueueRetention | None = Field(default=None, description="How many finished jobs to keep.")
+
+
+class JobQueueStatus(StatusModel):
+    """Observed state of the queue, written by the operator."""
+
+    pending: int = Field(default=0, ge=0, description="Jobs in phase Pending.")
+    waiting: int = Field(default=0, ge=0, description="Jobs in phase Waiting.")
+    running: int = Field(default=0, ge=0, description="Jobs in phase Running.")
+    succeeded: int = Field(default=0, ge=0, description="Jobs in phase Succeeded.")
+    failed: int = Field(default=0, ge=0, description="Jobs in phase Failed.")
+    suspended: int = Field(default=0, ge=0, description="Jobs in phase Suspended.")
+    oldest_pending_seconds: int | None = Field(
+        default=None, ge=0, description="Age in seconds of the oldest Pending job."
+    )
+    last_completion_time: Timestamp | None = Field(
+        default=None, description="When a job of this queue last succeeded or failed."
+    )
+    completions_last_minute: int = Field(
+        default=0, ge=0, description="Jobs that succeeded or failed in the last minute."
+    )
+    conditions: list[Condition] = conditions_field()
+    observed_generation: int | None = observed_generation_field()
+
+
+class JobQueue(Resource):
+    """A queue of QueuedJobs with a concurrency limit, job defaults and a worker pod template."""
+
+    KIND: ClassVar[str] = "JobQueue"
+    PLURAL: ClassVar[str] = "jobqueues"
+
+    model_config = ConfigDict(
+        json_schema_extra=x_validations(
+            CelRule(
+                f"self.metadata.name.size() <= {MAX_QUEUE_NAME_LENGTH} && !self.metadata.name.contains('.')",
+                f"a JobQueue name must be a DNS label (at most {MAX_QUEUE_NAME_LENGTH} characters, no dots)",
+            )
+        )
+    )
+
+    kind: Literal["JobQueue"] = Field(default="JobQueue", description="Always JobQueue.")
+    spec: JobQueueSpec = Field(
+        default_factory=JobQueueSpec,
+        description="Settings of the queue.",
+        json_schema_extra={"default": {}},
+    )
+    status: JobQueueStatus | None = Field(
+        default=None, description="Observed state, written by the operator."
+    )
+
+    @model_validator(mode="after")
+    def _name_is_dns_label(self) -> JobQueue:
+        name = self.metadata.get("name")
+        if isinstance(name, str) and (len(name) > MAX_QUEUE_NAME_LENGTH or "." in name):
+            raise ValueError(
+                f"a JobQueue name must be a DNS label (at most {MAX_QUEUE_NAME_LENGTH} characters, no dots)"
+            )
+        return self

@@ -1,0 +1,330 @@
+"""QueuedJob: one background job (a handler call with a payload), run as worker pods."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from jobline import names
+
+from .common import (
+    LABEL_VALUE_PATTERN,
+    AnyJson,
+    CelRule,
+    Condition,
+    DnsLabel,
+    ObjectName,
+    Resource,
+    SpecModel,
+    StatusModel,
+    Timestamp,
+    conditions_field,
+    observed_generation_field,
+    x_validations,
+)
+from .template import WorkerTemplate
+
+MAX_PAYLOAD_BYTES = 65536
+"""Largest accepted payload, measured by `payload_size` (enforced by the admission webhook)."""
+
+DEFAULT_QUEUE = "default"
+DEFAULT_PRIORITY = 0
+MIN_PRIORITY = -1_000_000_000
+MAX_PRIORITY = 1_000_000_000
+DEFAULT_RETRY_LIMIT = 3
+DEFAULT_BACKOFF_INITIAL_SECONDS = 10
+DEFAULT_BACKOFF_FACTOR = 2.0
+DEFAULT_BACKOFF_MAX_SECONDS = 3600
+DEFAULT_BACKOFF_JITTER = 0.1
+MAX_ATTEMPT_HISTORY = 10
+
+QueuedJobPhase = Literal["Pending", "Waiting", "Running", "Succeeded", "Failed", "Suspended"]
+PHASES: tuple[QueuedJobPhase, ...] = ("Pending", "Waiting", "Running", "Succeeded", "Failed", "Suspended")
+FINISHED_PHASES: frozenset[QueuedJobPhase] = frozenset({"Succeeded", "Failed"})
+WAITING_REASONS = ("Delayed", "Blocked", "BackingOff", "QueuePaused", "ConcurrencyLimit")
+"""Known values of status.waitingReason (the field is an open string)."""
+
+
+def payload_size(payload: Any) -> int:
+    """Size in bytes of the payload as compact UTF-8 JSON (the measure MAX_PAYLOAD_BYTES caps)."""
+    return len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+
+
+# --- spec ------------------------------------------------------------------------------------
+
+
+class Backoff(SpecModel):
+    """Delay before a retry: initialSeconds * factor^(retry-1), capped at maxSeconds, +/- jitter."""
+
+    model_config = ConfigDict(
+        json_schema_extra=x_validations(
+            CelRule(
+                "!has(self.initialSeconds) || !has(self.maxSeconds) || self.maxSeconds >= self.initialSeconds",
+                "maxSeconds must be greater than or equal to initialSeconds",
+                field_path=".maxSeconds",
+            )
+        )
+    )
+
+    initial_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=86400,
+        description=f"Delay before the first retry. Unset: the queue's, else {DEFAULT_BACKOFF_INITIAL_SECONDS}.",
+    )
+    factor: float | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description=f"Multiplier applied per further retry. Unset: the queue's, else {DEFAULT_BACKOFF_FACTOR}.",
+    )
+    max_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=604800,
+        description=f"Upper bound of the delay. Unset: the queue's, else {DEFAULT_BACKOFF_MAX_SECONDS}.",
+    )
+    jitter: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description=(
+            "Random spread as a fraction of the delay (0.1 = +/-10%). "
+            f"Unset: the queue's, else {DEFAULT_BACKOFF_JITTER}."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _max_not_below_initial(self) -> Backoff:
+        if (
+            self.initial_seconds is not None
+            and self.max_seconds is not None
+            and self.max_seconds < self.initial_seconds
+        ):
+            raise ValueError("maxSeconds must be greater than or equal to initialSeconds")
+        return self
+
+
+ExitCode = Annotated[int, Field(ge=1, le=255)]
+
+
+class RetryPolicy(SpecModel):
+    """How failed attempts are retried. Each field left unset falls back to the queue's defaults.retry."""
+
+    limit: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description=(
+            f"Retries after the first attempt (0 = no retry). Unset: the queue's, else {DEFAULT_RETRY_LIMIT}."
+        ),
+    )
+    backoff: Backoff | None = Field(default=None, description="Delay between attempts.")
+    non_retryable_exit_codes: list[ExitCode] | None = Field(
+        default=None,
+        max_length=64,
+        description="Exit codes (1-255) that fail the job at once, without retry.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+
+@dataclass(frozen=True)
+class ResolvedRetry:
+    """A retry policy with every field decided."""
+
+    limit: int
+    initial_seconds: int
+    factor: float
+    max_seconds: int
+    jitter: float
+    non_retryable_exit_codes: frozenset[int]
+
+
+def resolve_retry(*policies: RetryPolicy | None) -> ResolvedRetry:
+    """Per field, the first value set among `policies` (job first, then queue), else the built-in default."""
+
+    def first(get: Any, default: Any) -> Any:
+        for p in policies:
+            if p is not None:
+                value = get(p)
+                if value is not None:
+                    return value
+        return default
+
+    return ResolvedRetry(
+        limit=first(lambda p: p.limit, DEFAULT_RETRY_LIMIT),
+        initial_seconds=first(
+            lambda p: p.backoff and p.backoff.initial_seconds, DEFAULT_BACKOFF_INITIAL_SECONDS
+        ),
+        factor=first(lambda p: p.backoff and p.backoff.factor, DEFAULT_BACKOFF_FACTOR),
+        max_seconds=first(lambda p: p.backoff and p.backoff.max_seconds, DEFAULT_BACKOFF_MAX_SECONDS),
+        jitter=first(lambda p: p.backoff and p.backoff.jitter, DEFAULT_BACKOFF_JITTER),
+        non_retryable_exit_codes=frozenset(first(lambda p: p.non_retryable_exit_codes, [])),
+    )
+
+
+class QueuedJobSpec(SpecModel):
+    """What to run (handler, payload, worker template) and how (queue, priority, timing, retries)."""
+
+    queue: DnsLabel = Field(
+        default=DEFAULT_QUEUE, description="Name of the JobQueue (same namespace) the job runs in."
+    )
+    handler: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=LABEL_VALUE_PATTERN,
+        description="Name of the handler registered in the worker that runs this job.",
+    )
+    payload: AnyJson = Field(
+        default=None,
+        description=(
+            f"Arguments of the handler: any JSON value, at most {MAX_PAYLOAD_BYTES} bytes as compact JSON."
+        ),
+    )
+    priority: int | None = Field(
+        default=None,
+        ge=MIN_PRIORITY,
+        le=MAX_PRIORITY,
+        description=(
+            "Higher runs first within the queue. Unset: the queue's defaults.priority, "
+            f"else {DEFAULT_PRIORITY}."
+        ),
+    )
+    run_at: Timestamp | None = Field(
+        default=None, description="RFC 3339 time; the job is not started before it."
+    )
+    retry: RetryPolicy | None = Field(
+        default=None, description="Retries of failed attempts, merged over the queue's defaults.retry."
+    )
+    timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Per attempt: an attempt running longer is stopped and counts as failed.",
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None, ge=0, description="Delete the job this many seconds after it succeeded or failed."
+    )
+    suspend: bool = Field(
+        default=False,
+        description=(
+            "Holds the job: it is not started, and a running attempt is stopped "
+            "without counting as a failure."
+        ),
+    )
+    unique_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description="At most one unfinished job per (namespace, queue, uniqueKey); later ones are duplicates.",
+    )
+    depends_on: list[ObjectName] | None = Field(
+        default=None,
+        max_length=64,
+        description="Names of QueuedJobs (same namespace) that must succeed before this one starts.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    template: WorkerTemplate | None = Field(
+        default=None, description="The worker pod, merged field by field over the queue's template."
+    )
+
+
+# --- status ----------------------------------------------------------------------------------
+
+
+class AttemptRecord(StatusModel):
+    """One past or current attempt."""
+
+    attempt: int = Field(ge=1, description="Attempt number, starting at 1.")
+    pod: str | None = Field(default=None, description="Name of the pod that ran the attempt.")
+    started_at: Timestamp | None = Field(default=None, description="When the attempt started.")
+    finished_at: Timestamp | None = Field(default=None, description="When the attempt finished.")
+    exit_code: int | None = Field(default=None, description="Exit code of the worker container.")
+    reason: str | None = Field(
+        default=None, description="Why the attempt ended, e.g. Completed, Error, Timeout."
+    )
+    message: str | None = Field(default=None, description="Details, e.g. the end of the error output.")
+
+
+class QueuedJobStatus(StatusModel):
+    """Observed state of the job, written by the operator."""
+
+    phase: QueuedJobPhase | None = Field(
+        default=None, description="Pending, Waiting, Running, Succeeded, Failed or Suspended."
+    )
+    waiting_reason: str | None = Field(
+        default=None,
+        description="While Waiting: Delayed, Blocked, BackingOff, QueuePaused or ConcurrencyLimit.",
+    )
+    attempts: int = Field(default=0, ge=0, description="Attempts started so far (the current one included).")
+    failed_attempts: int = Field(
+        default=0,
+        ge=0,
+        description="Failed attempts that count against retry.limit (a requeue resets it to 0).",
+    )
+    attempt_history: list[AttemptRecord] = Field(
+        default_factory=list,
+        max_length=MAX_ATTEMPT_HISTORY,
+        description=f"The last {MAX_ATTEMPT_HISTORY} attempts, oldest first.",
+    )
+    older_attempts: int = Field(
+        default=0, ge=0, description="Attempts dropped from attemptHistory because it is full."
+    )
+    next_attempt_at: Timestamp | None = Field(
+        default=None, description="When the next attempt may start (runAt or the end of a backoff)."
+    )
+    started_at: Timestamp | None = Field(default=None, description="When the first attempt started.")
+    completed_at: Timestamp | None = Field(default=None, description="When the job succeeded or failed.")
+    pod_name: str | None = Field(default=None, description="Pod of the current or last attempt.")
+    progress: int | None = Field(
+        default=None, ge=0, le=100, description="Progress reported by the handler, in percent."
+    )
+    result: AnyJson = Field(default=None, description="Small JSON value returned by the handler.")
+    last_error: str | None = Field(default=None, description="Error of the last failed attempt.")
+    dead_lettered: bool = Field(default=False, description="The job failed for good and was dead-lettered.")
+    position: int | None = Field(
+        default=None, ge=1, description="While pending: position in its queue (1 = next to start)."
+    )
+    duplicate_of: str | None = Field(
+        default=None, description="When marked Duplicate: name of the original job with the same uniqueKey."
+    )
+    requeue_token: str | None = Field(
+        default=None, description=f"Last handled value of the {names.ANNOTATION_REQUEUE} annotation."
+    )
+    conditions: list[Condition] = conditions_field()
+    observed_generation: int | None = observed_generation_field()
+
+
+# --- resource --------------------------------------------------------------------------------
+
+
+class QueuedJob(Resource):
+    """A background job: one handler call with a payload, run in a queue by worker pods."""
+
+    KIND: ClassVar[str] = "QueuedJob"
+    PLURAL: ClassVar[str] = "queuedjobs"
+
+    model_config = ConfigDict(
+        json_schema_extra=x_validations(
+            CelRule(
+                "!has(self.spec.dependsOn) || !(self.metadata.name in self.spec.dependsOn)",
+                "a job cannot depend on itself",
+                field_path=".spec.dependsOn",
+            )
+        )
+    )
+
+    kind: Literal["QueuedJob"] = Field(default="QueuedJob", description="Always QueuedJob.")
+    spec: QueuedJobSpec = Field(description="What to run and how.")
+    status: QueuedJobStatus | None = Field(
+        default=None, description="Observed state, written by the operator."
+    )
+
+    @model_validator(mode="after")
+    def _not_own_dependency(self) -> QueuedJob:
+        name = self.metadata.get("name")
+        if name and self.spec.depends_on and name in self.spec.depends_on:
+            raise ValueError("a job cannot depend on itself")
+        return self

@@ -1,0 +1,181 @@
+"""Build the worker pod of one attempt: pure functions from job, queue and attempt to a Pod manifest.
+
+Merge rules (job over queue): a field set on the job wins; maps (labels, annotations, nodeSelector,
+resources.requests/limits, securityContext) merge key by key; the list-maps env (by name), volumes
+(by name) and volumeMounts (by mountPath) merge entry by entry; other lists replace. podSpecPatch
+is merged last over the generated PodSpec (objects merged recursively, lists replaced).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from jobline import names
+
+from .models import WorkerTemplate
+from .naming import attempt_pod_name
+
+_MAPS = ("labels", "annotations", "nodeSelector", "securityContext")
+_LIST_MAPS = {"env": "name", "volumes": "name", "volumeMounts": "mountPath"}
+
+RESTRICTED_POD_SECURITY: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED_CONTAINER_SECURITY: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+class TemplateError(ValueError):
+    """The merged template cannot make a pod; ``reason`` goes into the job's condition."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _merge_list_map(base: list[Any], over: list[Any], key: str) -> list[Any]:
+    out = {item[key]: item for item in base}
+    for item in over:
+        out[item[key]] = item
+    return list(out.values())
+
+
+def merge_templates(*templates: WorkerTemplate | Mapping[str, Any] | None) -> dict[str, Any]:
+    """Merge templates left to right (queue first, job last) into one wire-format dict."""
+    merged: dict[str, Any] = {}
+    for template in templates:
+        if template is None:
+            continue
+        data = template.manifest() if isinstance(template, WorkerTemplate) else dict(template)
+        for field, value in data.items():
+            if field in _MAPS and isinstance(merged.get(field), dict):
+                merged[field] = {**merged[field], **value}
+            elif field in _LIST_MAPS and field in merged:
+                merged[field] = _merge_list_map(merged[field], value, _LIST_MAPS[field])
+            elif field == "resources" and "resources" in merged:
+                res = dict(merged["resources"])
+                for part in ("requests", "limits"):
+                    if part in value:
+                        res[part] = {**res.get(part, {}), **value[part]}
+                merged[field] = res
+            elif field == "podSpecPatch" and "podSpecPatch" in merged:
+                merged[field] = deep_merge(merged[field], value)
+            else:
+                merged[field] = copy.deepcopy(value)
+    return merged
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Objects merge recursively, everything else (lists included) is replaced."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def contract_env(*, job: str, namespace: str, queue: str, handler: str, attempt: int, payload: Any) -> list[dict[str, str]]:
+    """The pod contract's environment (it overrides user env of the same names)."""
+    return [
+        {"name": names.ENV_JOB, "value": job},
+        {"name": names.ENV_NAMESPACE, "value": namespace},
+        {"name": names.ENV_QUEUE, "value": queue},
+        {"name": names.ENV_HANDLER, "value": handler},
+        {"name": names.ENV_ATTEMPT, "value": str(attempt)},
+        {"name": names.ENV_PAYLOAD, "value": json.dumps(payload, separators=(",", ":"), ensure_ascii=False)},
+    ]
+
+
+def build_worker_pod(
+    *,
+    job: str,
+    namespace: str,
+    job_uid: str,
+    queue: str,
+    handler: str,
+    payload: Any,
+    attempt: int,
+    template: Mapping[str, Any],
+    timeout_seconds: int | None = None,
+) -> dict[str, Any]:
+    """The Pod manifest for ``attempt`` of ``job`` (owned by the job, so it is garbage-collected with it)."""
+    image = template.get("image")
+    if not image:
+        raise TemplateError(
+            "NoImage",
+            "no worker image: set spec.template.image on the job or on its JobQueue's spec.template",
+        )
+    env = _merge_list_map(
+        list(template.get("env", [])),
+        contract_env(job=job, namespace=namespace, queue=queue, handler=handler, attempt=attempt, payload=payload),
+        "name",
+    )
+    container: dict[str, Any] = {
+        "name": names.WORKER_CONTAINER,
+        "image": image,
+        "command": list(template.get("command") or names.WORKER_DEFAULT_COMMAND),
+        "env": env,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {**RESTRICTED_CONTAINER_SECURITY, **template.get("securityContext", {})},
+    }
+    for src, dst in (("args", "args"), ("workingDir", "workingDir"), ("envFrom", "envFrom"),
+                     ("resources", "resources"), ("volumeMounts", "volumeMounts"),
+                     ("imagePullPolicy", "imagePullPolicy")):
+        if template.get(src):
+            container[dst] = copy.deepcopy(template[src])
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [container],
+        "securityContext": dict(RESTRICTED_POD_SECURITY),
+        "enableServiceLinks": False,
+    }
+    if timeout_seconds:
+        spec["activeDeadlineSeconds"] = int(timeout_seconds)
+    for field in ("serviceAccountName", "nodeSelector", "tolerations", "affinity", "priorityClassName",
+                  "volumes", "imagePullSecrets"):
+        if template.get(field):
+            spec[field] = copy.deepcopy(template[field])
+    if template.get("podSpecPatch"):
+        spec = deep_merge(spec, template["podSpecPatch"])
+    labels = {
+        **template.get("labels", {}),
+        names.LABEL_JOB: _label_value(job),
+        names.LABEL_QUEUE: queue,
+        names.LABEL_HANDLER: handler,
+        names.LABEL_ATTEMPT: str(attempt),
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": attempt_pod_name(job, attempt),
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {**template.get("annotations", {}), names.ANNOTATION_JOB_NAME: job},
+            "ownerReferences": [{
+                "apiVersion": names.API_VERSION,
+                "kind": names.KIND_QUEUEDJOB,
+                "name": job,
+                "uid": job_uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }],
+        },
+        "spec": spec,
+    }
+
+
+def _label_value(text: str) -> str:
+    """Job names may be longer than a label value allows; the full name is in an annotation."""
+    if len(text) <= 63:
+        return text
+    from .naming import short_hash
+
+    return f"{text[:55].rstrip('-.')}-{short_hash(text)}"

@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DEV    := .dev
 
-.PHONY: help venv binaries lint test test-unit test-e2e cluster cluster-down cluster-status crds clean
+.PHONY: help venv binaries lint test test-unit test-e2e cluster cluster-down cluster-status crds clean dev
 
 help:
 	@echo "make test          - venv + binaries (built once, cached in ~/.cache/jobline) + lint + the whole suite"
@@ -49,3 +49,8 @@ crds: venv
 
 clean: cluster-down
 	rm -rf $(DEV) .pytest_cache .mypy_cache .ruff_cache
+
+# The operator in the foreground against the local cluster (CRDs applied first).
+dev: cluster
+	$(VENV)/bin/kubectl --kubeconfig $(DEV)/kubeconfig apply --server-side --force-conflicts -f crds/
+	$(VENV)/bin/jobline-operator --kubeconfig $(DEV)/kubeconfig

@@ -215,6 +215,10 @@ class Cluster:
     def _spawn(self, name: str, argv: list[str], cwd: Path | None = None) -> None:
         env = dict(os.environ)
         env.pop("KUBECONFIG", None)
+        # Pods on the local node run with the node's PATH: put this venv first, so `jobline-worker`
+        # and `python3` are the project's own even when the venv is not activated.
+        venv_bin = str(Path(sys.executable).parent)
+        env["PATH"] = os.pathsep.join([venv_bin, *[p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin]])
         self._procs[name] = procs.spawn(argv, self.logs / f"{name}.log", env=env, cwd=cwd)
 
     def _check_alive(self) -> None:

@@ -391,8 +391,7 @@ def _attempt_failed(out: Outcome, record: dict[str, Any], spec: QueuedJobSpec, w
                        f"failed {failed} times (retry.limit {retry.limit}); last: {st['lastError']}", dead_letter=True)
         return
     delay = backoff_seconds(failed, retry, seed=world.seed)
-    base = finished if finished is not None and finished <= now else now
-    next_at = base + timedelta(seconds=delay)
+    next_at = now + timedelta(seconds=delay)  # from when the failure was seen: never early
     st.update(phase="Waiting", waitingReason="BackingOff", nextAttemptAt=fmt(next_at))
     out.wake_at = next_at
     out.events.append(Event("Normal", "Retrying",

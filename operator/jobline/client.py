@@ -1,0 +1,329 @@
+"""Client SDK: enqueue QueuedJobs from application code, read them back, wait for them to finish.
+
+Usage::
+
+    import jobline
+    name = jobline.enqueue("send-email", {"to": "a@example.com", "subject": "Hi", "body": "..."})
+    job = jobline.client.wait(name, timeout=60)
+    print(job.status.phase, job.status.result)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, NoReturn
+
+from pydantic import ValidationError
+
+from jobline import names
+from jobline.core.models import (
+    DEFAULT_QUEUE,
+    FINISHED_PHASES,
+    MAX_PAYLOAD_BYTES,
+    QueuedJob,
+    QueuedJobSpec,
+    RetryPolicy,
+    WorkerTemplate,
+    payload_size,
+)
+
+__all__ = [
+    "JobAlreadyExists",
+    "JobNotFound",
+    "JoblineError",
+    "build",
+    "check_payload",
+    "current_namespace",
+    "custom_objects_api",
+    "enqueue",
+    "generate_name_prefix",
+    "get",
+    "wait",
+]
+
+PLURAL: Final = QueuedJob.PLURAL
+SERVICE_ACCOUNT_NAMESPACE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+MAX_GENERATE_NAME_PREFIX: Final = 58  # the apiserver appends 5 random characters
+
+# Indirections so tests can drive `wait` without real time passing.
+_monotonic: Callable[[], float] = time.monotonic
+_sleep: Callable[[float], None] = time.sleep
+
+
+class JoblineError(Exception):
+    """A Jobline API call failed."""
+
+
+class JobNotFound(JoblineError, LookupError):
+    """The QueuedJob does not exist."""
+
+    def __init__(self, name: str, namespace: str) -> None:
+        super().__init__(f"QueuedJob {namespace}/{name} not found")
+        self.name = name
+        self.namespace = namespace
+
+
+class JobAlreadyExists(JoblineError):
+    """A QueuedJob of that name already exists."""
+
+
+# --- connection ------------------------------------------------------------------------------
+
+
+def _in_cluster() -> bool:
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and SERVICE_ACCOUNT_NAMESPACE.exists()
+
+
+def _kubeconfig() -> str:
+    """The kubeconfig path(s) as of now (the kubernetes package reads $KUBECONFIG only at import)."""
+    return os.environ.get("KUBECONFIG") or "~/.kube/config"
+
+
+def custom_objects_api() -> Any:
+    """A `CustomObjectsApi` configured in-cluster, else from kubeconfig (global config left alone)."""
+    import kubernetes
+
+    client: Any = kubernetes.client
+    config: Any = kubernetes.config
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except config.ConfigException:
+        config.load_kube_config(
+            config_file=_kubeconfig(), client_configuration=configuration, persist_config=False
+        )
+    return client.CustomObjectsApi(client.ApiClient(configuration))
+
+
+def current_namespace() -> str:
+    """The pod's namespace in-cluster, else the current kubeconfig context's, else ``default``."""
+    if _in_cluster():
+        try:
+            return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+        except OSError:
+            pass
+    try:
+        import kubernetes
+
+        config: Any = kubernetes.config
+        _, active = config.list_kube_config_contexts(config_file=_kubeconfig())
+        namespace = (active or {}).get("context", {}).get("namespace")
+        if isinstance(namespace, str) and namespace:
+            return namespace
+    except Exception:  # no kubeconfig, or an unreadable one
+        pass
+    return "default"
+
+
+def _api(api: Any) -> Any:
+    return custom_objects_api() if api is None else api
+
+
+def _server_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if body:
+        try:
+            message = json.loads(body).get("message")
+        except (ValueError, AttributeError):
+            message = None
+        if isinstance(message, str) and message:
+            return message
+    return str(getattr(exc, "reason", None) or exc)
+
+
+def _raise_mapped(exc: Any, *, verb: str, namespace: str, name: str | None = None) -> NoReturn:
+    """Turn an ApiException into the matching Python error (re-raise it when none fits)."""
+    status = getattr(exc, "status", None)
+    message = _server_message(exc)
+    if status == 404:
+        if name is not None:
+            raise JobNotFound(name, namespace) from exc
+        raise JoblineError(
+            f"cannot {verb} QueuedJobs in namespace {namespace!r}: not found "
+            f"(is the Jobline CRD installed and does the namespace exist?): {message}"
+        ) from exc
+    if status in (401, 403):
+        raise PermissionError(
+            f"not allowed to {verb} QueuedJobs in namespace {namespace!r}: {message}"
+        ) from exc
+    if status == 409:
+        raise JobAlreadyExists(f"QueuedJob {namespace}/{name} already exists: {message}") from exc
+    if status in (400, 422):
+        raise ValueError(f"the apiserver refused the QueuedJob: {message}") from exc
+    raise exc
+
+
+# --- enqueue ---------------------------------------------------------------------------------
+
+
+def _utc(run_at: datetime | str) -> datetime:
+    if isinstance(run_at, str):
+        try:
+            run_at = datetime.fromisoformat(run_at)
+        except ValueError:
+            raise ValueError(f"run_at {run_at!r} is not an RFC 3339 time") from None
+    if run_at.tzinfo is None or run_at.utcoffset() is None:
+        raise ValueError("run_at must carry a time zone (e.g. datetime.now(UTC) or '...Z')")
+    return run_at.astimezone(UTC)
+
+
+def generate_name_prefix(handler: str) -> str:
+    """``<handler>-`` made fit for a generateName (lowercase, [-a-z0-9.], at most 58 characters)."""
+    base = re.sub(r"[^a-z0-9.-]+", "-", handler.lower()).strip("-.")[: MAX_GENERATE_NAME_PREFIX - 1]
+    return f"{base.rstrip('-.') or 'job'}-"
+
+
+def check_payload(payload: Any) -> None:
+    """Raise ValueError unless `payload` is JSON of at most MAX_PAYLOAD_BYTES (compact UTF-8)."""
+    try:
+        size = payload_size(payload)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the payload is not JSON-serializable: {exc}") from None
+    if size > MAX_PAYLOAD_BYTES:
+        raise ValueError(
+            f"the payload is {size} bytes as compact JSON, more than the {MAX_PAYLOAD_BYTES} a QueuedJob "
+            "accepts: store large data elsewhere (a bucket, a database) and pass a reference"
+        )
+
+
+def build(
+    handler: str,
+    payload: Any = None,
+    *,
+    queue: str = DEFAULT_QUEUE,
+    priority: int | None = None,
+    run_at: datetime | str | None = None,
+    unique_key: str | None = None,
+    retry: RetryPolicy | Mapping[str, Any] | None = None,
+    namespace: str,
+    name: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    timeout_seconds: int | None = None,
+    depends_on: Sequence[str] | None = None,
+    template: WorkerTemplate | Mapping[str, Any] | None = None,
+) -> QueuedJob:
+    """The validated QueuedJob `enqueue` would create (no API call)."""
+    check_payload(payload)
+    metadata: dict[str, Any] = {"namespace": namespace}
+    if name is not None:
+        metadata["name"] = name
+    else:
+        metadata["generateName"] = generate_name_prefix(handler)
+    if labels:
+        metadata["labels"] = dict(labels)
+    try:
+        spec = QueuedJobSpec(
+            queue=queue,
+            handler=handler,
+            payload=payload,
+            priority=priority,
+            run_at=None if run_at is None else _utc(run_at),
+            unique_key=unique_key,
+            retry=retry if isinstance(retry, RetryPolicy | None) else RetryPolicy.model_validate(dict(retry)),
+            timeout_seconds=timeout_seconds,
+            depends_on=None if depends_on is None else list(depends_on),
+            template=(
+                template
+                if isinstance(template, WorkerTemplate | None)
+                else WorkerTemplate.model_validate(dict(template))
+            ),
+        )
+        return QueuedJob(metadata=metadata, spec=spec)
+    except ValidationError as exc:
+        raise ValueError(f"invalid QueuedJob: {exc}") from None
+
+
+def enqueue(
+    handler: str,
+    payload: Any = None,
+    *,
+    queue: str = DEFAULT_QUEUE,
+    priority: int | None = None,
+    run_at: datetime | str | None = None,
+    unique_key: str | None = None,
+    retry: RetryPolicy | Mapping[str, Any] | None = None,
+    namespace: str | None = None,
+    name: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    timeout_seconds: int | None = None,
+    depends_on: Sequence[str] | None = None,
+    template: WorkerTemplate | Mapping[str, Any] | None = None,
+    api: Any = None,
+) -> str:
+    """Create a QueuedJob running `handler` with `payload`; returns its name.
+
+    Raises ValueError (invalid job, payload over MAX_PAYLOAD_BYTES, refused by the apiserver),
+    PermissionError, JobAlreadyExists or JoblineError.
+    """
+    check_payload(payload)  # before anything touches the kubeconfig or the network
+    ns = namespace or current_namespace()
+    job = build(
+        handler,
+        payload,
+        queue=queue,
+        priority=priority,
+        run_at=run_at,
+        unique_key=unique_key,
+        retry=retry,
+        namespace=ns,
+        name=name,
+        labels=labels,
+        timeout_seconds=timeout_seconds,
+        depends_on=depends_on,
+        template=template,
+    )
+    from kubernetes.client.exceptions import ApiException
+
+    custom = _api(api)
+    try:
+        created = custom.create_namespaced_custom_object(
+            names.GROUP, names.VERSION, ns, PLURAL, job.to_manifest()
+        )
+    except ApiException as exc:
+        _raise_mapped(exc, verb="create", namespace=ns, name=None if exc.status == 404 else name)
+    return str(created["metadata"]["name"])
+
+
+# --- read ------------------------------------------------------------------------------------
+
+
+def get(name: str, *, namespace: str | None = None, api: Any = None) -> QueuedJob:
+    """The QueuedJob `name`, status parsed; raises JobNotFound or PermissionError."""
+    from kubernetes.client.exceptions import ApiException
+
+    ns = namespace or current_namespace()
+    custom = _api(api)
+    try:
+        obj = custom.get_namespaced_custom_object(names.GROUP, names.VERSION, ns, PLURAL, name)
+    except ApiException as exc:
+        _raise_mapped(exc, verb="read", namespace=ns, name=name)
+    return QueuedJob.from_object(obj)
+
+
+def wait(
+    name: str,
+    *,
+    timeout: float,
+    namespace: str | None = None,
+    api: Any = None,
+    poll_interval: float = 1.0,
+) -> QueuedJob:
+    """Poll the QueuedJob until it is Succeeded or Failed; raises TimeoutError after `timeout` seconds."""
+    ns = namespace or current_namespace()
+    custom = _api(api)
+    deadline = _monotonic() + timeout
+    while True:
+        job = get(name, namespace=ns, api=custom)
+        phase = job.status.phase if job.status else None
+        if phase in FINISHED_PHASES:
+            return job
+        remaining = deadline - _monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"QueuedJob {ns}/{name} still {phase or 'without a phase'} after {timeout}s")
+        _sleep(min(poll_interval, remaining))

@@ -1,0 +1,9 @@
+"""Thin kopf adapters, one module per watched resource. Importing this package registers them.
+
+They only feed the controller's store (``kopf.on.event`` keeps no progress annotations and adds no
+finalizers, so watching costs no API writes); all decisions happen in :mod:`jobline.controller`.
+"""
+
+from . import jobqueue, pod, queuedjob, startup
+
+__all__ = ["jobqueue", "pod", "queuedjob", "startup"]

@@ -1,0 +1,14 @@
+"""JobQueue watch events -> the controller's store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from jobline import names
+
+
+@kopf.on.event(names.GROUP, names.VERSION, names.PLURAL_JOBQUEUES)
+async def jobqueue_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    memo.controller.on_queue(event.get("type"), dict(event["object"]))

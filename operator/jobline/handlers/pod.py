@@ -1,0 +1,14 @@
+"""Attempt pods (labelled with their job) -> the controller's store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from jobline import names
+
+
+@kopf.on.event("v1", "pods", labels={names.LABEL_JOB: kopf.PRESENT})
+async def pod_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    memo.controller.on_pod(event.get("type"), dict(event["object"]))

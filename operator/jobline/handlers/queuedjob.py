@@ -1,0 +1,14 @@
+"""QueuedJob watch events -> the controller's store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from jobline import names
+
+
+@kopf.on.event(names.GROUP, names.VERSION, names.PLURAL_QUEUEDJOBS)
+async def queuedjob_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    memo.controller.on_job(event.get("type"), dict(event["object"]))

@@ -1,0 +1,43 @@
+"""Operator start and stop: kopf settings, the API client and the controller loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from jobline.controller.loop import Controller
+from jobline.kube import Kube, load_config
+
+log = logging.getLogger("jobline")
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.posting.enabled = False  # we post our own Events, one per job transition
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 60
+    namespaces = [ns for ns in os.environ.get("JOBLINE_NAMESPACES", "").split(",") if ns]
+    kube = Kube(load_config(os.environ.get("JOBLINE_KUBECONFIG") or None))
+    controller = Controller(kube, namespaces or None)
+    memo.kube = kube
+    memo.controller = controller
+    memo.controller_task = asyncio.create_task(controller.run(), name="jobline-controller")
+    log.info("controller started (namespaces: %s)", ", ".join(namespaces) or "all")
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    task: asyncio.Task[None] | None = getattr(memo, "controller_task", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    kube: Kube | None = getattr(memo, "kube", None)
+    if kube is not None:
+        kube.close()

@@ -1,0 +1,65 @@
+"""``jobline-operator``: run the Jobline operator (kopf) against the current cluster."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="jobline-operator", description=__doc__)
+    p.add_argument("-n", "--namespace", action="append", default=[],
+                   help="watch only this namespace (repeatable); default: all namespaces")
+    p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster config, else $KUBECONFIG)")
+    p.add_argument("--health-host", default="127.0.0.1", help="address of /healthz (0.0.0.0 in a pod)")
+    p.add_argument("--health-port", type=int, default=8080, help="port of /healthz (0 disables it)")
+    p.add_argument("--peering", default=None,
+                   help="kopf peering name for HA (replicas > 1); default: standalone")
+    p.add_argument("--log-level", default=os.environ.get("JOBLINE_LOG_LEVEL", "info"),
+                   choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-format", default="text", choices=["text", "json"])
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = os.path.abspath(args.kubeconfig)
+        os.environ["JOBLINE_KUBECONFIG"] = os.environ["KUBECONFIG"]
+    if args.namespace:
+        os.environ["JOBLINE_NAMESPACES"] = ",".join(args.namespace)
+    import kopf  # after KUBECONFIG is set: the kubernetes client reads it at import time
+
+    kopf.configure(
+        verbose=args.log_level == "debug",
+        debug=False,
+        quiet=args.log_level in ("warning", "error"),
+        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN,
+    )
+    logging.getLogger().setLevel(args.log_level.upper())
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    if args.log_level != "debug":
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per watch event is noise
+
+    import jobline.handlers  # noqa: F401 - registers the kopf handlers
+
+    liveness = f"http://{args.health_host}:{args.health_port}/healthz" if args.health_port else None
+    try:
+        asyncio.run(kopf.operator(
+            clusterwide=not args.namespace,
+            namespaces=args.namespace or (),
+            standalone=args.peering is None,
+            peering_name=args.peering,
+            liveness_endpoint=liveness,
+        ))
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

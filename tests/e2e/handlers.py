@@ -1,0 +1,67 @@
+"""Handlers the end-to-end tests run in real worker pods (``jobline-worker --import tests.e2e.handlers``)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import time
+from typing import Any
+
+from jobline.worker import PermanentError, handler
+
+
+def _record(path: str, line: str) -> None:
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.write(line + "\n")
+
+
+@handler("echo")
+def echo(payload: Any, ctx: Any) -> Any:
+    return payload
+
+
+@handler("flaky")
+def flaky(payload: dict[str, Any], ctx: Any) -> Any:
+    """Fails until attempt ``succeedOn``."""
+    if ctx.attempt < int(payload["succeedOn"]):
+        raise RuntimeError(f"flaky failure on attempt {ctx.attempt}")
+    return {"attempt": ctx.attempt}
+
+
+@handler("fail")
+def fail(payload: Any, ctx: Any) -> Any:
+    raise RuntimeError("always fails")
+
+
+@handler("permanent")
+def permanent(payload: Any, ctx: Any) -> Any:
+    raise PermanentError("this input can never work")
+
+
+@handler("exit")
+def exit_with(payload: dict[str, Any], ctx: Any) -> Any:
+    sys.stderr.write(f"exiting with {payload['code']}\n")
+    sys.stderr.flush()
+    os._exit(int(payload["code"]))
+
+
+@handler("sleep")
+def sleep(payload: dict[str, Any], ctx: Any) -> Any:
+    seconds = float(payload.get("seconds", 1))
+    steps = int(payload.get("steps", 1))
+    for i in range(steps):
+        time.sleep(seconds / steps)
+        ctx.progress(int(100 * (i + 1) / steps))
+    return {"slept": seconds}
+
+
+@handler("record")
+def record(payload: dict[str, Any], ctx: Any) -> Any:
+    """Append start/end lines to a shared file, to check order and overlap from the test."""
+    path = payload["file"]
+    _record(path, f"start {ctx.job} {time.time():.6f}")
+    time.sleep(float(payload.get("seconds", 0.5)))
+    _record(path, f"end {ctx.job} {time.time():.6f}")
+    return {"ok": True}

@@ -19,7 +19,35 @@ What it does, like a kubelet would:
   runs the init containers one by one and then the containers, each as its own process group. The
   image is ignored: a container runs ``command + args`` (``$(VAR)`` expanded) with an environment
   built from ``envFrom``/``env`` (ConfigMaps, Secrets, downward API fields, resource fields) on top
-  of a minimal base (``PATH`` of the node, ``HOME``, ``HOSTNAME``, ``LANG``);
+  of a minimal base (``PATH`` of the node, ``HOME``, ``HOSTNAME``, ``LANG``) plus the ``kubernetes``
+  service's ``KUBERNETES_SERVICE_HOST``/``KUBERNETES_SERVICE_PORT``/``KUBERNETES_SERVICE_PORT_HTTPS``,
+  taken from the server URL of the node's kubeconfig (``127.0.0.1:<apiserver port>``; the service's
+  clusterIP is not routable here); the container's own ``env``/``envFrom`` entries win;
+* sets up the pod's volumes once, before its first container starts, under
+  ``<state-dir>/pods/<namespace>_<pod>_<uid>/volumes/<volume>/``, and has podexec bind-mount them at
+  each ``volumeMounts[].mountPath`` (``subPath``/``subPathExpr`` honoured; ``readOnly`` gives a
+  read-only remount; configMap, secret, projected and downwardAPI volumes are always read-only, like a
+  kubelet's). Supported: ``configMap`` and ``secret`` (``items``, ``defaultMode``/``mode``,
+  ``optional``), ``downwardAPI`` (``fieldRef`` as for env, ``resourceFieldRef``), ``projected``
+  (``serviceAccountToken``, ``configMap``, ``secret``, ``downwardAPI``), ``emptyDir`` (a per-pod
+  directory shared by the pod's containers) and ``hostPath`` (the host path itself; ``type`` checked,
+  ``DirectoryOrCreate``/``FileOrCreate`` create it, and so does an empty ``type`` when nothing is there). A ``serviceAccountToken`` is a real bound token
+  from the TokenRequest API (for ``spec.serviceAccountName``, default ``default``; ``audience``;
+  ``expirationSeconds``, at least 600; bound to the pod), so the ``kube-api-access-*`` volume that the
+  ServiceAccount admission plugin adds at ``/var/run/secrets/kubernetes.io/serviceaccount`` gives the
+  standard in-cluster config (token, ``ca.crt`` from ConfigMap ``kube-root-ca.crt``, namespace). Files
+  are plain files (no ``..data`` symlinks), default mode 0644. A missing required ConfigMap/Secret/key,
+  a failed TokenRequest (or any other volume problem) leaves the containers waiting with
+  ``CreateContainerConfigError`` and a message and is retried every second (``kube-root-ca.crt`` is
+  published by the controller-manager shortly after a namespace is created; a real kubelet reports
+  this as ``ContainerCreating`` plus a ``FailedMount`` event). **Note:** a bind mount needs a target,
+  so podexec creates a missing ``mountPath`` on the host (a directory, or an empty file for a file
+  source) and leaves it there, e.g. ``/var/run/secrets/kubernetes.io/serviceaccount`` is created once
+  as an empty directory. The mounts exist only in each container's private mount namespace, so
+  concurrent pods each see their own token. Not done: token refresh (tokens live at least 600 s, the
+  admission plugin's ones an hour or more: enough for tests), updating configMap/secret volumes after
+  start, ``emptyDir`` ``medium``/``sizeLimit``, ``mountPropagation``, fsGroup/ownership; other volume
+  types (persistentVolumeClaim, ephemeral, csi, ...) give ``CreateContainerConfigError``;
 * every container starts through the shim :mod:`tests.cluster.podexec`, which gives it a private
   mount namespace where its own ``<container>.termination-log`` is bind-mounted over its
   ``terminationMessagePath``. **Note:** a bind mount needs a target, so when that path (by default
@@ -35,8 +63,9 @@ What it does, like a kubelet would:
   graceful deletion (then deletes the pod with grace 0, like a kubelet) and, on start-up, marks pods
   it had been running before a restart as Failed (``ContainerStatusUnknown``).
 
-Not supported: volumes, probes (a running container is ready), lifecycle hooks, resource limits,
-exec/attach/port-forward, service-link and service-account environment.
+Not supported: probes (a running container is ready), lifecycle hooks, resource limits,
+exec/attach/port-forward, service links for services other than ``kubernetes`` (and its
+``KUBERNETES_PORT*`` variables).
 """
 
 from __future__ import annotations
@@ -50,6 +79,7 @@ import os
 import platform
 import re
 import select
+import shutil
 import signal
 import ssl
 import subprocess
@@ -92,6 +122,12 @@ FALLBACK_BYTES = 2048
 BACKOFF_CAP = 10.0
 BACKOFF_RESET_AFTER = 60.0  # a container that ran this long restarts without back-off
 CONFIG_RETRY = 3.0  # CreateContainerConfigError is retried this often
+VOLUME_RETRY = 1.0  # ... and this often when a volume cannot be set up yet (kube-root-ca.crt not yet published)
+DEFAULT_MODE = 0o644  # files of configMap/secret/projected/downwardAPI volumes without a mode
+TOKEN_SECONDS = 3600  # serviceAccountToken expirationSeconds default ...
+MIN_TOKEN_SECONDS = 600  # ... and minimum
+API_DATA_VOLUMES = ("configMap", "secret", "projected", "downwardAPI")  # always mounted read-only
+SUPPORTED_VOLUMES = (*API_DATA_VOLUMES, "emptyDir", "hostPath")
 NODE_STOP_GRACE = 2.0
 MIN_KILL_GRACE = 2.0  # like a kubelet: a pod removed outright still gets SIGTERM, SIGKILL 2 s later
 LEASE_PERIOD = 10.0
@@ -250,6 +286,11 @@ class Kube:
         self._cfg = cfg
         self._rest = RESTClientObject(cfg)
         self.host = str(cfg.host).rstrip("/")
+        url = urlsplit(self.host)
+        # What pods get as KUBERNETES_SERVICE_HOST/PORT: the apiserver this node talks to (the
+        # "kubernetes" service's clusterIP is not routable from local processes).
+        self.service_host = url.hostname or LOCAL_IP
+        self.service_port = url.port or (443 if url.scheme == "https" else 80)
 
     def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": f"jobline-localnode/{KUBELET_VERSION}"}
@@ -343,6 +384,55 @@ class ConfigError(Exception):
     """The container's configuration cannot be resolved yet (CreateContainerConfigError)."""
 
 
+class VolumeError(ConfigError):
+    """A volume of the pod cannot be set up yet (also reported as CreateContainerConfigError)."""
+
+
+def _rel_path(path: object, what: str) -> str:
+    """A relative path that stays inside its volume (no absolute paths, no ``..``)."""
+    text = str(path or "")
+    if not text or text.startswith("/") or ".." in text.split("/"):
+        raise VolumeError(f"{what}: invalid path {text!r} (must be relative and must not contain '..')")
+    return text
+
+
+def _mount_arg(source: str, target: str, read_only: bool) -> str:
+    """podexec's ``--mount SRC:DST[:ro]`` (``:`` and ``\\`` escaped with a backslash)."""
+
+    def esc(path: str) -> str:
+        return path.replace("\\", "\\\\").replace(":", "\\:")
+
+    return f"{esc(source)}:{esc(target)}" + (":ro" if read_only else "")
+
+
+def _object_data(kind: str, obj: Json) -> dict[str, bytes]:
+    """The key -> bytes content of a ConfigMap (``data`` and ``binaryData``) or Secret (``data``)."""
+    if kind == "secrets":
+        return {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+    out = {k: str(v).encode() for k, v in (obj.get("data") or {}).items()}
+    out.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
+    return out
+
+
+def _write_volume(root: Path, files: Mapping[str, tuple[bytes, int]]) -> None:
+    """(Re)create directory ``root`` holding ``files`` (relative path -> (content, mode))."""
+    tmp = root.with_name(root.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for rel, (data, mode) in files.items():
+        path = tmp / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(path, mode & 0o7777)
+    os.chmod(tmp, 0o755)
+    shutil.rmtree(root, ignore_errors=True)
+    os.replace(tmp, root)
+
+
 # ------------------------------------------------------------------------------------ containers
 @dataclass
 class Instance:
@@ -428,6 +518,8 @@ class PodWorker(threading.Thread):
         self.finished = threading.Event()
         self.gone = False
         self.pod_dir = node.state_dir / "pods" / f"{self.ns}_{self.pod_name}_{self.uid}"
+        self.volume_dir = self.pod_dir / "volumes"
+        self._volumes: dict[str, Path] = {}  # volume name -> materialised directory (or host path)
         spec = pod.get("spec") or {}
         self.restart_policy = str(spec.get("restartPolicy") or "Always")
         self.inits = [Container(c, True, self.pod_dir) for c in spec.get("initContainers") or []]
@@ -642,12 +734,13 @@ class PodWorker(threading.Thread):
             return
         try:
             env, k8s_env = self._build_env(c)
+            mounts = self._container_mounts(c, k8s_env)
         except ConfigError as exc:
             message = str(exc)
             if (c.state.get("waiting") or {}).get("message") != message:
                 log.warning("pod %s container %s: CreateContainerConfigError: %s", self.who, c.name, message)
             c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": message}}
-            c.next_start = time.monotonic() + CONFIG_RETRY
+            c.next_start = time.monotonic() + (VOLUME_RETRY if isinstance(exc, VolumeError) else CONFIG_RETRY)
             return
         argv = [expand(a, k8s_env) for a in command + [str(a) for a in spec.get("args") or []]]
         workdir = str(spec.get("workingDir") or (self.pod_dir / f"{c.name}.workdir"))
@@ -661,7 +754,10 @@ class PodWorker(threading.Thread):
             read_fd, write_fd = os.pipe()
             shim = [sys.executable, "-I", "-S", str(PODEXEC), "--term-file", str(c.term_file),
                     "--term-path", term_path, "--cwd", workdir, "--status-fd", str(write_fd),
-                    "--parent-pid", str(os.getpid()), "--"]
+                    "--parent-pid", str(os.getpid())]
+            for mount in mounts:
+                shim += ["--mount", mount]
+            shim.append("--")
             with open(c.log_path, "ab") as out:
                 proc = subprocess.Popen(shim + argv, env=env, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out,
                                         stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(write_fd,))
@@ -737,6 +833,7 @@ class PodWorker(threading.Thread):
                         for k, v in (obj.get("data") or {}).items()}
             return {k: str(v) for k, v in (obj.get("data") or {}).items()}
 
+        service = self.node.service_env()
         defined: dict[str, str] = {}
         for ef in spec.get("envFrom") or []:
             prefix = str(ef.get("prefix") or "")
@@ -758,7 +855,7 @@ class PodWorker(threading.Thread):
             name = str(item["name"])
             vf = item.get("valueFrom")
             if not vf:
-                defined[name] = expand(str(item.get("value") or ""), defined)
+                defined[name] = expand(str(item.get("value") or ""), {**service, **defined})
                 continue
             if vf.get("fieldRef"):
                 defined[name] = self._field_value(pod, str(vf["fieldRef"].get("fieldPath") or ""))
@@ -791,8 +888,9 @@ class PodWorker(threading.Thread):
                "HOSTNAME": str((pod.get("spec") or {}).get("hostname") or self.pod_name)}
         if os.environ.get("LANG"):
             env["LANG"] = os.environ["LANG"]
-        env.update(defined)
-        return env, defined
+        env.update(service)
+        env.update(defined)  # the container's own variables win
+        return env, {**service, **defined}
 
     def _field_value(self, pod: Json, path: str) -> str:
         md = pod.get("metadata") or {}
@@ -817,8 +915,8 @@ class PodWorker(threading.Thread):
             raise ConfigError(f"unsupported fieldRef {path!r}")
         return values[path]
 
-    def _resource_value(self, pod: Json, c: Container, ref: Json) -> str:
-        target = str(ref.get("containerName") or c.name)
+    def _resource_value(self, pod: Json, c: Container | None, ref: Json) -> str:
+        target = str(ref.get("containerName") or (c.name if c is not None else ""))
         specs = list((pod.get("spec") or {}).get("containers") or []) + list(
             (pod.get("spec") or {}).get("initContainers") or [])
         cspec = next((s for s in specs if s.get("name") == target), None)
@@ -839,6 +937,196 @@ class PodWorker(threading.Thread):
         except ValueError as exc:
             raise ConfigError(f"resourceFieldRef {resource}: {exc}") from exc
         return str(int(number.to_integral_value(rounding=ROUND_CEILING)))
+
+    # ------------------------------------------------------------------------------ volumes
+    def _container_mounts(self, c: Container, env: Mapping[str, str]) -> list[str]:
+        """podexec ``--mount`` arguments for the container's volumeMounts (sets the pod's volumes up first)."""
+        mounts = c.spec.get("volumeMounts") or []
+        if not mounts and not (self.pod.get("spec") or {}).get("volumes"):
+            return []
+        self._setup_volumes()
+        kinds = {str(v.get("name")): self._volume_kind(v) for v in (self.pod.get("spec") or {}).get("volumes") or []}
+        out: list[str] = []
+        for vm in mounts:
+            name = str(vm.get("name") or "")
+            target = str(vm.get("mountPath") or "")
+            if name not in self._volumes:
+                raise VolumeError(f"cannot find volume {name!r} to mount into container {c.name!r}")
+            if not target.startswith("/"):
+                raise VolumeError(f"volume {name!r}: mountPath {target!r} is not absolute")
+            root = self._volumes[name]
+            source = root
+            sub = str(vm.get("subPath") or "")
+            if vm.get("subPathExpr"):
+                sub = expand(str(vm["subPathExpr"]), env)
+            if sub:
+                source = root / _rel_path(sub, f"volume {name!r} subPath")
+                real_root = os.path.realpath(root)
+                if not os.path.realpath(source).startswith(real_root.rstrip("/") + "/"):
+                    raise VolumeError(f"volume {name!r}: subPath {sub!r} points outside the volume")
+                if not os.path.lexists(source):
+                    try:  # like a kubelet: a missing subPath is created as a directory
+                        os.makedirs(source, 0o755, exist_ok=True)
+                    except OSError as exc:
+                        raise VolumeError(f"volume {name!r}: cannot create subPath {sub!r}: {exc}") from exc
+            read_only = bool(vm.get("readOnly")) or kinds.get(name) in API_DATA_VOLUMES
+            out.append(_mount_arg(str(source), target, read_only))
+        return out
+
+    @staticmethod
+    def _volume_kind(volume: Json) -> str:
+        return next((k for k in volume if k != "name"), "")
+
+    def _setup_volumes(self) -> None:
+        """Materialise every volume of the pod once (before its first container starts), like a kubelet."""
+        for volume in (self.pod.get("spec") or {}).get("volumes") or []:
+            name = str(volume.get("name") or "")
+            if name in self._volumes:
+                continue
+            kind = self._volume_kind(volume)
+            if kind not in SUPPORTED_VOLUMES:
+                raise VolumeError(f"volume {name!r}: {kind or 'empty'} volumes are not supported by the local node "
+                                  f"(supported: {', '.join(SUPPORTED_VOLUMES)})")
+            try:
+                path = self._setup_volume(name, kind, volume.get(kind) or {})
+            except VolumeError as exc:
+                raise VolumeError(f'MountVolume.SetUp failed for volume "{name}" : {exc}') from exc
+            except OSError as exc:
+                raise VolumeError(f'MountVolume.SetUp failed for volume "{name}" : {exc}') from exc
+            self._volumes[name] = path
+            log.info("pod %s: volume %s (%s) ready", self.who, name, kind)
+
+    def _setup_volume(self, name: str, kind: str, src: Json) -> Path:
+        root = self.volume_dir / name
+        if kind == "emptyDir":
+            root.mkdir(parents=True, exist_ok=True)
+            os.chmod(root, 0o777)
+            return root
+        if kind == "hostPath":
+            return self._host_path(src)
+        mode = int(src.get("defaultMode") if src.get("defaultMode") is not None else DEFAULT_MODE)
+        files: dict[str, tuple[bytes, int]] = {}
+        if kind == "configMap":
+            files = self._key_files("configmaps", str(src.get("name") or ""), src, mode)
+        elif kind == "secret":
+            files = self._key_files("secrets", str(src.get("secretName") or ""), src, mode)
+        elif kind == "downwardAPI":
+            files = self._downward_files(src.get("items") or [], mode)
+        else:  # projected
+            for source in src.get("sources") or []:
+                if source.get("serviceAccountToken"):
+                    token = source["serviceAccountToken"]
+                    files[_rel_path(token.get("path"), "serviceAccountToken")] = (self._token(token), mode)
+                elif source.get("configMap"):
+                    ref = source["configMap"]
+                    files.update(self._key_files("configmaps", str(ref.get("name") or ""), ref, mode))
+                elif source.get("secret"):
+                    ref = source["secret"]
+                    files.update(self._key_files("secrets", str(ref.get("name") or ""), ref, mode))
+                elif source.get("downwardAPI"):
+                    files.update(self._downward_files(source["downwardAPI"].get("items") or [], mode))
+                else:
+                    raise VolumeError(f"projected source {sorted(source)} is not supported by the local node")
+        _write_volume(root, files)
+        return root
+
+    @staticmethod
+    def _host_path(src: Json) -> Path:
+        path = str(src.get("path") or "")
+        htype = str(src.get("type") or "")
+        if not path.startswith("/"):
+            raise VolumeError(f"hostPath {path!r} is not absolute")
+        if htype == "DirectoryOrCreate" or (not htype and not os.path.lexists(path)):
+            os.makedirs(path, 0o755, exist_ok=True)  # untyped: a missing path becomes a directory, as with containerd
+        elif htype == "FileOrCreate" and not os.path.exists(path):
+            os.makedirs(os.path.dirname(path) or "/", 0o755, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        checks: dict[str, tuple[Callable[[str], bool], str]] = {
+            "Directory": (os.path.isdir, "a directory"),
+            "DirectoryOrCreate": (os.path.isdir, "a directory"),
+            "File": (os.path.isfile, "a file"),
+            "FileOrCreate": (os.path.isfile, "a file"),
+            "Socket": (lambda p: Path(p).is_socket(), "a socket"),
+            "CharDevice": (lambda p: Path(p).is_char_device(), "a character device"),
+            "BlockDevice": (lambda p: Path(p).is_block_device(), "a block device"),
+        }
+        if htype in checks:
+            check, what = checks[htype]
+            if not check(path):
+                raise VolumeError(f"hostPath type check failed: {path} is not {what}")
+        elif htype:
+            raise VolumeError(f"hostPath type {htype!r} is not supported")
+        return Path(path)
+
+    def _key_files(self, kind: str, name: str, src: Json, mode: int) -> dict[str, tuple[bytes, int]]:
+        """The files of a configMap/secret volume (or projected source): every key, or the ``items``."""
+        label = "configmap" if kind == "configmaps" else "secret"
+        optional = bool(src.get("optional"))
+        try:
+            obj = self.kube.get_optional(f"/api/v1/namespaces/{quote(self.ns)}/{kind}/{quote(name)}")
+        except (ApiError, TransientError) as exc:
+            raise VolumeError(f"failed to get {label} {self.ns}/{name}: {exc}") from exc
+        if obj is None:
+            if optional:
+                return {}
+            raise VolumeError(f'{label} "{name}" not found')
+        data = _object_data(kind, obj)
+        items = src.get("items")
+        if not items:
+            return {_rel_path(k, f"{label} {name} key"): (v, mode) for k, v in data.items()}
+        out: dict[str, tuple[bytes, int]] = {}
+        for item in items:
+            key = str(item.get("key") or "")
+            if key not in data:
+                if optional:
+                    continue
+                what = "config key" if kind == "configmaps" else "secret key"
+                raise VolumeError(f"{label} {name} references non-existent {what}: {key}")
+            item_mode = item.get("mode")
+            out[_rel_path(item.get("path"), f"{label} {name} item {key}")] = (
+                data[key], int(item_mode) if item_mode is not None else mode)
+        return out
+
+    def _downward_files(self, items: list[Json], mode: int) -> dict[str, tuple[bytes, int]]:
+        pod = self.pod
+        out: dict[str, tuple[bytes, int]] = {}
+        for item in items:
+            path = _rel_path(item.get("path"), "downwardAPI item")
+            try:
+                if item.get("fieldRef"):
+                    value = self._field_value(pod, str(item["fieldRef"].get("fieldPath") or ""))
+                elif item.get("resourceFieldRef"):
+                    value = self._resource_value(pod, self.mains[0] if self.mains else None, item["resourceFieldRef"])
+                else:
+                    raise ConfigError(f"downwardAPI item {path!r} has neither fieldRef nor resourceFieldRef")
+            except VolumeError:
+                raise
+            except ConfigError as exc:
+                raise VolumeError(str(exc)) from exc
+            item_mode = item.get("mode")
+            out[path] = (value.encode(), int(item_mode) if item_mode is not None else mode)
+        return out
+
+    def _token(self, src: Json) -> bytes:
+        """A bound service-account token for this pod (TokenRequest API), like a kubelet gets one."""
+        sa = str((self.pod.get("spec") or {}).get("serviceAccountName") or "default")
+        spec: Json = {
+            "expirationSeconds": max(MIN_TOKEN_SECONDS, int(src.get("expirationSeconds") or TOKEN_SECONDS)),
+            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": self.pod_name, "uid": self.uid},
+        }
+        if src.get("audience"):
+            spec["audiences"] = [str(src["audience"])]
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+        path = f"/api/v1/namespaces/{quote(self.ns)}/serviceaccounts/{quote(sa)}/token"
+        try:
+            resp = self.kube.request("POST", path, body=body)
+        except (ApiError, TransientError) as exc:
+            raise VolumeError(f'failed to fetch token for serviceaccount "{sa}": {exc}') from exc
+        token = str(((resp or {}).get("status") or {}).get("token") or "")
+        if not token:
+            raise VolumeError(f'failed to fetch token for serviceaccount "{sa}": empty TokenRequest status')
+        return token.encode()
 
     # ------------------------------------------------------------------ stopping & deleting
     def _pod_grace(self) -> float:
@@ -1214,6 +1502,12 @@ class LocalNode:
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._deleting: set[str] = set()
         self._transitions: dict[str, tuple[str, str]] = {}  # node condition type -> (status, lastTransitionTime)
+
+    def service_env(self) -> dict[str, str]:
+        """The ``kubernetes`` service's variables every container gets: the apiserver this node uses."""
+        port = str(self.kube.service_port)
+        return {"KUBERNETES_SERVICE_HOST": self.kube.service_host, "KUBERNETES_SERVICE_PORT": port,
+                "KUBERNETES_SERVICE_PORT_HTTPS": port}
 
     # ------------------------------------------------------------------- process registry
     def register(self, proc: subprocess.Popen[bytes]) -> None:

@@ -65,3 +65,13 @@ def record(payload: dict[str, Any], ctx: Any) -> Any:
     time.sleep(float(payload.get("seconds", 0.5)))
     _record(path, f"end {ctx.job} {time.time():.6f}")
     return {"ok": True}
+
+
+@handler("slow-first")
+def slow_first(payload: dict[str, Any], ctx: Any) -> Any:
+    """The first attempt runs long (to be suspended, deleted or killed); later ones finish at once."""
+    if payload.get("file"):
+        _record(payload["file"], f"attempt {ctx.job} {ctx.attempt}")
+    if ctx.attempt == 1:
+        time.sleep(float(payload.get("seconds", 60)))
+    return {"attempt": ctx.attempt}

@@ -388,7 +388,9 @@ def test_every_is_stable_across_restarts_and_before_the_anchor() -> None:
     anchor = z("2026-01-01T00:10")
     s1 = parse_schedule("@every 1h30m", anchor=anchor)
     s2 = parse_schedule("@every 1h30m", anchor=anchor)
-    assert s1.next_after(z("2026-01-01T01:00")) == s2.next_after(z("2026-01-01T01:00")) == z("2026-01-01T01:40")
+    assert (
+        s1.next_after(z("2026-01-01T01:00")) == s2.next_after(z("2026-01-01T01:00")) == z("2026-01-01T01:40")
+    )
     assert s1.next_after(z("2026-01-01T01:40")) == z("2026-01-01T03:10")
     # The lattice extends before the anchor too.
     assert s1.next_after(z("2025-12-31T23:00")) == z("2026-01-01T00:10")
@@ -411,8 +413,10 @@ def test_every_ignores_the_time_zone_and_dst() -> None:
     berlin = parse_schedule("@every 2h", BERLIN, anchor=anchor)
     utc = parse_schedule("@every 2h", anchor=anchor)
     window = (z("2026-03-28T23:30"), z("2026-03-29T04:00"))
-    assert berlin.times_between(*window) == utc.times_between(*window) == zs(
-        "2026-03-29T00:00", "2026-03-29T02:00", "2026-03-29T04:00"
+    assert (
+        berlin.times_between(*window)
+        == utc.times_between(*window)
+        == zs("2026-03-29T00:00", "2026-03-29T02:00", "2026-03-29T04:00")
     )
 
 
@@ -541,7 +545,9 @@ def test_catch_up_after_downtime() -> None:
     skip = plan("2026-01-01T06:00", "2026-01-01T10:20", "Skip")
     assert (skip.to_run, skip.missed, skip.latest) == ((), 4, z("2026-01-01T10:00"))
     run_all = plan("2026-01-01T06:00", "2026-01-01T10:20", "RunAll")
-    assert run_all.to_run == tuple(zs("2026-01-01T07:00", "2026-01-01T08:00", "2026-01-01T09:00", "2026-01-01T10:00"))
+    assert run_all.to_run == tuple(
+        zs("2026-01-01T07:00", "2026-01-01T08:00", "2026-01-01T09:00", "2026-01-01T10:00")
+    )
     assert run_all.missed == 0
     # at most max_catch_up_runs, the newest ones, oldest first; the rest are missed
     capped = plan("2026-01-01T06:00", "2026-01-01T10:20", "RunAll", max_runs=2)

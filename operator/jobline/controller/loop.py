@@ -95,6 +95,7 @@ class Controller:
         if unique:
             for twin in self.store.by_unique.get((ns, spec.get("queue") or "default", unique), ()):
                 self.dirty_jobs.add((ns, twin))
+        self.wakeup.set()
 
     def on_queue(self, event: str | None, obj: dict[str, Any]) -> None:
         key = key_of(obj)
@@ -184,7 +185,7 @@ class Controller:
             await self.reconcile(key)
         except KubeError as exc:
             if exc.conflict or exc.not_found:
-                self.dirty_jobs.add(key)  # retried on the next step, with what the watch brings
+                self.schedule(key, self.clock() + timedelta(seconds=0.5))  # again, with what the watch brings
             else:
                 log.warning("reconcile %s/%s failed: %s", *key, exc)
                 self.schedule(key, self.clock() + timedelta(seconds=5))

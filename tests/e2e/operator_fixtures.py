@@ -1,0 +1,157 @@
+"""Run the real operator (``jobline-operator``) as a process against the test cluster."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.conftest import ClusterHandle
+from tests.kube import kubectl, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+GROUP, VERSION = "jobline.dev", "v1alpha1"
+
+
+class OperatorProcess:
+    def __init__(self, kubeconfig: Path, log: Path, extra: list[str] | None = None) -> None:
+        self.kubeconfig = kubeconfig
+        self.log = log
+        self.extra = extra or []
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        exe = str(Path(sys.executable).with_name("jobline-operator"))
+        out = open(self.log, "ab")  # noqa: SIM115 - the child keeps it
+        self.proc = subprocess.Popen([exe, "--kubeconfig", str(self.kubeconfig), "--health-port", "0", *self.extra],
+                                     stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+        out.close()
+        wait_for(lambda: "synced:" in self.log.read_text(errors="replace").split("--- start ---")[-1], 60,
+                 "the operator to sync")
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, like a node crash."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        with open(self.log, "a") as f:
+            f.write("\n--- start ---\n")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: ClusterHandle) -> None:
+    kubectl(cluster.kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    kubectl(cluster.kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
+            "crd/queuedjobs.jobline.dev", "crd/jobqueues.jobline.dev", "crd/jobschedules.jobline.dev")
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: ClusterHandle, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    op = OperatorProcess(cluster.kubeconfig, log)
+    op.start()
+    yield op
+    op.stop()
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text, f"the operator logged a traceback; see {log}"
+
+
+@pytest.fixture
+def running_operator(operator: OperatorProcess) -> OperatorProcess:
+    """The session's operator, restarted first if an earlier test killed it."""
+    if not operator.alive():
+        operator.start()
+    return operator
+
+
+def worker_template(**extra: Any) -> dict[str, Any]:
+    """A worker that runs this repository's test handlers on the local node."""
+    return {
+        "image": "local",  # the local node ignores images
+        "command": ["jobline-worker", "--import", "tests.e2e.handlers"],
+        "env": [{"name": "PYTHONPATH", "value": str(REPO)}],
+        **extra,
+    }
+
+
+class Jobs:
+    """Create and read QueuedJobs and JobQueues in one namespace."""
+
+    def __init__(self, cluster: ClusterHandle, namespace: str) -> None:
+        self.cluster = cluster
+        self.ns = namespace
+        self.api = cluster.custom
+
+    def queue(self, name: str = "default", **spec: Any) -> dict[str, Any]:
+        spec.setdefault("template", worker_template())
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "JobQueue", "metadata": {"name": name}, "spec": spec}
+        return dict(self.api.create_namespaced_custom_object(GROUP, VERSION, self.ns, "jobqueues", body))
+
+    def patch_queue(self, name: str, spec: dict[str, Any]) -> None:
+        self.api.patch_namespaced_custom_object(GROUP, VERSION, self.ns, "jobqueues", name, {"spec": spec})
+
+    def create(self, name: str, handler: str, payload: Any = None, **spec: Any) -> dict[str, Any]:
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "QueuedJob", "metadata": {"name": name},
+                "spec": {"handler": handler, "payload": payload, **spec}}
+        return dict(self.api.create_namespaced_custom_object(GROUP, VERSION, self.ns, "queuedjobs", body))
+
+    def get(self, name: str) -> dict[str, Any]:
+        return dict(self.api.get_namespaced_custom_object(GROUP, VERSION, self.ns, "queuedjobs", name))
+
+    def get_queue(self, name: str = "default") -> dict[str, Any]:
+        return dict(self.api.get_namespaced_custom_object(GROUP, VERSION, self.ns, "jobqueues", name))
+
+    def patch(self, name: str, body: dict[str, Any]) -> None:
+        self.api.patch_namespaced_custom_object(GROUP, VERSION, self.ns, "queuedjobs", name, body)
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(self.get(name).get("status") or {})
+
+    def phase(self, name: str) -> str | None:
+        return self.status(name).get("phase")
+
+    def wait_phase(self, name: str, *phases: str, timeout: float = 60) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            st = self.status(name)
+            return st if st.get("phase") in phases else None
+        return wait_for(check, timeout, f"job {name} to reach {'/'.join(phases)}")
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.get(name)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def pods(self, job: str) -> list[client.V1Pod]:
+        return list(self.cluster.core.list_namespaced_pod(self.ns, label_selector=f"jobline.dev/job={job}").items)
+
+    def events(self, name: str) -> list[tuple[str, str]]:
+        evs = self.cluster.core.list_namespaced_event(self.ns, field_selector=f"involvedObject.name={name}").items
+        return [(e.reason, e.message) for e in sorted(evs, key=lambda e: e.metadata.creation_timestamp)]
+
+
+def now() -> float:
+    return time.time()

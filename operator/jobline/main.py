@@ -16,6 +16,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster config, else $KUBECONFIG)")
     p.add_argument("--health-host", default="127.0.0.1", help="address of /healthz (0.0.0.0 in a pod)")
     p.add_argument("--health-port", type=int, default=8080, help="port of /healthz (0 disables it)")
+    p.add_argument("--webhook-port", type=int, default=int(os.environ.get("JOBLINE_WEBHOOK_PORT", "9443")),
+                   help="port of the admission webhook (0 disables it: the operator still enforces the rules)")
+    p.add_argument("--webhook-addr", default="127.0.0.1", help="address the webhook listens on (0.0.0.0 in a pod)")
+    p.add_argument("--webhook-host", default=None,
+                   help="host name the apiserver calls the webhook by (in a cluster: the Service's DNS name)")
     p.add_argument("--peering", default=None,
                    help="kopf peering name for HA (replicas > 1); default: standalone")
     p.add_argument("--log-level", default=os.environ.get("JOBLINE_LOG_LEVEL", "info"),
@@ -31,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["JOBLINE_KUBECONFIG"] = os.environ["KUBECONFIG"]
     if args.namespace:
         os.environ["JOBLINE_NAMESPACES"] = ",".join(args.namespace)
+    os.environ["JOBLINE_WEBHOOK_PORT"] = str(args.webhook_port)
+    os.environ["JOBLINE_WEBHOOK_ADDR"] = args.webhook_addr
+    os.environ["JOBLINE_WEBHOOK_HOST"] = args.webhook_host or args.webhook_addr
     import kopf  # after KUBECONFIG is set: the kubernetes client reads it at import time
 
     kopf.configure(

@@ -27,11 +27,17 @@ class OperatorProcess:
         self.log = log
         self.extra = extra or []
         self.proc: subprocess.Popen[bytes] | None = None
+        self.webhook_port: int | None = None
 
     def start(self) -> None:
         exe = str(Path(sys.executable).with_name("jobline-operator"))
         out = open(self.log, "ab")  # noqa: SIM115 - the child keeps it
-        self.proc = subprocess.Popen([exe, "--kubeconfig", str(self.kubeconfig), "--health-port", "0", *self.extra],
+        if self.webhook_port is None:
+            from tests.cluster.procs import free_port
+
+            self.webhook_port = free_port()
+        self.proc = subprocess.Popen([exe, "--kubeconfig", str(self.kubeconfig), "--health-port", "0",
+                                      "--webhook-port", str(self.webhook_port), *self.extra],
                                      stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
         out.close()
         wait_for(lambda: "synced:" in self.log.read_text(errors="replace").split("--- start ---")[-1], 60,

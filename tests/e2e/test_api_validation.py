@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import ClusterHandle
-from tests.kube import kubectl
+from tests.kube import kubectl, kubectl_json, wait_for
 
-pytestmark = pytest.mark.usefixtures("crds")
+pytestmark = pytest.mark.usefixtures("running_operator")  # the payload cap is the operator's webhook
 
 
 def _apply(cluster: ClusterHandle, namespace: str, spec: str) -> str:
@@ -40,7 +40,25 @@ def test_invalid_manifest_is_refused(cluster: ClusterHandle, namespace: str, spe
 def test_oversized_payload_is_refused(cluster: ClusterHandle, namespace: str) -> None:
     big = "x" * 70_000
     message = _apply(cluster, namespace, f"  handler: x\n  payload: {{blob: {big}}}")
-    assert "spec.payload" in message and "65536" in message, message[:500]
+    assert "spec.payload" in message and "65536" in message, message[-500:]
+
+
+def test_second_unfinished_job_with_a_unique_key_is_refused(cluster: ClusterHandle, namespace: str) -> None:
+    manifest = f"""apiVersion: jobline.dev/v1alpha1
+kind: JobQueue
+metadata: {{name: default, namespace: {namespace}}}
+spec: {{paused: true}}
+---
+apiVersion: jobline.dev/v1alpha1
+kind: QueuedJob
+metadata: {{name: one, namespace: {namespace}}}
+spec: {{handler: x, uniqueKey: invoice-7}}
+"""
+    kubectl(cluster.kubeconfig, "apply", "-f", "-", input=manifest)
+    wait_for(lambda: kubectl_json(cluster.kubeconfig, "get", "qj", "one", "-n", namespace)
+             .get("status", {}).get("phase") == "Pending", 30, "job one pending")
+    message = _apply(cluster, namespace, "  handler: x\n  uniqueKey: invoice-7")
+    assert "spec.uniqueKey" in message and "one" in message, message
 
 
 def test_kubectl_explain_shows_descriptions(cluster: ClusterHandle) -> None:

@@ -168,11 +168,16 @@ def test_depends_on(jobs: Jobs) -> None:
     assert failed["reason"] == "DependencyFailed" and "bad-parent" in failed["message"]
 
 
-def test_unique_key_marks_the_second_job_duplicate(jobs: Jobs) -> None:
+def test_unique_key_duplicate_that_slipped_past_admission_is_marked(jobs: Jobs,
+                                                                     running_operator: OperatorProcess) -> None:
+    """Admission refuses a second unfinished job with the same key (test_api_validation); when the operator
+    is down the webhook is skipped (failurePolicy Ignore), and the controller marks the newcomer Duplicate."""
     jobs.queue(paused=True)
     jobs.create("first", "echo", {}, uniqueKey="user-42")
     jobs.wait_phase("first", "Pending")
+    running_operator.kill()
     jobs.create("second", "echo", {}, uniqueKey="user-42")
+    running_operator.start()
     st = jobs.wait_phase("second", "Failed")
     assert st["duplicateOf"] == "first" and st["deadLettered"] is False
     assert {c["type"]: c["reason"] for c in st["conditions"]}["Failed"] == "Duplicate"

@@ -4,6 +4,6 @@ They only feed the controller's store (``kopf.on.event`` keeps no progress annot
 finalizers, so watching costs no API writes); all decisions happen in :mod:`jobline.controller`.
 """
 
-from . import jobqueue, pod, queuedjob, startup
+from . import admission, jobqueue, pod, queuedjob, startup
 
-__all__ = ["jobqueue", "pod", "queuedjob", "startup"]
+__all__ = ["admission", "jobqueue", "pod", "queuedjob", "startup"]

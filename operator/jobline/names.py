@@ -50,3 +50,7 @@ WORKER_CONTAINER: Final = "worker"
 WORKER_DEFAULT_COMMAND: Final = ("jobline-worker",)
 FIELD_MANAGER: Final = "jobline-operator"
 ANNOTATION_JOB_NAME: Final = f"{GROUP}/job-name"
+
+# JobSchedule runs (the schedule loop, jobline.controller.schedules).
+ANNOTATION_SCHEDULED_TIME: Final = f"{GROUP}/scheduled-time"  # nominal instant of a scheduled run (RFC 3339)
+ANNOTATION_MANUAL_TRIGGER: Final = f"{GROUP}/manual-trigger"  # trigger value that created a manual run

@@ -64,7 +64,7 @@ def smtp_server() -> Iterator[tuple[int, list[Any]]]:
     received: list[Any] = []
 
     class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd API
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
             received.append(envelope)
             return "250 OK"
 
@@ -83,7 +83,7 @@ def webhook_receiver() -> Iterator[tuple[int, list[dict[str, Any]]]]:
     deliveries: list[dict[str, Any]] = []
 
     class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server API
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             want = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
             ok = hmac.compare_digest(want, self.headers.get("X-Jobline-Signature", ""))

@@ -144,7 +144,13 @@ class JobScheduleSpec(SpecModel):
         default=10, ge=1, le=1000, description="Most jobs created at once to catch up missed runs."
     )
     jitter_seconds: int = Field(
-        default=0, ge=0, le=3600, description="Delay each run by a random 0..jitterSeconds seconds."
+        default=0,
+        ge=0,
+        le=3600,
+        description=(
+            "Delay every run by a stable per-schedule offset in [0, jitterSeconds) seconds "
+            "(a hash of namespace/name), so many schedules with the same cron do not fire at once."
+        ),
     )
     successful_jobs_history_limit: int = Field(
         default=3, ge=0, le=1000, description="Succeeded jobs of this schedule to keep."
@@ -167,13 +173,30 @@ class JobScheduleSpec(SpecModel):
 class JobScheduleStatus(StatusModel):
     """Observed state of the schedule, written by the operator."""
 
-    last_schedule_time: Timestamp | None = Field(default=None, description="Time of the last run.")
-    next_schedule_time: Timestamp | None = Field(default=None, description="Time of the next run.")
+    last_schedule_time: Timestamp | None = Field(
+        default=None,
+        description="The newest scheduled instant handled (run, or counted in missedRuns).",
+    )
+    next_schedule_time: Timestamp | None = Field(
+        default=None, description="The next scheduled instant (the job is created jitter later)."
+    )
     last_successful_time: Timestamp | None = Field(
         default=None, description="When a job of this schedule last succeeded."
     )
+    # JobSchedule loop (SMALL ADDITION): when a job of this schedule last failed; with
+    # lastSuccessfulTime it marks which finished jobs were already counted in consecutiveFailures.
+    last_failure_time: Timestamp | None = Field(
+        default=None, description="When a job of this schedule last failed."
+    )
     run_count: int = Field(default=0, ge=0, description="Jobs created so far.")
-    missed_runs: int = Field(default=0, ge=0, description="Runs missed and not caught up.")
+    missed_runs: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Scheduled instants that got no job: missed while the operator was down or the schedule "
+            "suspended and not caught up, or skipped by concurrencyPolicy Forbid/Replace."
+        ),
+    )
     active: list[str] = Field(
         default_factory=list,
         description="Names of the unfinished jobs of this schedule.",
@@ -186,6 +209,15 @@ class JobScheduleStatus(StatusModel):
     )
     last_trigger: str | None = Field(
         default=None, description=f"Last handled value of the {names.ANNOTATION_TRIGGER} annotation."
+    )
+    # JobSchedule loop (SMALL ADDITION): the schedule lastScheduleTime refers to; when spec.schedule
+    # or spec.timeZone changes, the instants of the new schedule before the change are not replayed.
+    observed_schedule: str | None = Field(
+        default=None,
+        description=(
+            "spec.schedule and spec.timeZone that lastScheduleTime refers to, e.g. '0 3 * * * UTC'; "
+            "after an edit, instants of the new schedule before the edit are neither run nor missed."
+        ),
     )
     conditions: list[Condition] = conditions_field()
     observed_generation: int | None = observed_generation_field()

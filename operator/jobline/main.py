@@ -6,7 +6,10 @@ import argparse
 import asyncio
 import logging
 import os
+import random
+import socket
 import sys
+from typing import Any, cast
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -21,8 +24,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--webhook-addr", default="127.0.0.1", help="address the webhook listens on (0.0.0.0 in a pod)")
     p.add_argument("--webhook-host", default=None,
                    help="host name the apiserver calls the webhook by (in a cluster: the Service's DNS name)")
-    p.add_argument("--peering", default=None,
-                   help="kopf peering name for HA (replicas > 1); default: standalone")
+    p.add_argument("--peering", default=os.environ.get("JOBLINE_PEERING") or None,
+                   help="kopf peering object for HA (replicas > 1): one replica is active; default: standalone")
+    p.add_argument("--priority", type=int, default=None,
+                   help="peering priority; replicas need distinct ones (default: random when peering)")
+    p.add_argument("--peering-lifetime", type=int, default=60,
+                   help="seconds after which a silent peer counts as dead (takeover time)")
     p.add_argument("--log-level", default=os.environ.get("JOBLINE_LOG_LEVEL", "info"),
                    choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", default="text", choices=["text", "json"])
@@ -36,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["JOBLINE_KUBECONFIG"] = os.environ["KUBECONFIG"]
     if args.namespace:
         os.environ["JOBLINE_NAMESPACES"] = ",".join(args.namespace)
+    identity = f"{socket.gethostname()}@{os.getpid()}"
+    priority = args.priority if args.priority is not None else random.SystemRandom().randint(1, 2**31 - 1)
+    if args.peering:
+        os.environ.update(JOBLINE_PEERING=args.peering, JOBLINE_IDENTITY=identity, JOBLINE_PRIORITY=str(priority),
+                          JOBLINE_PEERING_LIFETIME=str(args.peering_lifetime))
     os.environ["JOBLINE_WEBHOOK_PORT"] = str(args.webhook_port)
     os.environ["JOBLINE_WEBHOOK_ADDR"] = args.webhook_addr
     os.environ["JOBLINE_WEBHOOK_HOST"] = args.webhook_host or args.webhook_addr
@@ -50,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().setLevel(args.log_level.upper())
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # one line per admission review is noise
     if args.log_level != "debug":
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per watch event is noise
 
@@ -62,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             namespaces=args.namespace or (),
             standalone=args.peering is None,
             peering_name=args.peering,
+            priority=priority,
+            identity=cast(Any, identity),  # kopf.Identity is a NewType of str, not exported
             liveness_endpoint=liveness,
         ))
     except KeyboardInterrupt:

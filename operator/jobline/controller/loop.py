@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from jobline import names
+from jobline import metrics, names
 from jobline.core import lifecycle
 from jobline.core.dispatch import Candidate, Finished, Unique, free_slots, originals, pick, retention_victims
 from jobline.core.models import DEFAULT_PRIORITY, JobQueueSpec, QueuedJobSpec, resolve_retry
@@ -70,6 +70,7 @@ class Controller:
 
     def on_job(self, event: str | None, obj: dict[str, Any]) -> None:
         key = key_of(obj)
+        metrics.job_seen(event, obj)
         if event == "DELETED":
             self.store.drop_job(key)
             queue = (key[0], (obj.get("spec") or {}).get("queue") or "default")
@@ -133,6 +134,17 @@ class Controller:
         log.info("synced: %d jobs, %d queues", len(self.store.jobs), len(self.store.queues))
         self.wakeup.set()
 
+    # ------------------------------------------------------------------- HA
+    def activate(self) -> None:
+        """Resume (this replica leads): re-list first, the watches were paused meanwhile."""
+        self.active = True
+        self.synced = False
+        self.wakeup.set()
+
+    def deactivate(self) -> None:
+        self.active = False
+        self.wakeup.set()
+
     # --------------------------------------------------------------------- loop
     async def run(self) -> None:
         while not self.synced:
@@ -149,6 +161,8 @@ class Controller:
             if not self.active:
                 continue
             try:
+                if not self.synced:
+                    await self.sync()
                 await self.step()
             except Exception:  # one bad step must not stop the loop
                 log.exception("controller step failed")
@@ -187,9 +201,11 @@ class Controller:
             if exc.conflict or exc.not_found:
                 self.schedule(key, self.clock() + timedelta(seconds=0.5))  # again, with what the watch brings
             else:
+                metrics.reconcile_error("reconcile")
                 log.warning("reconcile %s/%s failed: %s", *key, exc)
                 self.schedule(key, self.clock() + timedelta(seconds=5))
         except Exception:
+            metrics.reconcile_error("reconcile")
             log.exception("reconcile %s/%s failed", *key)
             self.schedule(key, self.clock() + timedelta(seconds=5))
 
@@ -260,6 +276,7 @@ class Controller:
             updated = await self.kube.patch_status(names.PLURAL_QUEUEDJOBS, ns, name, patch)
             self.store.put_job(_with_kind(updated, names.KIND_QUEUEDJOB))
             obj = updated
+            metrics.job_transition(obj, old_status, out.status)
             if out.phase in lifecycle.FINISHED and old_status.get("phase") not in lifecycle.FINISHED:
                 self.completions[(ns, self.store.queue_of(key))].append(self.clock())
                 self._touch_related(key, obj)
@@ -319,9 +336,11 @@ class Controller:
         try:
             await self.start(key, qspec)
         except KubeError as exc:
+            metrics.reconcile_error("start")
             log.warning("starting %s/%s failed: %s", *key, exc)
             self.schedule(key, self.clock() + timedelta(seconds=2))
         except Exception:
+            metrics.reconcile_error("start")
             log.exception("starting %s/%s failed", *key)
             self.schedule(key, self.clock() + timedelta(seconds=5))
 
@@ -351,6 +370,7 @@ class Controller:
         new_status, event = lifecycle.start_attempt(status, attempt=attempt, pod=pod["metadata"]["name"], now=now,
                                                     generation=meta.get("generation"))
         self.stats["dispatched"] += 1
+        metrics.attempt_started(obj, attempt, now)
         out = lifecycle.Outcome(status=new_status, events=[event])
         if timeout:
             self.schedule(key, now + timedelta(seconds=timeout + lifecycle.TIMEOUT_GRACE_SECONDS))

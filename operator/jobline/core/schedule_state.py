@@ -37,7 +37,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from pydantic import ValidationError
@@ -229,6 +229,7 @@ def _account_finished(st: dict[str, Any], jobs: list[JobInfo]) -> None:
 
 def history_victims(jobs: Iterable[JobInfo], succeeded_limit: int, failed_limit: int) -> list[JobInfo]:
     """Finished jobs beyond the limits: all but the newest ``limit`` of each outcome (by completion)."""
+    jobs = list(jobs)
     victims: list[JobInfo] = []
     for phase, limit in (("Succeeded", succeeded_limit), ("Failed", failed_limit)):
         done = sorted((j for j in jobs if j.phase == phase),
@@ -336,20 +337,22 @@ def plan(schedule: Mapping[str, Any], jobs: Iterable[Mapping[str, Any]], now: da
                     f"(operator down, schedule suspended or past startingDeadlineSeconds); "
                     f"missedRunPolicy {spec.missed_run_policy} runs {len(cu.to_run)} of them"))
             due = list(cu.to_run)
+            # Jobs of other runs still active (a due run's own job exists after a restart: not "other").
+            others = active - {run_name(name, t) for t in due}
             if due and spec.concurrency_policy != "Allow":
                 newest = due[-1]
-                if spec.concurrency_policy == "Forbid" and active:
+                if spec.concurrency_policy == "Forbid" and others:
                     out.events.append(Event(
                         "Normal", EVENT_SKIPPED,
                         f"run for {fmt(newest)} skipped: concurrencyPolicy Forbid and job(s) "
-                        f"{', '.join(sorted(active))} still active"
+                        f"{', '.join(sorted(others))} still active"
                         + (f" ({len(due)} runs)" if len(due) > 1 else "")))
                     missed += len(due)
                     due = []
                 else:
                     if spec.concurrency_policy == "Replace":
                         # Jobs created in this very plan (a manual run) are not replaced.
-                        out.stop = sorted((by_name[n] for n in active if n in by_name), key=lambda j: j.name)
+                        out.stop = sorted((by_name[n] for n in others if n in by_name), key=lambda j: j.name)
                         for job in out.stop:
                             active.discard(job.name)
                             out.events.append(Event("Normal", EVENT_REPLACED,
@@ -395,17 +398,11 @@ def _rebase(st: dict[str, Any], sched: Schedule, spec: JobScheduleSpec, created:
     st["observedSchedule"] = current
     if seen is None or seen == current:
         return last
-    horizon = now.astimezone(UTC) - _seconds(jitter)
+    horizon = now.astimezone(UTC) - timedelta(seconds=jitter)
     rebased = max(last, sched.last_at_or_before(horizon))
     if rebased != last:
         st["lastScheduleTime"] = fmt(rebased)
     return rebased
-
-
-def _seconds(value: float) -> Any:
-    from datetime import timedelta
-
-    return timedelta(seconds=value)
 
 
 def _finish_status(st: dict[str, Any], active: set[str], generation: int | None) -> None:

@@ -4,6 +4,14 @@ They only feed the controller's store (``kopf.on.event`` keeps no progress annot
 finalizers, so watching costs no API writes); all decisions happen in :mod:`jobline.controller`.
 """
 
-from . import admission, jobqueue, pod, queuedjob, startup
+from . import (  # jobschedule: the schedule loop
+    admission,
+    jobqueue,
+    jobschedule,
+    peering,  # after startup: it pauses the loops startup created
+    pod,
+    queuedjob,
+    startup,
+)
 
-__all__ = ["admission", "jobqueue", "pod", "queuedjob", "startup"]
+__all__ = ["admission", "jobqueue", "jobschedule", "peering", "pod", "queuedjob", "startup"]

@@ -11,6 +11,7 @@ from typing import Any
 import kopf
 
 from jobline.controller.loop import Controller
+from jobline.controller.schedules import ScheduleLoop
 from jobline.kube import Kube, load_config
 
 log = logging.getLogger("jobline")
@@ -25,19 +26,24 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     namespaces = [ns for ns in os.environ.get("JOBLINE_NAMESPACES", "").split(",") if ns]
     kube = Kube(load_config(os.environ.get("JOBLINE_KUBECONFIG") or None))
     controller = Controller(kube, namespaces or None)
+    controller.active = not os.environ.get("JOBLINE_PEERING")  # HA: standby until peering says so
     memo.kube = kube
     memo.controller = controller
     memo.controller_task = asyncio.create_task(controller.run(), name="jobline-controller")
+    # JobSchedule loop: one task firing every schedule, next to the controller.
+    memo.schedules = ScheduleLoop(kube, namespaces or None)
+    memo.schedules_task = asyncio.create_task(memo.schedules.run(), name="jobline-schedules")
     log.info("controller started (namespaces: %s)", ", ".join(namespaces) or "all")
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
-    task: asyncio.Task[None] | None = getattr(memo, "controller_task", None)
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    for attr in ("schedules_task", "controller_task"):  # schedules_task: the JobSchedule loop
+        task: asyncio.Task[None] | None = getattr(memo, attr, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     kube: Kube | None = getattr(memo, "kube", None)
     if kube is not None:
         kube.close()

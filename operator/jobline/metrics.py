@@ -1,0 +1,222 @@
+"""Prometheus metrics of the operator (``/metrics``), fed by one-line calls from the controller.
+
+Every metric lives in :data:`REGISTRY` (not the global default one), so tests and embedders get
+exactly Jobline's families plus the process collector. The calls below never raise: a metric must
+not break a reconcile.
+
+=================================================  ==========  ===========================================
+name                                               type        labels
+=================================================  ==========  ===========================================
+``jobline_jobs_started_total``                     counter     namespace, queue, handler (one per attempt)
+``jobline_jobs_finished_total``                    counter     namespace, queue, handler, outcome
+``jobline_attempt_duration_seconds``               histogram   namespace, queue, handler, outcome
+``jobline_queue_depth``                            gauge       namespace, queue, phase
+``jobline_dispatch_latency_seconds``               histogram   namespace, queue
+``jobline_schedule_runs_total``                    counter     namespace, schedule, trigger
+``jobline_schedule_lateness_seconds``              histogram   namespace, schedule
+``jobline_reconcile_errors_total``                 counter     stage
+=================================================  ==========  ===========================================
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Final
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, PlatformCollector, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector
+
+from jobline import names
+from jobline.core.models import DEFAULT_QUEUE, PHASES
+from jobline.core.timefmt import parse
+
+log = logging.getLogger("jobline.metrics")
+
+CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+
+REGISTRY: Final = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+_DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600)
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+
+JOBS_STARTED: Final = Counter(
+    "jobline_jobs_started", "Attempts started (worker pods created); a retried job counts once per attempt.",
+    ["namespace", "queue", "handler"], registry=REGISTRY)
+JOBS_FINISHED: Final = Counter(
+    "jobline_jobs_finished", "Jobs that reached Succeeded or Failed (outcome: succeeded, failed).",
+    ["namespace", "queue", "handler", "outcome"], registry=REGISTRY)
+ATTEMPT_DURATION: Final = Histogram(
+    "jobline_attempt_duration_seconds",
+    "Duration of finished attempts (outcome: succeeded, failed, stopped = suspended).",
+    ["namespace", "queue", "handler", "outcome"], buckets=_DURATION_BUCKETS, registry=REGISTRY)
+DISPATCH_LATENCY: Final = Histogram(
+    "jobline_dispatch_latency_seconds",
+    "From when a job could first run (creation, or runAt when later) to its first worker pod's creation.",
+    ["namespace", "queue"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+SCHEDULE_RUNS: Final = Counter(
+    "jobline_schedule_runs", "QueuedJobs created by JobSchedules (trigger: scheduled, manual).",
+    ["namespace", "schedule", "trigger"], registry=REGISTRY)
+SCHEDULE_LATENESS: Final = Histogram(
+    "jobline_schedule_lateness_seconds",
+    "From a scheduled run's nominal time to the creation of its QueuedJob (manual runs not included).",
+    ["namespace", "schedule"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+RECONCILE_ERRORS: Final = Counter(
+    "jobline_reconcile_errors", "Failed reconciles (stage: reconcile, start) that will be retried.",
+    ["stage"], registry=REGISTRY)
+for _stage in ("reconcile", "start"):
+    RECONCILE_ERRORS.labels(stage=_stage)  # both series exist from the start (0), for rate() and alerts
+
+
+def _labels(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    return str(meta.get("namespace", "")), str(spec.get("queue") or DEFAULT_QUEUE), str(spec.get("handler") or "")
+
+
+def _safely(fn: Callable[..., None]) -> Callable[..., None]:
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except Exception:  # a metric must never break the controller
+            log.exception("recording metric %s failed", fn.__name__)
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+@_safely
+def attempt_started(obj: Mapping[str, Any], attempt: int, at: datetime) -> None:
+    """An attempt's pod was created at `at` (the first attempt also feeds the dispatch latency)."""
+    namespace, queue, handler = _labels(obj)
+    JOBS_STARTED.labels(namespace, queue, handler).inc()
+    if attempt != 1:
+        return
+    created = parse((obj.get("metadata") or {}).get("creationTimestamp"))
+    run_at = parse((obj.get("spec") or {}).get("runAt"))
+    ready = max(t for t in (created, run_at) if t is not None) if created or run_at else None
+    if ready is not None:
+        DISPATCH_LATENCY.labels(namespace, queue).observe(max(0.0, (at - ready).total_seconds()))
+
+
+def _attempt_outcome(reason: object) -> str:
+    if reason == "Completed":
+        return "succeeded"
+    if reason == "Suspended":
+        return "stopped"
+    return "failed"
+
+
+@_safely
+def job_transition(obj: Mapping[str, Any], old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """The controller wrote `new` over `old` (statuses of `obj`): count finished attempts and jobs."""
+    namespace, queue, handler = _labels(obj)
+    before = {r.get("attempt"): r for r in old.get("attemptHistory") or ()}
+    for record in new.get("attemptHistory") or ():
+        if not record.get("finishedAt") or (before.get(record.get("attempt")) or {}).get("finishedAt"):
+            continue
+        started, finished = parse(record.get("startedAt")), parse(record.get("finishedAt"))
+        if started and finished:
+            ATTEMPT_DURATION.labels(namespace, queue, handler, _attempt_outcome(record.get("reason"))).observe(
+                max(0.0, (finished - started).total_seconds()))
+    phase = new.get("phase")
+    if phase in ("Succeeded", "Failed") and old.get("phase") != phase:
+        JOBS_FINISHED.labels(namespace, queue, handler, str(phase).lower()).inc()
+
+
+@_safely
+def job_seen(event: str | None, obj: Mapping[str, Any]) -> None:
+    """A QueuedJob watch event: a job a JobSchedule created (``ADDED``) counts as a schedule run."""
+    if event != "ADDED":
+        return
+    meta = obj.get("metadata") or {}
+    schedule = (meta.get("labels") or {}).get(names.LABEL_SCHEDULE)
+    if not schedule:
+        return
+    annotations = meta.get("annotations") or {}
+    namespace = str(meta.get("namespace", ""))
+    if names.ANNOTATION_MANUAL_TRIGGER in annotations:
+        SCHEDULE_RUNS.labels(namespace, schedule, "manual").inc()
+        return
+    SCHEDULE_RUNS.labels(namespace, schedule, "scheduled").inc()
+    nominal = parse(annotations.get(names.ANNOTATION_SCHEDULED_TIME))
+    created = parse(meta.get("creationTimestamp"))
+    if nominal and created:
+        SCHEDULE_LATENESS.labels(namespace, schedule).observe(max(0.0, (created - nominal).total_seconds()))
+
+
+@_safely
+def reconcile_error(stage: str) -> None:
+    """A reconcile (``reconcile``) or an attempt start (``start``) failed and will be retried."""
+    RECONCILE_ERRORS.labels(stage=stage).inc()
+
+
+# --- queue depth: read from the controller's store at scrape time --------------------------------
+
+
+JobSource = Callable[[], Iterable[Mapping[str, Any]] | None]
+
+
+class QueueDepthCollector(Collector):
+    """``jobline_queue_depth{namespace,queue,phase}``: jobs per phase, counted when scraped.
+
+    `source` returns the jobs the operator holds (None before the controller exists).
+    """
+
+    def __init__(self, source: JobSource) -> None:
+        self.source = source
+
+    def describe(self) -> Iterable[Metric]:
+        return [GaugeMetricFamily("jobline_queue_depth", "QueuedJobs per queue and phase.",
+                                  labels=["namespace", "queue", "phase"])]
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily("jobline_queue_depth", "QueuedJobs per queue and phase.",
+                                   labels=["namespace", "queue", "phase"])
+        counts: dict[tuple[str, str], dict[str, int]] = {}
+        for job in list(self.source() or ()):
+            namespace, queue, _ = _labels(job)
+            phase = str((job.get("status") or {}).get("phase") or "Pending")
+            per_phase = counts.setdefault((namespace, queue), dict.fromkeys(PHASES, 0))
+            per_phase[phase] = per_phase.get(phase, 0) + 1
+        for (namespace, queue), per_phase in sorted(counts.items()):
+            for phase, n in per_phase.items():
+                family.add_metric([namespace, queue, phase], n)
+        return [family]
+
+
+_depth: QueueDepthCollector | None = None
+
+
+def watch_jobs(source: JobSource) -> None:
+    """Count queue depth from `source` (replaces an earlier source)."""
+    global _depth
+    if _depth is not None:
+        _depth.source = source
+        return
+    _depth = QueueDepthCollector(source)
+    REGISTRY.register(_depth)
+
+
+def exposition() -> bytes:
+    """The text exposition of :data:`REGISTRY` (what ``/metrics`` returns)."""
+    return generate_latest(REGISTRY)
+
+
+__all__ = [
+    "CONTENT_TYPE",
+    "REGISTRY",
+    "QueueDepthCollector",
+    "attempt_started",
+    "exposition",
+    "job_seen",
+    "job_transition",
+    "reconcile_error",
+    "watch_jobs",
+]

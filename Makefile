@@ -54,3 +54,8 @@ clean: cluster-down
 dev: cluster
 	$(VENV)/bin/kubectl --kubeconfig $(DEV)/kubeconfig apply --server-side --force-conflicts -f crds/
 	$(VENV)/bin/jobline-operator --kubeconfig $(DEV)/kubeconfig
+
+# manifests/install.yaml: the chart rendered with defaults, for `kubectl apply -f` users.
+manifests: binaries
+	$(PY) -m tests.chart_render > manifests/install.yaml
+	cp crds/*.yaml charts/jobline/crds/

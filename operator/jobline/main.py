@@ -11,6 +11,8 @@ import socket
 import sys
 from typing import Any, cast
 
+from jobline import names
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="jobline-operator", description=__doc__)
@@ -18,12 +20,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="watch only this namespace (repeatable); default: all namespaces")
     p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster config, else $KUBECONFIG)")
     p.add_argument("--health-host", default="127.0.0.1", help="address of /healthz (0.0.0.0 in a pod)")
-    p.add_argument("--health-port", type=int, default=8080, help="port of /healthz (0 disables it)")
+    p.add_argument("--health-port", type=int, default=8080,
+                   help="port of /healthz and /metrics (0 disables it); served by jobline, not kopf")
+    # Operating it (handlers/servers.py): metrics, dashboard.
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve /metrics on this port instead of the health port (0 disables /metrics)")
+    p.add_argument("--dashboard-port", type=int, default=8081, help="port of the web dashboard (0 disables it)")
+    p.add_argument("--dashboard-addr", default="127.0.0.1", help="address of the dashboard (0.0.0.0 in a pod)")
+    p.add_argument("--dashboard-auth", default="token", choices=["token", "none"],
+                   help="token: Kubernetes bearer tokens checked by TokenReview/SubjectAccessReview; "
+                        "none: no auth at all, local development only")
     p.add_argument("--webhook-port", type=int, default=int(os.environ.get("JOBLINE_WEBHOOK_PORT", "9443")),
                    help="port of the admission webhook (0 disables it: the operator still enforces the rules)")
     p.add_argument("--webhook-addr", default="127.0.0.1", help="address the webhook listens on (0.0.0.0 in a pod)")
     p.add_argument("--webhook-host", default=None,
                    help="host name the apiserver calls the webhook by (in a cluster: the Service's DNS name)")
+    p.add_argument("--webhook-service", default=None,
+                   help="NAMESPACE/NAME of the Service in front of the webhook (in a cluster)")
     p.add_argument("--peering", default=os.environ.get("JOBLINE_PEERING") or None,
                    help="kopf peering object for HA (replicas > 1): one replica is active; default: standalone")
     p.add_argument("--priority", type=int, default=None,
@@ -51,6 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["JOBLINE_WEBHOOK_PORT"] = str(args.webhook_port)
     os.environ["JOBLINE_WEBHOOK_ADDR"] = args.webhook_addr
     os.environ["JOBLINE_WEBHOOK_HOST"] = args.webhook_host or args.webhook_addr
+    if args.webhook_service:
+        os.environ["JOBLINE_WEBHOOK_SERVICE"] = args.webhook_service
+    # Operating it (handlers/servers.py): /healthz + /metrics and the dashboard.
+    os.environ[names.ENV_HEALTH_ADDR] = args.health_host
+    os.environ[names.ENV_HEALTH_PORT] = str(args.health_port)
+    os.environ[names.ENV_METRICS_PORT] = str(args.health_port if args.metrics_port is None else args.metrics_port)
+    os.environ[names.ENV_DASHBOARD_ADDR] = args.dashboard_addr
+    os.environ[names.ENV_DASHBOARD_PORT] = str(args.dashboard_port)
+    os.environ[names.ENV_DASHBOARD_AUTH] = args.dashboard_auth
     import kopf  # after KUBECONFIG is set: the kubernetes client reads it at import time
 
     kopf.configure(
@@ -68,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import jobline.handlers  # noqa: F401 - registers the kopf handlers
 
-    liveness = f"http://{args.health_host}:{args.health_port}/healthz" if args.health_port else None
     try:
         asyncio.run(kopf.operator(
             clusterwide=not args.namespace,
@@ -77,7 +98,6 @@ def main(argv: list[str] | None = None) -> int:
             peering_name=args.peering,
             priority=priority,
             identity=cast(Any, identity),  # kopf.Identity is a NewType of str, not exported
-            liveness_endpoint=liveness,
         ))
     except KeyboardInterrupt:
         return 130

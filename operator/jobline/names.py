@@ -54,3 +54,13 @@ ANNOTATION_JOB_NAME: Final = f"{GROUP}/job-name"
 # JobSchedule runs (the schedule loop, jobline.controller.schedules).
 ANNOTATION_SCHEDULED_TIME: Final = f"{GROUP}/scheduled-time"  # nominal instant of a scheduled run (RFC 3339)
 ANNOTATION_MANUAL_TRIGGER: Final = f"{GROUP}/manual-trigger"  # trigger value that created a manual run
+
+# Operating it: the dashboard, metrics and `kubectl jobline` (jobline.dashboard, jobline.metrics, jobline.cli).
+FIELD_MANAGER_DASHBOARD: Final = "jobline-dashboard"
+FIELD_MANAGER_CLI: Final = "kubectl-jobline"
+ENV_HEALTH_ADDR: Final = "JOBLINE_HEALTH_ADDR"  # main.py -> handlers/servers.py
+ENV_HEALTH_PORT: Final = "JOBLINE_HEALTH_PORT"
+ENV_METRICS_PORT: Final = "JOBLINE_METRICS_PORT"
+ENV_DASHBOARD_ADDR: Final = "JOBLINE_DASHBOARD_ADDR"
+ENV_DASHBOARD_PORT: Final = "JOBLINE_DASHBOARD_PORT"
+ENV_DASHBOARD_AUTH: Final = "JOBLINE_DASHBOARD_AUTH"

@@ -75,3 +75,14 @@ def slow_first(payload: dict[str, Any], ctx: Any) -> Any:
     if ctx.attempt == 1:
         time.sleep(float(payload.get("seconds", 60)))
     return {"attempt": ctx.attempt}
+
+
+@handler("outcome")
+def outcome(payload: dict[str, Any], ctx: Any) -> Any:
+    """Succeed or fail as the file ``payload["file"]`` says ("ok" / "fail") when the attempt runs
+    (the JobSchedule tests steer the outcome of runs that share one payload)."""
+    with open(payload["file"]) as f:
+        wanted = f.read().strip()
+    if wanted == "fail":
+        raise RuntimeError("failing as asked")
+    return {"outcome": wanted}

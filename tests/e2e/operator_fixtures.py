@@ -37,7 +37,8 @@ class OperatorProcess:
 
             self.webhook_port = free_port()
         self.proc = subprocess.Popen([exe, "--kubeconfig", str(self.kubeconfig), "--health-port", "0",
-                                      "--webhook-port", str(self.webhook_port), *self.extra],
+                                      "--webhook-port", str(self.webhook_port), "--dashboard-port", "0",
+                                      *self.extra],
                                      stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
         out.close()
         wait_for(lambda: "synced:" in self.log.read_text(errors="replace").split("--- start ---")[-1], 60,

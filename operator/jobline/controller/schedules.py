@@ -88,9 +88,16 @@ class ScheduleLoop:
     @active.setter
     def active(self, value: bool) -> None:
         if value and not self._active:
-            self.dirty.update(self.schedules)  # plan everything again: time passed while standing by
-            self.wakeup.set()
+            self.synced = False  # re-list first: the watches may have been paused meanwhile
         self._active = value
+        self.wakeup.set()
+
+    def activate(self) -> None:
+        """This replica leads (HA): re-list, then plan every schedule (time passed while standing by)."""
+        self.active = True
+
+    def deactivate(self) -> None:
+        self.active = False
 
     # ------------------------------------------------------------------ feeding
     def on_schedule(self, event: str | None, obj: dict[str, Any]) -> None:
@@ -150,17 +157,43 @@ class ScheduleLoop:
             self.wakeup.set()
 
     # --------------------------------------------------------------------- sync
+    async def _list(self, path: str, label_selector: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        """All items (paged) and the list's resourceVersion."""
+        items: list[dict[str, Any]] = []
+        query: dict[str, str] = {"limit": "500"}
+        if label_selector:
+            query["labelSelector"] = label_selector
+        while True:
+            page = await self.kube.request("GET", path, query=query)
+            items += page.get("items", [])
+            meta = page.get("metadata") or {}
+            if not meta.get("continue"):
+                return items, _rv(page)
+            query["continue"] = meta["continue"]
+
     async def sync(self) -> None:
-        """List schedules and their jobs once, so no plan is made on a partial view."""
+        """List schedules and their jobs, so no plan is made on a partial view. Also after a standby:
+        objects the list no longer has (and no watch event brought back since) are forgotten."""
         scopes: list[str | None] = list(self.namespaces) if self.namespaces else [None]
         for ns in scopes:
             prefix = f"/namespaces/{ns}" if ns else ""
             base = f"/apis/{names.GROUP}/{names.VERSION}{prefix}"
-            for obj in await self.kube.list_objects(f"{base}/{names.PLURAL_JOBSCHEDULES}"):
-                self._put_schedule(obj)
-            for job in await self.kube.list_objects(f"{base}/{names.PLURAL_QUEUEDJOBS}",
-                                                    label_selector=names.LABEL_SCHEDULE):
+            schedules, rv = await self._list(f"{base}/{names.PLURAL_JOBSCHEDULES}")
+            for obj in schedules:
+                self._put_schedule(_with_kind(obj, names.KIND_JOBSCHEDULE))
+            listed = {key_of(o) for o in schedules}
+            for key, obj in list(self.schedules.items()):
+                if (ns is None or key[0] == ns) and key not in listed and _rv(obj) <= rv:
+                    self.on_schedule("DELETED", obj)
+            jobs, rv = await self._list(f"{base}/{names.PLURAL_QUEUEDJOBS}", names.LABEL_SCHEDULE)
+            for job in jobs:
                 self.on_job(None, _with_kind(job, names.KIND_QUEUEDJOB))
+            listed = {key_of(j) for j in jobs}
+            for by_name in list(self.jobs.values()):
+                for job in list(by_name.values()):
+                    jkey = key_of(job)
+                    if (ns is None or jkey[0] == ns) and jkey not in listed and _rv(job) <= rv:
+                        self.on_job("DELETED", job)
         self.dirty.update(self.schedules)
         self.synced = True
         log.info("schedules synced: %d schedules, %d jobs", len(self.schedules),
@@ -183,6 +216,8 @@ class ScheduleLoop:
             if not self._active:
                 continue
             try:
+                if not self.synced:
+                    await self.sync()
                 await self.step()
             except Exception:  # one bad step must not stop the loop
                 log.exception("schedule step failed")

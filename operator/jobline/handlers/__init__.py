@@ -11,7 +11,8 @@ from . import (  # jobschedule: the schedule loop
     peering,  # after startup: it pauses the loops startup created
     pod,
     queuedjob,
+    servers,  # /healthz, /metrics and the dashboard
     startup,
 )
 
-__all__ = ["admission", "jobqueue", "jobschedule", "peering", "pod", "queuedjob", "startup"]
+__all__ = ["admission", "jobqueue", "jobschedule", "peering", "pod", "queuedjob", "servers", "startup"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,37 @@ async def configure_admission(settings: kopf.OperatorSettings, **_: Any) -> None
         return
     addr = os.environ.get("JOBLINE_WEBHOOK_ADDR", "127.0.0.1")
     host = os.environ.get("JOBLINE_WEBHOOK_HOST", addr)
+    service = os.environ.get("JOBLINE_WEBHOOK_SERVICE", "")  # "namespace/name" when running in a cluster
     certdir = Path(os.environ.get("JOBLINE_WEBHOOK_CERT_DIR") or tempfile.mkdtemp(prefix="jobline-webhook-"))
-    certfile, keyfile, cadata = write_pair(certdir, [host, addr, "localhost"])
-    settings.admission.server = kopf.WebhookServer(addr=addr, port=port, host=host, certfile=str(certfile),
-                                                   pkeyfile=str(keyfile), cadata=cadata)
+    if (certdir / "webhook.crt").exists() and (certdir / "webhook.key").exists():
+        # A certificate shared by all replicas (the chart's Secret), signed by ca.crt.
+        certfile, keyfile = certdir / "webhook.crt", certdir / "webhook.key"
+        ca = certdir / "ca.crt"
+        cadata = (ca if ca.exists() else certfile).read_bytes()
+    else:
+        names_ = [host, addr, "localhost"]
+        if service:
+            ns, _sep, svc = service.partition("/")
+            names_ += [f"{svc}.{ns}.svc", f"{svc}.{ns}.svc.cluster.local"]
+        certfile, keyfile, cadata = write_pair(Path(tempfile.mkdtemp(prefix="jobline-webhook-")), names_)
+    cls = ServiceWebhookServer if service else kopf.WebhookServer
+    server = cls(addr=addr, port=port, host=host, certfile=str(certfile), pkeyfile=str(keyfile), cadata=cadata)
+    if isinstance(server, ServiceWebhookServer):
+        server.service = service
+    settings.admission.server = server
     settings.admission.managed = WEBHOOK_CONFIG
+
+
+class ServiceWebhookServer(kopf.WebhookServer):
+    """In a cluster the apiserver reaches the webhook through its Service, not a URL it may not resolve."""
+
+    service: str = ""
+
+    async def __call__(self, fn: Any) -> AsyncIterator[Any]:
+        ns, _, name = self.service.partition("/")
+        async for config in super().__call__(fn):
+            yield {"caBundle": config.get("caBundle"),
+                   "service": {"namespace": ns, "name": name, "port": self.port, "path": "/"}}
 
 
 @kopf.on.validate(names.GROUP, names.VERSION, names.PLURAL_QUEUEDJOBS, id="queuedjob",

@@ -57,7 +57,7 @@ async def start_leadership(settings: kopf.OperatorSettings, memo: kopf.Memo, **_
     settings.peering.lifetime = int(os.environ.get("JOBLINE_PEERING_LIFETIME", "60"))
     namespaces = [ns for ns in os.environ.get("JOBLINE_NAMESPACES", "").split(",") if ns]
     memo.leadership_task = asyncio.create_task(_watch_leadership(
-        memo, name, namespaces[0] if len(namespaces) == 1 else None,
+        memo, name, namespaces[0] if namespaces else None,
         os.environ["JOBLINE_IDENTITY"], int(os.environ["JOBLINE_PRIORITY"])), name="jobline-leadership")
 
 

@@ -32,6 +32,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.controller_task = asyncio.create_task(controller.run(), name="jobline-controller")
     # JobSchedule loop: one task firing every schedule, next to the controller.
     memo.schedules = ScheduleLoop(kube, namespaces or None)
+    memo.schedules.active = not os.environ.get("JOBLINE_PEERING")  # HA: standby until peering says so
     memo.schedules_task = asyncio.create_task(memo.schedules.run(), name="jobline-schedules")
     log.info("controller started (namespaces: %s)", ", ".join(namespaces) or "all")
 

@@ -1,0 +1,96 @@
+{{/* Names and labels shared by the templates. */}}
+{{- define "jobline.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "jobline.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "jobline.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "jobline.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "jobline.labels" -}}
+{{ include "jobline.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "jobline.image" -}}
+{{ .Values.image.repository }}:{{ default .Chart.AppVersion .Values.image.tag }}
+{{- end -}}
+
+{{/* The peering object's name (HA only). */}}
+{{- define "jobline.peering" -}}
+{{ include "jobline.fullname" . }}
+{{- end -}}
+
+{{- define "jobline.ha" -}}
+{{- if gt (int .Values.replicas) 1 }}true{{ end -}}
+{{- end -}}
+
+{{/* RBAC rules (docs/rbac.md explains each). */}}
+{{- define "jobline.namespacedRules" }}
+# QueuedJobs, JobQueues, JobSchedules: watched, status written, jobs created by schedules,
+# deleted by TTL, retention, history limits and Replace.
+- apiGroups: ["jobline.dev"]
+  resources: ["queuedjobs", "jobqueues", "jobschedules"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["jobline.dev"]
+  resources: ["queuedjobs/status", "jobqueues/status", "jobschedules/status"]
+  verbs: ["get", "patch"]
+# Owner references with blockOwnerDeletion (pods -> job, jobs -> schedule).
+- apiGroups: ["jobline.dev"]
+  resources: ["queuedjobs/finalizers", "jobschedules/finalizers"]
+  verbs: ["update"]
+# One worker pod per attempt.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+# One Event per job transition.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
+{{- define "jobline.clusterRules" }}
+# kopf discovers and watches the resources it serves through their CRDs.
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["get", "list", "watch"]
+{{- if not .Values.watch.all }}
+# kopf resolves the namespaces it serves (it accepts glob patterns) by watching namespaces.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+{{- if .Values.webhook.enabled }}
+# kopf keeps the admission webhook's configuration (URL, caBundle) up to date; it manages a
+# validating and a (here empty) mutating configuration, both named jobline.dev.
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+{{- end }}
+{{- if .Values.dashboard.enabled }}
+# The dashboard checks its callers' tokens and rights.
+- apiGroups: ["authentication.k8s.io"]
+  resources: ["tokenreviews"]
+  verbs: ["create"]
+- apiGroups: ["authorization.k8s.io"]
+  resources: ["subjectaccessreviews"]
+  verbs: ["create"]
+{{- end }}
+{{- end }}

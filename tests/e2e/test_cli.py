@@ -71,7 +71,7 @@ def test_enqueue_then_wait_succeeds_with_progress(jobs: Jobs, cli: Cli, cluster:
     assert jobs.get("steps")["spec"]["priority"] == 4
     proc = cli("wait", "steps", "--timeout", "90s")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == 'queuedjob.jobline.dev/steps succeeded: {"slept": 2.0}'
+    assert proc.stdout.strip() == 'queuedjob.jobline.dev/steps succeeded: {"slept": 2}'
     assert "[##############################] 100% Succeeded" in proc.stderr  # the progress bar, fed by status
 
     payload = tmp_path / "payload.json"

@@ -60,6 +60,7 @@ class Controller:
         self.queue_status_at: dict[Key, float] = {}
         self.completions: dict[Key, deque[datetime]] = defaultdict(deque)
         self._background: set[asyncio.Task[Any]] = set()
+        self.deferred: dict[Key, lifecycle.Outcome] = {}  # "Pending" writes held back until after dispatch
         self.stats = {"dispatched": 0, "reconciled": 0}
 
     # ------------------------------------------------------------------ feeding
@@ -192,7 +193,20 @@ class Controller:
         for queue in queues:
             await self.dispatch(queue)
             self._queue_status_later(queue)
+        deferred, self.deferred = self.deferred, {}
+        if deferred:
+            await asyncio.gather(*(self._apply_deferred(key, out) for key, out in deferred.items()))
         await self._queue_statuses()
+
+    async def _apply_deferred(self, key: Key, out: lifecycle.Outcome) -> None:
+        obj = self.store.jobs.get(key)
+        if obj is None or (obj.get("status") or {}).get("phase") is not None:
+            return  # started (or gone) meanwhile
+        try:
+            await self.apply(key, obj, out)
+        except KubeError as exc:
+            log.warning("writing the status of %s/%s failed: %s", *key, exc)
+            self.schedule(key, self.clock() + timedelta(seconds=1))
 
     async def _reconcile_safely(self, key: Key) -> None:
         try:
@@ -262,6 +276,11 @@ class Controller:
             self.runnable[queue_key].add(key[1])
         else:
             self.runnable[queue_key].discard(key[1])
+        if out.runnable and (obj.get("status") or {}).get("phase") is None and not out.events:
+            # A new job that may start now: if the dispatcher starts it in this step, writing
+            # "Pending" first would only cost two API writes. Written after dispatch otherwise.
+            self.deferred[key] = out
+            return
         await self.apply(key, obj, out)
         if out.wake_at is not None:
             self.schedule(key, out.wake_at)

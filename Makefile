@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DEV    := .dev
 
-.PHONY: help venv binaries lint test test-unit test-e2e cluster cluster-down cluster-status crds clean dev
+.PHONY: help venv binaries browser lint test test-unit test-e2e cluster cluster-down cluster-status crds clean dev
 
 help:
 	@echo "make test          - venv + binaries (built once, cached in ~/.cache/jobline) + lint + the whole suite"
@@ -29,7 +29,15 @@ lint: venv
 	$(VENV)/bin/ruff check operator tests
 	$(VENV)/bin/mypy
 
-test: venv binaries lint
+# The dashboard's browser tests drive Debian's Chromium (Playwright with executablePath, no download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium (Debian package) for the dashboard's browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing and cannot be installed here: the browser tests will be skipped"; fi; }
+
+test: venv binaries lint browser
 	$(VENV)/bin/pytest
 
 test-unit: venv

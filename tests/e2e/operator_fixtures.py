@@ -74,7 +74,8 @@ def crds(cluster: ClusterHandle) -> None:
 
 @pytest.fixture(scope="session")
 def operator(cluster: ClusterHandle, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    # Next to the cluster's component logs when the cluster is ours: kept when a test fails.
+    log = (cluster.workdir / "logs" if cluster.workdir else tmp_path_factory.mktemp("operator")) / "operator.log"
     op = OperatorProcess(cluster.kubeconfig, log)
     op.start()
     yield op

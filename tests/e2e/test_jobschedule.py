@@ -292,10 +292,8 @@ def test_operator_down_across_two_fire_times_each_missed_run_policy(sched: Sched
 
 def test_two_operators_never_create_a_run_twice(sched: Schedules, cluster: ClusterHandle,
                                                 running_operator: OperatorProcess, tmp_path: Path) -> None:
-    # Standalone like the session's operator (both active); no webhook or dashboard of its own, which
-    # would take over the session operator's webhook configuration and port.
-    second = OperatorProcess(cluster.kubeconfig, tmp_path / "second.log",
-                             ["--webhook-port", "0", "--dashboard-port", "0"])
+    # Standalone like the session's operator: both are active. (No dashboard: its port is taken.)
+    second = OperatorProcess(cluster.kubeconfig, tmp_path / "second.log", ["--dashboard-port", "0"])
     second.start()
     try:
         # Suspended jobs: only the schedule loops race here (the job controllers have nothing to run).
@@ -304,6 +302,10 @@ def test_two_operators_never_create_a_run_twice(sched: Schedules, cluster: Clust
         st = sched.suspend("twice")
     finally:
         second.stop()
+        # The second operator pointed the shared admission webhook configuration at itself and removed it
+        # on exit: restart the session's operator so that it configures its own again.
+        running_operator.kill()
+        running_operator.start()
     nominals = sorted(sched.nominals("twice").values())
     assert nominals == [nominals[0] + dt.timedelta(seconds=k) for k in range(len(nominals))]  # one per instant
     assert st["runCount"] == len(nominals) and st["missedRuns"] == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import pytest
@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from jobline import names
 from jobline.dashboard import create_app, openapi, routes_of
+from jobline.dashboard.api import MemoSource, View
 from jobline.dashboard.auth import NoAuth, TokenAuth
 from jobline.kube import KubeError
 
@@ -89,11 +90,8 @@ class FakeSource:
     def synced(self) -> bool:
         return self._synced
 
-    def jobs(self) -> Iterable[Mapping[str, Any]]:
-        return self._jobs
-
-    def queues(self) -> Mapping[tuple[str, str], Mapping[str, Any]]:
-        return self._queues
+    async def view(self) -> View:
+        return View(list(self._jobs), self._queues)
 
     async def schedules(self, namespace: str | None) -> list[Mapping[str, Any]]:
         return [s for s in self._schedules if namespace is None or s["metadata"]["namespace"] == namespace]
@@ -355,3 +353,35 @@ def test_openapi_documents_every_route() -> None:
     assert served == documented
     refs = {m for m in json.dumps(doc).split('"$ref": "#/components/schemas/')[1:]}
     assert {r.split('"')[0] for r in refs} <= set(doc["components"]["schemas"])
+
+
+def test_memo_source_reads_memory_and_lists_the_api_on_an_ha_standby() -> None:
+    from types import SimpleNamespace
+
+    store = SimpleNamespace(jobs={("ns", "a"): job("a")}, queues={("ns", "default"): QUEUE})
+    controller = SimpleNamespace(store=store, synced=True, active=True, namespaces=None)
+    loop = SimpleNamespace(schedules={("ns", "nightly"): SCHEDULE}, synced=True, active=True)
+    kube = FakeKube([], {})
+
+    async def api_lists(method: str, path: str, body: Any = None, **_: Any) -> Any:
+        kube.calls.append((method, path, body))
+        return {"items": [job("from-api")] if path.endswith("queuedjobs") else []}
+
+    kube.request = api_lists  # type: ignore[method-assign]
+    source = MemoSource(SimpleNamespace(controller=controller, schedules=loop), kube)
+
+    async def go() -> None:
+        view = await source.view()
+        assert [j["metadata"]["name"] for j in view.jobs] == ["a"] and kube.calls == []
+        assert await source.schedules("ns") == [SCHEDULE] and await source.schedules("other") == []
+        controller.active = loop.active = False  # a standby replica: its watches are paused
+        controller.synced = False
+        assert source.synced()
+        view = await source.view()
+        assert [j["metadata"]["name"] for j in view.jobs] == ["from-api"]
+        await source.view()  # cached for a few seconds
+        assert [c[1] for c in kube.calls] == ["/apis/jobline.dev/v1alpha1/queuedjobs",
+                                              "/apis/jobline.dev/v1alpha1/jobqueues"]
+        assert await source.schedules(None) == []
+
+    asyncio.run(go())

@@ -87,6 +87,18 @@ class Controller:
             if old_phase != (obj.get("status") or {}).get("phase"):
                 self._touch_related(key, obj)
 
+    def _own_write(self, obj: dict[str, Any]) -> None:
+        """Store the response to our own write. It can carry a user's change made just before ours
+        (spec, annotations, deletion); the watch event for that change will then look old and be
+        dropped, so look at the job again now."""
+        key = key_of(obj)
+        old = self.store.jobs.get(key) or {}
+        self.store.put_job(obj)
+        before, after = old.get("metadata", {}), obj.get("metadata", {})
+        if (old.get("spec") != obj.get("spec") or before.get("annotations") != after.get("annotations")
+                or before.get("deletionTimestamp") != after.get("deletionTimestamp")):
+            self._touch_job(key)
+
     def _touch_related(self, key: Key, obj: dict[str, Any]) -> None:
         """Jobs that depend on this one, and its uniqueKey twins, must look again."""
         ns, name = key
@@ -191,7 +203,11 @@ class Controller:
             await asyncio.gather(*(self._reconcile_safely(key) for key in jobs))
         queues, self.dirty_queues = self.dirty_queues, set()
         for queue in queues:
-            await self.dispatch(queue)
+            try:
+                await self.dispatch(queue)
+            except Exception:  # never lose the other queues' turn
+                log.exception("dispatching queue %s/%s failed", *queue)
+                self.dirty_queues.add(queue)
             self._queue_status_later(queue)
         deferred, self.deferred = self.deferred, {}
         if deferred:
@@ -274,6 +290,7 @@ class Controller:
         queue_key = (key[0], self.store.queue_of(key))
         if out.runnable:
             self.runnable[queue_key].add(key[1])
+            self.dirty_queues.add(queue_key)  # a job may have become runnable without a queue event
         else:
             self.runnable[queue_key].discard(key[1])
         if out.runnable and (obj.get("status") or {}).get("phase") is None and not out.events:
@@ -292,8 +309,11 @@ class Controller:
         old_status = obj.get("status") or {}
         patch = status_patch(old_status, out.status)
         if patch:
+            if "phase" in patch:
+                log.info("%s/%s: %s -> %s%s", ns, name, old_status.get("phase") or "New", patch["phase"],
+                         f" ({out.status.get('waitingReason')})" if out.status.get("waitingReason") else "")
             updated = await self.kube.patch_status(names.PLURAL_QUEUEDJOBS, ns, name, patch)
-            self.store.put_job(_with_kind(updated, names.KIND_QUEUEDJOB))
+            self._own_write(_with_kind(updated, names.KIND_QUEUEDJOB))
             obj = updated
             metrics.job_transition(obj, old_status, out.status)
             if out.phase in lifecycle.FINISHED and old_status.get("phase") not in lifecycle.FINISHED:
@@ -317,7 +337,7 @@ class Controller:
         diff = {k: v for k, v in want.items() if v and labels.get(k) != v}
         if diff:
             updated = await self.kube.patch_meta(names.PLURAL_QUEUEDJOBS, key[0], key[1], {"labels": diff})
-            self.store.put_job(_with_kind(updated, names.KIND_QUEUEDJOB))
+            self._own_write(_with_kind(updated, names.KIND_QUEUEDJOB))
 
     def _emit(self, obj: dict[str, Any], ev: lifecycle.Event) -> None:
         task = asyncio.create_task(self.kube.event(_with_kind(obj, names.KIND_QUEUEDJOB), ev.type, ev.reason, ev.message))
@@ -458,7 +478,7 @@ class Controller:
         patch = status_patch({k: old.get(k) for k in new}, new)
         if patch:
             updated = await self.kube.patch_status(names.PLURAL_JOBQUEUES, ns, qname, patch)
-            self.store.put_queue(_with_kind(updated, names.KIND_JOBQUEUE))
+            self.on_queue("MODIFIED", _with_kind(updated, names.KIND_JOBQUEUE))  # may carry a spec change
         if qspec and qspec.retention:
             for victim in retention_victims(finished, qspec.retention.succeeded, qspec.retention.failed):
                 vobj = self.store.jobs.get((ns, victim))

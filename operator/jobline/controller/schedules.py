@@ -39,7 +39,7 @@ log = logging.getLogger("jobline.schedules")
 RETRY_SECONDS = 5.0  # after a failed API call
 CONFLICT_RETRY_SECONDS = 0.2  # after a 409 on the status: plan again with the fresh object
 WAKE_SLACK_SECONDS = 0.002  # sleep a hair past the fire time, so the planner sees it due
-MAX_PARALLEL = 16  # schedules reconciled at once in one step
+MAX_PARALLEL = 32  # schedules reconciled at once in one step (their API calls mostly wait)
 
 
 def _rv(obj: dict[str, Any] | None) -> int:
@@ -76,6 +76,7 @@ class ScheduleLoop:
         self.synced = False
         self._active = True
         self._background: set[asyncio.Task[Any]] = set()
+        self._events: list[tuple[dict[str, Any], schedule_state.Event]] = []  # posted after each step
         self._last_error: dict[Key, str] = {}
         self.stats: dict[str, float] = {"fired": 0, "triggered": 0, "conflicts": 0, "max_lateness": 0.0}
 
@@ -238,31 +239,41 @@ class ScheduleLoop:
         heapq.heappush(self.heap, (at, key))
 
     async def step(self) -> None:
+        # Every schedule of this step is planned as of its start: a schedule that waits for a free
+        # slot behind many others that fire in the same second is not made late by the wait.
         now = self.clock()
+        firing: set[Key] = set()
         while self.heap and self.heap[0][0] <= now:
             at, key = heapq.heappop(self.heap)
             if self.due.get(key) == at:
                 del self.due[key]
-                self.dirty.add(key)
-        keys, self.dirty = self.dirty, set()
+                firing.add(key)
+        keys, self.dirty = self.dirty | firing, set()
         if not keys:
             return
         limit = asyncio.Semaphore(MAX_PARALLEL)
 
         async def one(key: Key) -> None:
             async with limit:
-                await self._reconcile_safely(key)
+                await self._reconcile_safely(key, now)
 
-        await asyncio.gather(*(one(key) for key in keys))
+        # Runs that are due now first; Events after the step, so they never delay a run.
+        await asyncio.gather(*(one(key) for key in sorted(keys, key=lambda k: k not in firing)))
+        self._flush_events()
 
-    async def _reconcile_safely(self, key: Key) -> None:
+    async def _reconcile_safely(self, key: Key, now: datetime | None = None) -> None:
         try:
-            await self.reconcile(key)
+            await self.reconcile(key, now)
         except KubeError as exc:
             if exc.conflict:
                 self.stats["conflicts"] += 1
                 log.info("schedule %s/%s changed meanwhile (%s); planning again", *key, exc.message)
-                await self._refresh(key)
+                try:
+                    await self._refresh(key)
+                except KubeError as again:
+                    log.warning("reading schedule %s/%s failed: %s", *key, again)
+                    self.wake(key, self.clock() + timedelta(seconds=RETRY_SECONDS))
+                    return
                 self.wake(key, self.clock() + timedelta(seconds=CONFLICT_RETRY_SECONDS))
             elif exc.not_found and key not in self.schedules:
                 return
@@ -292,13 +303,13 @@ class ScheduleLoop:
         self._put_schedule(obj)
 
     # ---------------------------------------------------------------- reconcile
-    async def reconcile(self, key: Key) -> None:
+    async def reconcile(self, key: Key, now: datetime | None = None) -> None:
         obj = self.schedules.get(key)
         if obj is None:
             return
         meta = obj["metadata"]
         uid = meta.get("uid", "")
-        now = self.clock()
+        now = now or self.clock()
         plan = schedule_state.plan(obj, list(self.jobs.get(uid, {}).values()), now)
         ns = key[0]
 
@@ -321,18 +332,19 @@ class ScheduleLoop:
                     job = await self.kube.request("GET", job_path(ns, run.name))
                     self.on_job(None, _with_kind(job, names.KIND_QUEUEDJOB))
                 continue
+            created_at = self.clock()
             self.on_job(None, _with_kind(job, names.KIND_QUEUEDJOB))
             created.append(run)
-        for run in created:
             if run.nominal is None:
                 self.stats["triggered"] += 1
                 log.info("triggered %s/%s: created %s (trigger %r)", ns, meta.get("name"), run.name, run.trigger)
             else:
+                late = (created_at - (run.fire_at or run.nominal)).total_seconds()
                 self.stats["fired"] += 1
-                self.stats["max_lateness"] = max(self.stats["max_lateness"], run.lateness)
+                self.stats["max_lateness"] = max(self.stats["max_lateness"], late)
                 log.info("fired %s/%s: created %s for %s, %.3fs late", ns, meta.get("name"), run.name,
-                         run.nominal.isoformat(), run.lateness)
-            self._emit(obj, run.event())
+                         run.nominal.isoformat(), late)
+            self._emit(obj, run.event(created_at))
         # 3. The status, only over the version planned from (a 409 re-plans: counted once).
         old = obj.get("status") or {}
         patch = {k: v for k, v in plan.status.items() if old.get(k) != v}
@@ -356,10 +368,14 @@ class ScheduleLoop:
             self.due.pop(key, None)
 
     def _emit(self, obj: dict[str, Any], ev: schedule_state.Event) -> None:
-        task = asyncio.create_task(self.kube.event(_with_kind(obj, names.KIND_JOBSCHEDULE), ev.type, ev.reason,
-                                                   ev.message))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._events.append((_with_kind(obj, names.KIND_JOBSCHEDULE), ev))
+
+    def _flush_events(self) -> None:
+        events, self._events = self._events, []
+        for obj, ev in events:
+            task = asyncio.create_task(self.kube.event(obj, ev.type, ev.reason, ev.message))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
 
 __all__ = ["ScheduleLoop"]

@@ -122,14 +122,19 @@ class Run:
     name: str
     nominal: datetime | None  # the scheduled instant; None for a manual run
     trigger: str | None = None  # the trigger value of a manual run
-    lateness: float = 0.0  # seconds after its fire time (nominal + jitter) when planned
+    lateness: float = 0.0  # seconds after its fire time when planned
     exists: bool = False  # the job is already in the store (created before a restart): no POST
+    fire_at: datetime | None = None  # nominal + the schedule's jitter: when it should be created
 
-    def event(self) -> Event:
+    def event(self, created_at: datetime | None = None) -> Event:
+        """The Event of the run's creation; ``created_at`` (default: when planned) gives its lateness."""
         if self.nominal is None:
             return Event("Normal", EVENT_TRIGGERED, f"created job {self.name} for trigger {self.trigger!r}")
+        late = self.lateness
+        if created_at is not None and self.fire_at is not None:
+            late = (created_at - self.fire_at).total_seconds()
         return Event("Normal", EVENT_FIRED,
-                     f"created job {self.name} for {fmt(self.nominal)} ({self.lateness:.3f}s after its time)")
+                     f"created job {self.name} for {fmt(self.nominal)} ({late:.3f}s after its time)")
 
 
 @dataclass
@@ -362,9 +367,10 @@ def plan(schedule: Mapping[str, Any], jobs: Iterable[Mapping[str, Any]], now: da
                     due = [newest]
             for t in due:
                 job_name = run_name(name, t)
-                lateness = (now - t).total_seconds() - jitter
+                fire_at = t + timedelta(seconds=jitter)
                 existing = by_name.get(job_name)
-                out.runs.append(Run(job_name, t, None, lateness, exists=existing is not None))
+                out.runs.append(Run(job_name, t, None, (now - fire_at).total_seconds(),
+                                    exists=existing is not None, fire_at=fire_at))
                 if existing is None or not existing.finished:
                     active.add(job_name)
             st["nextScheduleTime"] = fmt(cu.next_time)

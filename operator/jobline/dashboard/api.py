@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from aiohttp import web
@@ -39,42 +41,73 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 Key = tuple[str, str]
 
 
+@dataclass(frozen=True)
+class View:
+    """The QueuedJobs and JobQueues one request works on."""
+
+    jobs: list[Mapping[str, Any]]
+    queues: Mapping[Key, Mapping[str, Any]]
+
+
 class Source(Protocol):
     """Where reads come from (the operator's memory; a fake in unit tests)."""
 
     def synced(self) -> bool: ...
 
-    def jobs(self) -> Iterable[Mapping[str, Any]]: ...
-
-    def queues(self) -> Mapping[Key, Mapping[str, Any]]: ...
+    async def view(self) -> View: ...
 
     async def schedules(self, namespace: str | None) -> list[Mapping[str, Any]]: ...
 
 
 class MemoSource:
-    """The running operator: ``memo.controller.store`` and ``memo.schedules`` (the schedule loop)."""
+    """The running operator: ``memo.controller.store`` and ``memo.schedules`` (the schedule loop).
+
+    An HA standby replica's watches are paused, so its memory is stale: there the view is listed
+    from the API server instead (cached for a few seconds).
+    """
+
+    STANDBY_CACHE_SECONDS: Final = 3.0
 
     def __init__(self, memo: Any, kube: Requester) -> None:
         self.memo = memo
         self.kube = kube
+        self._standby: tuple[float, View] | None = None
 
     def _controller(self) -> Any:
         return getattr(self.memo, "controller", None)
 
     def synced(self) -> bool:
         controller = self._controller()
-        return bool(controller is not None and controller.synced)
+        return bool(controller is not None and (controller.synced or not controller.active))
 
-    def jobs(self) -> Iterable[Mapping[str, Any]]:
-        return list(self._controller().store.jobs.values())
+    async def _list(self, plural: str) -> list[Mapping[str, Any]]:
+        base = f"/apis/{names.GROUP}/{names.VERSION}"
+        spaces = getattr(self._controller(), "namespaces", None) or [None]
+        items: list[Mapping[str, Any]] = []
+        for ns in spaces:
+            answer = await self.kube.request("GET", f"{base}/namespaces/{ns}/{plural}" if ns else f"{base}/{plural}")
+            items += (answer or {}).get("items") or ()
+        return items
 
-    def queues(self) -> Mapping[Key, Mapping[str, Any]]:
-        return dict(self._controller().store.queues)
+    async def view(self) -> View:
+        controller = self._controller()
+        if controller.active:
+            return View(list(controller.store.jobs.values()), dict(controller.store.queues))
+        now = time.monotonic()
+        if self._standby is None or self._standby[0] < now:
+            try:
+                jobs, queues = await self._list(QJ), await self._list(QUEUES)
+            except KubeError as exc:
+                raise _kube_error(exc, QJ, "", None) from None
+            self._standby = (now + self.STANDBY_CACHE_SECONDS,
+                             View(jobs, {ops.ns_name(q): q for q in queues}))
+        return self._standby[1]
 
     async def schedules(self, namespace: str | None) -> list[Mapping[str, Any]]:
         loop = getattr(self.memo, "schedules", None)
         held = getattr(loop, "schedules", None)
-        if loop is not None and getattr(loop, "synced", False) and isinstance(held, dict):
+        if loop is not None and getattr(loop, "synced", False) and getattr(loop, "active", True) \
+                and isinstance(held, dict):
             return [s for (ns, _), s in list(held.items()) if namespace is None or ns == namespace]
         base = f"/apis/{names.GROUP}/{names.VERSION}"
         path = f"{base}/namespaces/{namespace}/{SCHEDULES}" if namespace else f"{base}/{SCHEDULES}"
@@ -147,13 +180,14 @@ class Api:
     async def user(self, request: web.Request) -> User:
         return await self.auth.authenticate(request.headers.get("Authorization"))
 
-    def _ready(self) -> None:
+    async def _view(self) -> View:
         if not self.source.synced():
             raise HttpError(503, "the operator is still loading its view of the cluster; try again shortly")
+        return await self.source.view()
 
-    def _namespaces_held(self) -> set[str]:
-        held = {ops.ns_name(j)[0] for j in self.source.jobs()}
-        return held | {ns for ns, _ in self.source.queues()}
+    @staticmethod
+    def _namespaces_held(view: View) -> set[str]:
+        return {ops.ns_name(j)[0] for j in view.jobs} | {ns for ns, _ in view.queues}
 
     @staticmethod
     def _in(scope: set[str] | None, namespace: str) -> bool:
@@ -190,8 +224,8 @@ class Api:
 
     async def namespaces(self, request: web.Request) -> web.Response:
         user = await self.user(request)
-        self._ready()
-        held = self._namespaces_held() | {s.get("metadata", {}).get("namespace", "")
+        view = await self._view()
+        held = self._namespaces_held(view) | {s.get("metadata", {}).get("namespace", "")
                                            for s in await self.source.schedules(None)}
         held.discard("")
         scope = await readable(self.auth, user, "list", QJ, None, held, strict=False)
@@ -202,18 +236,18 @@ class Api:
     async def stats(self, request: web.Request) -> web.Response:
         user = await self.user(request)
         namespace = _ns_param(request)
-        self._ready()
-        scope = await readable(self.auth, user, "list", QJ, namespace, self._namespaces_held())
-        qscope = await readable(self.auth, user, "list", QUEUES, namespace, self._namespaces_held(), strict=False)
-        jobs = [j for j in self.source.jobs() if self._in(scope, ops.ns_name(j)[0])
-                and (namespace is None or ops.ns_name(j)[0] == namespace)]
-        queues = [q for (ns, _), q in self.source.queues().items()
+        view = await self._view()
+        scope = await readable(self.auth, user, "list", QJ, namespace, self._namespaces_held(view))
+        qscope = await readable(self.auth, user, "list", QUEUES, namespace, self._namespaces_held(view),
+                                strict=False)
+        jobs = self._visible_jobs(view, scope, namespace)
+        queues = [q for (ns, _), q in view.queues.items()
                   if self._in(scope, ns) and self._in(qscope, ns) and (namespace is None or ns == namespace)]
         rows = ops.queue_stats(jobs, queues, utcnow())
         return _json({"totals": ops.totals(rows), "queues": rows})
 
-    def _visible_jobs(self, scope: set[str] | None, namespace: str | None) -> list[Mapping[str, Any]]:
-        return [j for j in self.source.jobs() if self._in(scope, ops.ns_name(j)[0])
+    def _visible_jobs(self, view: View, scope: set[str] | None, namespace: str | None) -> list[Mapping[str, Any]]:
+        return [j for j in view.jobs if self._in(scope, ops.ns_name(j)[0])
                 and (namespace is None or ops.ns_name(j)[0] == namespace)]
 
     async def jobs(self, request: web.Request) -> web.Response:
@@ -231,10 +265,10 @@ class Api:
             raise HttpError(400, f"sort must be one of {', '.join(SORTS)}, got {sort!r}")
         page = _int_param(request, "page", 1, 1, 1_000_000)
         limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-        self._ready()
-        scope = await readable(self.auth, user, "list", QJ, namespace, self._namespaces_held())
-        visible = self._visible_jobs(scope, namespace)
-        queues = self.source.queues()
+        view = await self._view()
+        scope = await readable(self.auth, user, "list", QJ, namespace, self._namespaces_held(view))
+        visible = self._visible_jobs(view, scope, namespace)
+        queues = view.queues
         positions = ops.positions(visible, queues)
 
         def keep(job: Mapping[str, Any]) -> bool:
@@ -277,13 +311,13 @@ class Api:
     async def job(self, request: web.Request) -> web.Response:
         user = await self.user(request)
         ns, name = _target(request)
-        self._ready()
+        view = await self._view()
         await require(self.auth, user, "get", QJ, ns, name)
-        held = [j for j in self.source.jobs() if ops.ns_name(j)[0] == ns]
+        held = [j for j in view.jobs if ops.ns_name(j)[0] == ns]
         job = next((j for j in held if ops.ns_name(j)[1] == name), None)
         if job is None:
             raise HttpError(404, f"queuedjob {ns}/{name} not found")
-        queues = self.source.queues()
+        queues = view.queues
         positions = ops.positions(held, queues)
         return _json(views.job_detail(job, position=positions.get((ns, name)),
                                       priority=ops.priority_of(job, queues.get((ns, ops.queue_of(job))))))
@@ -291,7 +325,7 @@ class Api:
     async def schedules(self, request: web.Request) -> web.Response:
         user = await self.user(request)
         namespace = _ns_param(request)
-        self._ready()
+        await self._view()
         try:
             found = await self.source.schedules(namespace)
         except KubeError as exc:
@@ -355,9 +389,9 @@ class Api:
         dry_run = body.get("dryRun", False)
         if not isinstance(dry_run, bool):
             raise HttpError(400, "dryRun must be true or false")
-        self._ready()
-        scope = await readable(self.auth, user, "list", QJ, namespace, self._namespaces_held())
-        victims = ops.cleanup_candidates(self._visible_jobs(scope, namespace), older_than=older, now=utcnow(),
+        view = await self._view()
+        scope = await readable(self.auth, user, "list", QJ, namespace, self._namespaces_held(view))
+        victims = ops.cleanup_candidates(self._visible_jobs(view, scope, namespace), older_than=older, now=utcnow(),
                                          phases=phases, queue=queue)
         await self._bulk_scope(user, "delete", victims)
         items = [{"namespace": ops.ns_name(v)[0], "name": ops.ns_name(v)[1], "phase": ops.phase_of(v),
@@ -385,9 +419,9 @@ class Api:
         dry_run = body.get("dryRun", False)
         if not isinstance(dry_run, bool) or (queue is not None and not isinstance(queue, str)):
             raise HttpError(400, "queue must be a string and dryRun true or false")
-        self._ready()
-        scope = await readable(self.auth, user, "list", QJ, namespace, self._namespaces_held())
-        targets = [j for j in self._visible_jobs(scope, namespace)
+        view = await self._view()
+        scope = await readable(self.auth, user, "list", QJ, namespace, self._namespaces_held(view))
+        targets = [j for j in self._visible_jobs(view, scope, namespace)
                    if ops.is_dead_letter(j) and (queue is None or ops.queue_of(j) == queue)]
         await self._bulk_scope(user, "patch", targets)
         if not dry_run:

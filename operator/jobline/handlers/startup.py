@@ -30,8 +30,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.kube = kube
     memo.controller = controller
     memo.controller_task = asyncio.create_task(controller.run(), name="jobline-controller")
-    # JobSchedule loop: one task firing every schedule, next to the controller.
-    memo.schedules = ScheduleLoop(kube, namespaces or None)
+    # JobSchedule loop: one task firing every schedule, next to the controller, with an API client of
+    # its own (threads, connections) so fire times never queue behind the controller's writes.
+    memo.schedules_kube = Kube(load_config(os.environ.get("JOBLINE_KUBECONFIG") or None), workers=32)
+    memo.schedules = ScheduleLoop(memo.schedules_kube, namespaces or None)
     memo.schedules.active = not os.environ.get("JOBLINE_PEERING")  # HA: standby until peering says so
     memo.schedules_task = asyncio.create_task(memo.schedules.run(), name="jobline-schedules")
     log.info("controller started (namespaces: %s)", ", ".join(namespaces) or "all")
@@ -45,6 +47,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    kube: Kube | None = getattr(memo, "kube", None)
-    if kube is not None:
-        kube.close()
+    for attr in ("kube", "schedules_kube"):  # schedules_kube: the JobSchedule loop's client
+        kube: Kube | None = getattr(memo, attr, None)
+        if kube is not None:
+            kube.close()

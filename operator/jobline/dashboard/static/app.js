@@ -87,7 +87,7 @@ function seconds(n) {
   return n < 90 ? n + "s" : n < 5400 ? Math.round(n / 60) + "m" : Math.round(n / 3600) + "h";
 }
 function when(ts) {
-  return ts ? h("span", { title: new Date(ts).toLocaleString() }, ago(ts)) : "—";
+  return ts ? h("span", { class: "nowrap", title: new Date(ts).toLocaleString() }, ago(ts)) : "—";
 }
 function badge(text, cls) { return h("span", { class: "badge " + (cls || text) }, text); }
 function progress(p) {

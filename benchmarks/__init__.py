@@ -1,0 +1,1 @@
+"""Jobline benchmarks against the Kubernetes Job and CronJob controllers (issue 7)."""

@@ -1,0 +1,414 @@
+"""A lean API client for the benchmarks: raw JSON over urllib3, client-side watches, bulk writes.
+
+The official client's models cost more CPU than the API calls themselves; the benchmarks only
+need JSON. Every wait here has a deadline, every thread stops by itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import urllib3
+from kubernetes import client, config
+
+WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY")
+MERGE = "application/merge-patch+json"
+
+
+class ApiError(RuntimeError):
+    def __init__(self, status: int, method: str, path: str, body: bytes) -> None:
+        super().__init__(f"{method} {path}: {status} {body[:300].decode(errors='replace')}")
+        self.status = status
+
+
+class Api:
+    """JSON requests against one apiserver with the kubeconfig's (admin) credentials."""
+
+    def __init__(self, kubeconfig: Path, pool: int = 32) -> None:
+        cfg = client.Configuration()
+        config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
+        cfg.connection_pool_maxsize = pool
+        self._client = client.ApiClient(cfg)
+        self.host = str(cfg.host).rstrip("/")
+        self.http: urllib3.PoolManager = self._client.rest_client.pool_manager
+
+    def url(self, path: str, query: dict[str, str] | None = None) -> str:
+        return self.host + path + ("?" + urlencode(query) if query else "")
+
+    def raw(self, method: str, path: str, body: Any = None, *, query: dict[str, str] | None = None,
+            content_type: str = "application/json", timeout: float = 60) -> bytes:
+        data = json.dumps(body).encode() if body is not None else None
+        resp = self.http.request(method, self.url(path, query), body=data, timeout=timeout, retries=False,
+                                 headers={"Content-Type": content_type, "Accept": "application/json"})
+        if not 200 <= resp.status < 300:
+            raise ApiError(resp.status, method, path, resp.data)
+        return bytes(resp.data)
+
+    def request(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        data = self.raw(method, path, body, **kw)
+        return json.loads(data) if data else None
+
+    def get_or_none(self, path: str) -> Any:
+        try:
+            return self.request("GET", path)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def apply(self, obj: dict[str, Any], path: str, name: str) -> Any:
+        """Server-side apply (create or update) ``obj`` at ``path/name``."""
+        return self.request("PATCH", f"{path}/{name}", obj, content_type="application/apply-patch+yaml",
+                            query={"fieldManager": "jobline-bench", "force": "true"})
+
+    def ensure_namespace(self, name: str, timeout: float = 30) -> None:
+        try:
+            self.request("POST", "/api/v1/namespaces", {"metadata": {"name": name, "labels": {"jobline.dev/bench": "true"}}})
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+        # Pods cannot be created before the controller-manager made the default ServiceAccount.
+        wait_until(lambda: self.get_or_none(f"/api/v1/namespaces/{name}/serviceaccounts/default"), timeout,
+                   f"ServiceAccount {name}/default")
+
+    def delete_namespace(self, name: str) -> None:
+        try:
+            self.request("DELETE", f"/api/v1/namespaces/{name}")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+
+    def write_counts(self) -> dict[str, float]:
+        """The apiserver's ``apiserver_request_total`` for write verbs, summed by verb/group/resource/subresource."""
+        text = self.raw("GET", "/metrics", timeout=30).decode()
+        return parse_write_counts(text)
+
+
+_METRIC = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_write_counts(text: str) -> dict[str, float]:
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        m = _METRIC.match(line)
+        if not m:
+            continue
+        labels = dict(_LABEL.findall(m.group("labels")))
+        if labels.get("verb") not in WRITE_VERBS or labels.get("dry_run"):
+            continue
+        resource = labels.get("resource", "")
+        if labels.get("subresource"):
+            resource += "/" + labels["subresource"]
+        group = labels.get("group") or "core"
+        key = f"{labels['verb']} {group} {resource}"
+        counts[key] = counts.get(key, 0.0) + float(m.group("value"))
+    return counts
+
+
+def diff_counts(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
+    out = {k: round(after.get(k, 0.0) - before.get(k, 0.0)) for k in set(before) | set(after)}
+    return {k: v for k, v in sorted(out.items(), key=lambda kv: -kv[1]) if v > 0}
+
+
+# ------------------------------------------------------------------------------------------ waiting
+def wait_until(fn: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            value = fn()
+            if value:
+                return value
+            last = value
+        except Exception as exc:  # reported on timeout
+            last = exc
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+# ------------------------------------------------------------------------------------------ watching
+WALL_OFFSET = time.time() - time.monotonic()  # monotonic -> wall clock (for cron instants only)
+
+
+def wall(mono: float) -> float:
+    return mono + WALL_OFFSET
+
+
+class Recorder:
+    """First-seen monotonic times of marks ("created", "pod", "done", ...) per object, thread-safe."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.marks: dict[str, dict[str, float]] = {}
+        self.data: dict[str, dict[str, Any]] = {}  # extra facts per mark/object (e.g. a nominal time)
+        self.changed = threading.Condition(self.lock)
+
+    def mark(self, what: str, key: str, at: float, datum: Any = None) -> None:
+        with self.lock:
+            marks = self.marks.setdefault(what, {})
+            if key in marks:
+                return
+            marks[key] = at
+            if datum is not None:
+                self.data.setdefault(what, {})[key] = datum
+            self.changed.notify_all()
+
+    def get(self, what: str) -> dict[str, float]:
+        with self.lock:
+            return dict(self.marks.get(what, {}))
+
+    def datum(self, what: str) -> dict[str, Any]:
+        with self.lock:
+            return dict(self.data.get(what, {}))
+
+    def count(self, what: str) -> int:
+        with self.lock:
+            return len(self.marks.get(what, {}))
+
+    def wait_count(self, what: str, n: int, deadline: float) -> bool:
+        """Until ``n`` objects have ``what`` or the monotonic ``deadline``; True when reached."""
+        with self.lock:
+            while len(self.marks.get(what, {})) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self.changed.wait(min(left, 1.0))
+            return True
+
+    def wait_key(self, what: str, key: str, deadline: float) -> float | None:
+        with self.lock:
+            while key not in self.marks.get(what, {}):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.changed.wait(min(left, 1.0))
+            return self.marks[what][key]
+
+
+Handler = Callable[[str, dict[str, Any], float], None]
+
+
+class Watch(threading.Thread):
+    """A client-side watch of one collection, calling ``handler(type, obj, monotonic_time)`` per event.
+
+    Starts from "now" (a cheap list for the resourceVersion): existing objects are not replayed.
+    Re-watches on timeouts, re-lists (and replays) on 410 Gone; stops within a second of ``stop()``.
+    """
+
+    def __init__(self, api: Api, path: str, handler: Handler, label_selector: str | None = None,
+                 name: str = "watch") -> None:
+        super().__init__(name=f"bench-{name}", daemon=True)
+        self.api = api
+        self.path = path
+        self.handler = handler
+        self.label_selector = label_selector
+        self._halt = threading.Event()
+        self.ready = threading.Event()
+        self.events = 0
+        self.error: str | None = None
+        self._resp: Any = None
+
+    def stop(self) -> None:
+        self._halt.set()
+        resp = self._resp
+        if resp is not None:
+            with contextlib.suppress(Exception):
+                resp.shutdown()
+
+    def start_and_wait(self, timeout: float = 30) -> Watch:
+        self.start()
+        if not self.ready.wait(timeout):
+            raise TimeoutError(f"watch {self.path} did not start: {self.error}")
+        return self
+
+    def _query(self, **extra: str) -> dict[str, str]:
+        q = dict(extra)
+        if self.label_selector:
+            q["labelSelector"] = self.label_selector
+        return q
+
+    def _list(self, replay: bool) -> str:
+        query = self._query(limit="500" if replay else "1")
+        while True:
+            page = self.api.request("GET", self.path, query=query)
+            if replay:
+                now = time.monotonic()
+                for item in page.get("items", []):
+                    self.handler("ADDED", item, now)
+            token = (page.get("metadata") or {}).get("continue")
+            if not replay or not token:
+                return str(page["metadata"]["resourceVersion"])
+            query["continue"] = token
+
+    def run(self) -> None:
+        rv: str | None = None
+        replay = False
+        while not self._halt.is_set():
+            try:
+                if rv is None:
+                    rv = self._list(replay)
+                    self.ready.set()
+                rv, gone = self._watch(rv)
+                if gone:
+                    rv, replay = None, True
+            except Exception as exc:  # transient (apiserver busy, connection reset): try again shortly
+                self.error = repr(exc)
+                if self._halt.wait(0.5):
+                    break
+
+    def _watch(self, rv: str) -> tuple[str, bool]:
+        query = self._query(watch="1", resourceVersion=rv, allowWatchBookmarks="true", timeoutSeconds="30")
+        resp = self.api.http.request("GET", self.api.url(self.path, query), preload_content=False, retries=False,
+                                     timeout=urllib3.Timeout(connect=10, read=45),
+                                     headers={"Accept": "application/json"})
+        self._resp = resp
+        try:
+            if resp.status != 200:
+                body = resp.read()
+                if resp.status == 410:
+                    return rv, True
+                raise ApiError(resp.status, "WATCH", self.path, body)
+            buf = b""
+            for chunk in resp.stream(None):
+                if self._halt.is_set():
+                    break
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    if not line.strip():
+                        continue
+                    now = time.monotonic()
+                    ev = json.loads(line)
+                    obj = ev.get("object") or {}
+                    kind = ev.get("type")
+                    if kind == "ERROR":
+                        if obj.get("code") == 410:
+                            return rv, True
+                        raise ApiError(int(obj.get("code") or 0), "WATCH", self.path, line)
+                    rv = (obj.get("metadata") or {}).get("resourceVersion") or rv
+                    if kind == "BOOKMARK":
+                        continue
+                    self.events += 1
+                    self.handler(str(kind), obj, now)
+            return rv, False
+        finally:
+            self._resp = None
+            resp.release_conn()
+
+
+class Watches:
+    """The watches of one scenario, stopped together."""
+
+    def __init__(self) -> None:
+        self.items: list[Watch] = []
+
+    def add(self, watch: Watch) -> Watch:
+        self.items.append(watch.start_and_wait())
+        return watch
+
+    def stop(self) -> None:
+        for w in self.items:
+            w.stop()
+        for w in self.items:
+            w.join(5)
+        self.items.clear()
+
+    def __enter__(self) -> Watches:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ------------------------------------------------------------------------------------------ bulk writes
+@dataclass
+class Request:
+    method: str
+    path: str
+    body: Any
+    content_type: str = "application/json"
+
+
+@dataclass
+class BulkResult:
+    started: float  # monotonic, just before the first request was sent
+    finished: float  # monotonic, after the last response
+    errors: list[str]
+    client_cpu_seconds: float = 0.0
+
+    @property
+    def seconds(self) -> float:
+        return self.finished - self.started
+
+
+def _run_chunk(api: Api, requests: Iterable[Request], threads: int) -> tuple[list[str], float]:
+    cpu = time.process_time()
+    errors: list[str] = []
+
+    def one(req: Request) -> None:
+        try:
+            api.raw(req.method, req.path, req.body, content_type=req.content_type)
+        except Exception as exc:
+            errors.append(str(exc)[:300])
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bench-bulk") as pool:
+        list(pool.map(one, requests))
+    return errors, time.process_time() - cpu
+
+
+_WORKER_API: Api | None = None
+
+
+def _worker_init(kubeconfig: str, threads: int) -> None:
+    global _WORKER_API
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG: die with the runner
+    _WORKER_API = Api(Path(kubeconfig), pool=threads + 2)
+
+
+def _worker_run(args: tuple[list[Request], int]) -> tuple[list[str], float]:
+    assert _WORKER_API is not None
+    return _run_chunk(_WORKER_API, args[0], args[1])
+
+
+def _worker_ping(_: int) -> int:
+    return 0
+
+
+class Bulk:
+    """Many writes at once from a few processes (so the Python client is not the limit), each with threads."""
+
+    def __init__(self, kubeconfig: Path, processes: int = 2, threads: int = 8) -> None:
+        import multiprocessing
+
+        self.processes = processes
+        self.threads = threads
+        ctx = multiprocessing.get_context("spawn")
+        self.pool = ctx.Pool(processes, initializer=_worker_init, initargs=(str(kubeconfig), threads))
+        self.pool.map(_worker_ping, range(processes * 2))  # warm: imports and clients ready
+
+    def run(self, requests: list[Request]) -> BulkResult:
+        chunks = [requests[i::self.processes] for i in range(self.processes)]
+        started = time.monotonic()
+        results = self.pool.map(_worker_run, [(c, self.threads) for c in chunks if c])
+        finished = time.monotonic()
+        errors = [e for errs, _ in results for e in errs]
+        return BulkResult(started, finished, errors, sum(cpu for _, cpu in results))
+
+    def close(self) -> None:
+        self.pool.terminate()
+        self.pool.join()

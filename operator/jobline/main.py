@@ -88,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.log_level != "debug":
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # one line per watch event is noise
 
-    import jobline.handlers  # noqa: F401 - registers the kopf handlers
+    import jobline.handlers  # registers the kopf handlers
+
+    if args.webhook_port:
+        jobline.handlers.admission.register()
 
     try:
         asyncio.run(kopf.operator(

@@ -62,8 +62,12 @@ class ServiceWebhookServer(kopf.WebhookServer):
                    "service": {"namespace": ns, "name": name, "port": self.port, "path": "/"}}
 
 
-@kopf.on.validate(names.GROUP, names.VERSION, names.PLURAL_QUEUEDJOBS, id="queuedjob",
-                  operations=["CREATE", "UPDATE"], ignore_failures=True)
+def register() -> None:
+    """Serve the webhook (only when a port is set: kopf refuses validators without a server)."""
+    kopf.on.validate(names.GROUP, names.VERSION, names.PLURAL_QUEUEDJOBS, id="queuedjob",
+                     operations=["CREATE", "UPDATE"], ignore_failures=True)(validate_queuedjob)
+
+
 def validate_queuedjob(spec: kopf.Spec, namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
     operation = kwargs.get("operation")
     size = payload_size(spec.get("payload"))

@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DEV    := .dev
 
-.PHONY: help venv binaries browser lint test test-unit test-e2e cluster cluster-down cluster-status crds clean dev
+.PHONY: bench help venv binaries browser lint test test-unit test-e2e cluster cluster-down cluster-status crds clean dev
 
 help:
 	@echo "make test          - venv + binaries (built once, cached in ~/.cache/jobline) + lint + the whole suite"
@@ -67,3 +67,8 @@ dev: cluster
 manifests: binaries
 	$(PY) -m tests.chart_render > manifests/install.yaml
 	cp crds/*.yaml charts/jobline/crds/
+
+# Benchmarks side by side with the Job and CronJob controllers (see benchmarks/README.md).
+bench: venv binaries
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	$(PY) -m benchmarks run --quick

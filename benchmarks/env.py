@@ -163,10 +163,10 @@ class Operator:
         self.log.write_text("")
         out = open(self.log, "ab")  # noqa: SIM115 - the child keeps it
         self.started = time.monotonic()
-        # The console script's main(), less the admission handlers (see benchmarks/operator.py).
+        exe = str(Path(sys.executable).with_name("jobline-operator"))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.operator", "--kubeconfig", str(self.kubeconfig), "--health-port", "0",
-             "--dashboard-port", "0", "--webhook-port", "0", "--namespace", self.namespace, "--log-level", "info"],
+            [exe, "--kubeconfig", str(self.kubeconfig), "--health-port", "0", "--dashboard-port", "0",
+             "--webhook-port", "0", "--namespace", self.namespace, "--log-level", "info"],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
             env=dict(os.environ, KUBECONFIG=str(self.kubeconfig)), preexec_fn=_die_with_parent)
         out.close()

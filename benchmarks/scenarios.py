@@ -62,7 +62,7 @@ SIZES = {
                    cron_m=200, cron_fires=1, cron_schedule="* * * * *", cron_grace=45, scale_n=2000,
                    scale_window=20, scale_first_deadline=300, ceiling_n=1000, kubectl_runs=2),
     "smoke": Sizes("smoke", dispatch_n=3, dispatch_warmup=1, throughput_n=5, drain_n=5, drain_concurrency=2,
-                   cron_m=2, cron_fires=1, cron_schedule="@every 5s", cron_grace=20, scale_n=50,
+                   cron_m=2, cron_fires=1, cron_schedule="@every 5s", cron_grace=40, scale_n=50,
                    scale_window=3, scale_first_deadline=60, ceiling_n=20, kubectl_runs=1),
 }
 

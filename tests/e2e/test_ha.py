@@ -3,6 +3,7 @@ the standby takes over — every job finishes, none runs twice."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -44,10 +45,12 @@ def test_one_active_then_failover(cluster: ClusterHandle, namespace: str, pair, 
     assert "standby (peering" not in high.log.read_text()
     assert "active (peering" not in low.log.read_text()  # the standby never led
 
+    killed = time.monotonic()
     high.kill()
     for i in range(3):
         jobs.create(f"after-{i}", "slow-first", {"file": str(log), "seconds": 0})
     wait_for(lambda: "active (peering" in low.log.read_text(), 60, "the standby to take over")
+    print(f"\nfailover: the standby led {time.monotonic() - killed:.1f}s after SIGKILL (peering lifetime 6s)")
     for i in range(3):
         jobs.wait_phase(f"after-{i}", "Succeeded", timeout=60)
     calls = log.read_text().split("\n")

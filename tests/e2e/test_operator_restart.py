@@ -72,4 +72,4 @@ def test_sigkill_right_after_dispatch_adopts_the_pod(cluster: ClusterHandle, nam
     running_operator.start()
     st = jobs.wait_phase("orphan-pod", "Succeeded", timeout=60)
     assert st["attempts"] == 1 and [p.metadata.name for p in jobs.pods("orphan-pod")] == ["orphan-pod-1"]
-    assert "Adopted" in [r for r, _ in jobs.events("orphan-pod")]
+    wait_for(lambda: "Adopted" in [r for r, _ in jobs.events("orphan-pod")], 15, "the Adopted event")

@@ -42,15 +42,20 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 
 {{/* RBAC rules (docs/rbac.md explains each). */}}
 {{- define "jobline.namespacedRules" }}
-# QueuedJobs, JobQueues, JobSchedules: watched, status written, jobs created by schedules,
-# deleted by TTL, retention, history limits and Replace.
+# QueuedJobs: watched; created by schedules; labels patched (phase/queue/handler); deleted by TTL,
+# queue retention, schedule history limits and Replace.
 - apiGroups: ["jobline.dev"]
-  resources: ["queuedjobs", "jobqueues", "jobschedules"]
+  resources: ["queuedjobs"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# JobQueues and JobSchedules are only read; their status is written.
+- apiGroups: ["jobline.dev"]
+  resources: ["jobqueues", "jobschedules"]
+  verbs: ["get", "list", "watch"{{ if .Values.dashboard.enabled }}, "patch"{{ end }}]
 - apiGroups: ["jobline.dev"]
   resources: ["queuedjobs/status", "jobqueues/status", "jobschedules/status"]
   verbs: ["get", "patch"]
-# Owner references with blockOwnerDeletion (pods -> job, jobs -> schedule).
+# Owner references with blockOwnerDeletion (pods -> job, jobs -> schedule) need this where the
+# OwnerReferencesPermissionEnforcement admission plugin is on (e.g. OpenShift).
 - apiGroups: ["jobline.dev"]
   resources: ["queuedjobs/finalizers", "jobschedules/finalizers"]
   verbs: ["update"]
@@ -58,9 +63,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "create", "delete"]
+{{- if .Values.dashboard.enabled }}
+# The dashboard's attempt log view.
 - apiGroups: [""]
   resources: ["pods/log"]
   verbs: ["get"]
+{{- end }}
 # One Event per job transition.
 - apiGroups: [""]
   resources: ["events"]

@@ -32,6 +32,7 @@ from .store import Key, Store, key_of
 log = logging.getLogger("jobline.controller")
 
 QUEUE_STATUS_INTERVAL = 2.0  # seconds between two status writes of one JobQueue
+STEP_INTERVAL = 0.05  # seconds, at least, between two controller steps
 
 
 def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -56,11 +57,14 @@ class Controller:
         self.timers: list[tuple[datetime, Key]] = []
         self.wakeup = asyncio.Event()
         self.synced = False
+        self._last_step = 0.0
         self.active = True  # False while a peer operator is active (HA standby)
         self.queue_status_at: dict[Key, float] = {}
         self.completions: dict[Key, deque[datetime]] = defaultdict(deque)
         self._background: set[asyncio.Task[Any]] = set()
         self.deferred: dict[Key, lifecycle.Outcome] = {}  # "Pending" writes held back until after dispatch
+        self.background_writes: set[Key] = set()  # jobs whose "Pending" is being written
+        self.background_slots = asyncio.Semaphore(6)  # of the API client's 16 threads
         self.stats = {"dispatched": 0, "reconciled": 0}
 
     # ------------------------------------------------------------------ feeding
@@ -170,6 +174,10 @@ class Controller:
             timeout = self._next_timeout()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), timeout)
+            # At most one step per STEP_INTERVAL: under load, events batch into fewer, bigger steps.
+            pause = self._last_step + STEP_INTERVAL - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
             self.wakeup.clear()
             if not self.active:
                 continue
@@ -177,6 +185,7 @@ class Controller:
                 if not self.synced:
                     await self.sync()
                 await self.step()
+                self._last_step = time.monotonic()
             except Exception:  # one bad step must not stop the loop
                 log.exception("controller step failed")
                 await asyncio.sleep(1)
@@ -210,21 +219,38 @@ class Controller:
                 self.dirty_queues.add(queue)
             self._queue_status_later(queue)
         deferred, self.deferred = self.deferred, {}
-        if deferred:
-            await asyncio.gather(*(self._apply_deferred(key, out) for key, out in deferred.items()))
+        for key, out in deferred.items():
+            # "Pending" of jobs that got no slot: written in the background, a few at a time, so that
+            # thousands of them never hold up the next dispatch. The job is hands-off meanwhile.
+            if key not in self.background_writes:
+                self.background_writes.add(key)
+                task = asyncio.create_task(self._apply_deferred(key, out))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
         await self._queue_statuses()
 
     async def _apply_deferred(self, key: Key, out: lifecycle.Outcome) -> None:
-        obj = self.store.jobs.get(key)
-        if obj is None or (obj.get("status") or {}).get("phase") is not None:
-            return  # started (or gone) meanwhile
         try:
-            await self.apply(key, obj, out)
+            async with self.background_slots:
+                obj = self.store.jobs.get(key)
+                if obj is None or (obj.get("status") or {}).get("phase") is not None:
+                    return  # started (or gone) meanwhile
+                await self.apply(key, obj, out)
         except KubeError as exc:
             log.warning("writing the status of %s/%s failed: %s", *key, exc)
             self.schedule(key, self.clock() + timedelta(seconds=1))
+        except Exception:
+            log.exception("writing the status of %s/%s failed", *key)
+            self.schedule(key, self.clock() + timedelta(seconds=1))
+        finally:
+            self.background_writes.discard(key)
+            self.dirty_queues.add((key[0], self.store.queue_of(key)))  # it may be dispatched now
+            self.wakeup.set()
 
     async def _reconcile_safely(self, key: Key) -> None:
+        if key in self.background_writes:  # one writer per job at a time: look again shortly
+            self.schedule(key, self.clock() + timedelta(seconds=0.2))
+            return
         try:
             await self.reconcile(key)
         except KubeError as exc:
@@ -359,6 +385,8 @@ class Controller:
         default_priority = (qspec.defaults.priority if qspec and qspec.defaults else None) or DEFAULT_PRIORITY
         candidates = []
         for name in list(runnable):
+            if (ns, name) in self.background_writes:
+                continue  # its "Pending" is being written; the writer wakes the loop when done
             obj = self.store.jobs.get((ns, name))
             parsed = self.store.spec((ns, name)) if obj is not None else None
             if obj is None or parsed is None or parsed.spec is None:

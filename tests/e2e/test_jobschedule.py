@@ -89,8 +89,12 @@ class Schedules:
     def suspend(self, name: str) -> dict[str, Any]:
         """Suspend and wait until the loop has seen it: no run is created after this returns."""
         self.patch(name, {"suspend": True})
-        return wait_for(lambda: (st := self.status(name)) and self.ready(name).get("reason") == "Suspended"
-                        and st, 10, f"{name} to be suspended")
+        def suspended() -> dict[str, Any] | None:
+            st = self.status(name)  # one read: the condition and the rest of the status agree
+            ready = next((c for c in st.get("conditions", []) if c.get("type") == "Ready"), {})
+            return st if ready.get("reason") == "Suspended" else None
+
+        return wait_for(suspended, 10, f"{name} to be suspended")
 
 
 @pytest.fixture

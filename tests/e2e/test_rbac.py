@@ -66,7 +66,8 @@ def test_operator_as_chart_serviceaccount_has_no_403(cluster: ClusterHandle, nam
     try:
         kubeconfig = _sa_kubeconfig(cluster, namespace, f"{release}-jobline", tmp_path / "sa.kubeconfig")
         extra = ["--namespace", namespace] if mode == "namespaced" else []
-        op = OperatorProcess(kubeconfig, tmp_path / "operator.log", extra)
+        logs = cluster.workdir / "logs" if cluster.workdir else tmp_path  # kept when a test fails
+        op = OperatorProcess(kubeconfig, logs / f"operator-rbac-{mode}.log", extra)
         op.start()
         try:
             _flows(cluster, namespace, Jobs(cluster, namespace))

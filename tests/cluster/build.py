@@ -145,11 +145,11 @@ def _build(comp: Component, out_dir: Path, versions: dict[str, str], step: str) 
     print(f"    done in {time.monotonic() - started:.0f}s", flush=True)
 
 
-def ensure_binaries(verbose: bool = True) -> Path:
-    """Build what is missing from the cache and return the bin directory."""
+def ensure_binaries(verbose: bool = True, only: tuple[str, ...] | None = None) -> Path:
+    """Build what is missing from the cache and return the bin directory (``only``: these binaries)."""
     out = bin_dir()
     out.mkdir(parents=True, exist_ok=True)
-    comps = components()
+    comps = [c for c in components() if only is None or set(c.binaries) & set(only)]
     if all((out / b).exists() for c in comps for b in c.binaries):
         return out
     versions = read_versions()

@@ -125,7 +125,8 @@ def _api(api: Any) -> Any:
     return custom_objects_api() if api is None else api
 
 
-def _server_message(exc: Any) -> str:
+def server_message(exc: Any) -> str:
+    """The apiserver's own message of an ApiException (its Status body), else its reason."""
     body = getattr(exc, "body", None)
     if body:
         try:
@@ -140,7 +141,7 @@ def _server_message(exc: Any) -> str:
 def _raise_mapped(exc: Any, *, verb: str, namespace: str, name: str | None = None) -> NoReturn:
     """Turn an ApiException into the matching Python error (re-raise it when none fits)."""
     status = getattr(exc, "status", None)
-    message = _server_message(exc)
+    message = server_message(exc)
     if status == 404:
         if name is not None:
             raise JobNotFound(name, namespace) from exc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,24 +34,12 @@ class CliError(Exception):
         self.code = code
 
 
-def server_message(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if body:
-        try:
-            message = json.loads(body).get("message")
-        except (ValueError, AttributeError):
-            message = None
-        if isinstance(message, str) and message:
-            return message
-    return str(getattr(exc, "reason", None) or exc)
-
-
 def api_error(exc: Any, *, verb: str, plural: str, namespace: str | None, name: str | None = None) -> CliError:
     """An ApiException as a CliError with a clear message and exit code."""
     status = getattr(exc, "status", None)
     kind = KINDS.get(plural, plural)
     where = f" in namespace {namespace!r}" if namespace else ""
-    message = server_message(exc)
+    message = sdk.server_message(exc)
     if status == 404:
         if name is not None:
             return CliError(f'{kind} "{name}" not found{where}', EXIT_NOT_FOUND)

@@ -32,6 +32,7 @@ from .store import Key, Store, key_of
 log = logging.getLogger("jobline.controller")
 
 QUEUE_STATUS_INTERVAL = 2.0  # seconds between two status writes of one JobQueue
+QUEUE_GRACE_SECONDS = 10  # a job whose JobQueue is not (yet) known waits this long before NoImage
 STEP_INTERVAL = 0.05  # seconds, at least, between two controller steps
 
 
@@ -428,6 +429,12 @@ class Controller:
                                     handler=spec.handler, payload=spec.payload, attempt=attempt,
                                     template=template, timeout_seconds=timeout)
         except TemplateError as exc:
+            created = parse(meta.get("creationTimestamp")) or now
+            if qspec is None and now < created + timedelta(seconds=QUEUE_GRACE_SECONDS):
+                # The job may have been created right after its JobQueue, whose watch event has not
+                # arrived yet: wait for it a little before failing for want of the queue's template.
+                self.schedule(key, created + timedelta(seconds=QUEUE_GRACE_SECONDS))
+                return
             out = lifecycle.Outcome(status=dict(status))
             lifecycle._finish_failed(out, now, meta.get("generation"), exc.reason, str(exc), dead_letter=False)
             await self.apply(key, obj, out)

@@ -86,6 +86,11 @@ class Schedules:
         evs = [e for e in self.jobs.events(name) if reason is None or e[0] == reason]
         return evs
 
+    def wait_events(self, name: str, reason: str, count: int = 1, timeout: float = 10) -> list[tuple[str, str]]:
+        """Events are written after the state they announce: wait until at least `count` are there."""
+        return wait_for(lambda: (evs := self.events(name, reason)) and len(evs) >= count and evs, timeout,
+                        f"{count} {reason} event(s) of {name}")
+
     def suspend(self, name: str) -> dict[str, Any]:
         """Suspend and wait until the loop has seen it: no run is created after this returns."""
         self.patch(name, {"suspend": True})
@@ -129,7 +134,7 @@ def test_every_two_seconds_names_run_count_owner_and_gc(sched: Schedules, cluste
         (ref,) = job["metadata"]["ownerReferences"]
         assert (ref["kind"], ref["name"], ref["uid"], ref["controller"]) == ("JobSchedule", "tick", uid, True)
     # Each run fired once, within a second of its time.
-    fired = sched.events("tick", "Fired")
+    fired = sched.wait_events("tick", "Fired", len(runs))
     assert sorted(re.search(r"created job (\S+)", m).group(1) for _, m in fired) == sorted(runs)  # type: ignore[union-attr]
     late = _lateness(fired)
     assert len(late) == len(runs) and max(late) < 1.0, late
@@ -165,7 +170,7 @@ def test_suspend_and_resume_does_not_replay(sched: Schedules) -> None:
     replayed = [t for n, t in sched.nominals("sus").items() if n not in jobs and t < resumed_at]
     assert len(replayed) <= 1, replayed
     assert st["missedRuns"] >= 2
-    assert sched.events("sus", "Missed")
+    sched.wait_events("sus", "Missed")
 
 
 def test_manual_trigger_once_per_value_also_across_restart(sched: Schedules,
@@ -198,7 +203,7 @@ def test_manual_trigger_once_per_value_also_across_restart(sched: Schedules,
     st = sched.status("manual")
     assert set(sched.runs("manual")) == {job_a, job_b}
     assert st["runCount"] == 2 and st["lastTrigger"] == "b" and st.get("missedRuns", 0) == 0
-    assert len(sched.events("manual", "Triggered")) == 2
+    assert len(sched.wait_events("manual", "Triggered", 2)) == 2
 
 
 def test_forbid_skips_while_a_slow_run_is_active(sched: Schedules, tmp_path: Path) -> None:
@@ -209,7 +214,7 @@ def test_forbid_skips_while_a_slow_run_is_active(sched: Schedules, tmp_path: Pat
     for name in sched.runs("forbid"):
         sched.jobs.wait_phase(name, "Succeeded", timeout=30)
     assert st["missedRuns"] >= 2, st  # the fire times while a run was active
-    skipped = sched.events("forbid", "Skipped")
+    skipped = sched.wait_events("forbid", "Skipped")
     assert skipped and all("Forbid" in m for _, m in skipped)
     # The runs never overlapped.
     spans: dict[str, list[float]] = {}
@@ -235,7 +240,7 @@ def test_replace_stops_the_slow_run(sched: Schedules) -> None:
     alive = set(sched.runs("repl"))
     assert len(alive) == 1 and alive == set(st["active"]), (alive, st)
     replaced = {re.search(r"deleted active job (\S+):", m).group(1)  # type: ignore[union-attr]
-                for _, m in sched.events("repl", "Replaced")}
+                for _, m in sched.wait_events("repl", "Replaced", 2)}
     assert len(replaced) >= 2 and not (replaced & alive) and replaced <= seen
     assert st["missedRuns"] == 0
     # The pods of the replaced runs are stopped and collected with their jobs.
@@ -259,7 +264,7 @@ def test_history_limits_count_manual_runs(sched: Schedules, tmp_path: Path) -> N
     st = wait_for(lambda: (s := sched.status("hist")) and s.get("consecutiveFailures") == 2 and s, 10,
                   "two failures in a row")
     assert st["runCount"] == 6 and st["active"] == [] and st["lastSuccessfulTime"] and st["lastFailureTime"]
-    assert sched.events("hist", "DeletedJobs")
+    sched.wait_events("hist", "DeletedJobs")
 
 
 def test_operator_down_across_two_fire_times_each_missed_run_policy(sched: Schedules,
@@ -291,7 +296,10 @@ def test_operator_down_across_two_fire_times_each_missed_run_policy(sched: Sched
         assert before_next == [last[n] + dt.timedelta(seconds=s) for s in offsets], (n, before_next)
         assert st["missedRuns"] == missed, (n, st)
         assert st["runCount"] == len(nominals), (n, st)
-        assert bool(sched.events(n, "Missed")) == (missed > 0), n
+        if missed:
+            sched.wait_events(n, "Missed")
+        else:
+            assert not sched.events(n, "Missed"), n
 
 
 def test_two_operators_never_create_a_run_twice(sched: Schedules, cluster: ClusterHandle,
@@ -313,7 +321,8 @@ def test_two_operators_never_create_a_run_twice(sched: Schedules, cluster: Clust
     nominals = sorted(sched.nominals("twice").values())
     assert nominals == [nominals[0] + dt.timedelta(seconds=k) for k in range(len(nominals))]  # one per instant
     assert st["runCount"] == len(nominals) and st["missedRuns"] == 0
-    fired = [re.search(r"created job (\S+)", m).group(1) for _, m in sched.events("twice", "Fired")]  # type: ignore[union-attr]
+    fired = [re.search(r"created job (\S+)", m).group(1)
+             for _, m in sched.wait_events("twice", "Fired", len(nominals))]  # type: ignore[union-attr]
     assert sorted(fired) == sorted(sched.runs("twice")), "each run created (and announced) exactly once"
     logs = running_operator.log.read_text() + (tmp_path / "second.log").read_text()
     assert "exists already" in logs or "changed meanwhile" in logs, "the two operators never raced"

@@ -112,6 +112,8 @@ def test_retries_with_backoff_until_success(jobs: Jobs) -> None:
     assert (starts[2] - starts[1]).total_seconds() >= 2
     assert [p.metadata.name for p in sorted(jobs.pods("flaky"), key=lambda p: p.metadata.name)] == [
         "flaky-1", "flaky-2", "flaky-3"]
+    # Events are written after the status: wait for the last one before counting.
+    wait_for(lambda: "Succeeded" in [r for r, _ in jobs.events("flaky")], 10, "the Succeeded event")
     reasons = [r for r, _ in jobs.events("flaky")]
     assert reasons.count("Started") == 3 and reasons.count("Retrying") == 2 and "Succeeded" in reasons
 

@@ -12,6 +12,9 @@ pure planner (:mod:`jobline.core.schedule_state`) what to do and applies it:
    (409), read the schedule again and plan again, so a run is counted once;
 4. delete finished jobs beyond the history limits, then post the Events.
 
+A step does 1-2 for all its schedules before 3-4 for any: when many schedules fire in the same
+second, every run is created before the first status is written.
+
 ``active`` is the HA switch: while False (a standby replica) nothing is planned or written, the
 view is still kept current.
 """
@@ -23,9 +26,9 @@ import contextlib
 import heapq
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from jobline import names
 from jobline.core import schedule_state
@@ -35,6 +38,7 @@ from jobline.kube import Kube, KubeError, job_path
 from .store import Key, key_of
 
 log = logging.getLogger("jobline.schedules")
+_T = TypeVar("_T")
 
 RETRY_SECONDS = 5.0  # after a failed API call
 CONFLICT_RETRY_SECONDS = 0.2  # after a 409 on the status: plan again with the fresh object
@@ -57,6 +61,14 @@ def _with_kind(obj: dict[str, Any], kind: str) -> dict[str, Any]:
 
 def _phase(obj: dict[str, Any] | None) -> Any:
     return ((obj or {}).get("status") or {}).get("phase")
+
+
+class _Planned(NamedTuple):
+    """A schedule whose runs are created and whose status is still to be written."""
+
+    key: Key
+    obj: dict[str, Any]  # the version planned from
+    plan: schedule_state.Plan
 
 
 class ScheduleLoop:
@@ -252,18 +264,27 @@ class ScheduleLoop:
         if not keys:
             return
         limit = asyncio.Semaphore(MAX_PARALLEL)
+        planned: dict[Key, _Planned] = {}
 
-        async def one(key: Key) -> None:
+        async def create(key: Key) -> None:
             async with limit:
-                await self._reconcile_safely(key, now)
+                done = await self._safely(key, self._create_runs(key, now))
+                if done is not None:
+                    planned[key] = done
 
-        # Runs that are due now first; Events after the step, so they never delay a run.
-        await asyncio.gather(*(one(key) for key in sorted(keys, key=lambda k: k not in firing)))
+        async def finish(key: Key) -> None:
+            async with limit:
+                await self._safely(key, self._finish(planned[key]))
+
+        # Runs that are due now first, all runs before any status; Events after the step.
+        await asyncio.gather(*(create(key) for key in sorted(keys, key=lambda k: k not in firing)))
+        await asyncio.gather(*(finish(key) for key in sorted(planned, key=lambda k: k not in firing)))
         self._flush_events()
 
-    async def _reconcile_safely(self, key: Key, now: datetime | None = None) -> None:
+    async def _safely(self, key: Key, work: Awaitable[_T]) -> _T | None:
+        """Run one schedule's work; an error re-plans the schedule later (None is returned)."""
         try:
-            await self.reconcile(key, now)
+            return await work
         except KubeError as exc:
             if exc.conflict:
                 self.stats["conflicts"] += 1
@@ -273,10 +294,10 @@ class ScheduleLoop:
                 except KubeError as again:
                     log.warning("reading schedule %s/%s failed: %s", *key, again)
                     self.wake(key, self.clock() + timedelta(seconds=RETRY_SECONDS))
-                    return
+                    return None
                 self.wake(key, self.clock() + timedelta(seconds=CONFLICT_RETRY_SECONDS))
             elif exc.not_found and key not in self.schedules:
-                return
+                return None
             else:
                 self._report_error(key, f"API error: {exc}")
                 self.wake(key, self.clock() + timedelta(seconds=RETRY_SECONDS))
@@ -284,6 +305,7 @@ class ScheduleLoop:
             log.exception("schedule %s/%s failed", *key)
             self._report_error(key, f"internal error: {exc}")
             self.wake(key, self.clock() + timedelta(seconds=RETRY_SECONDS))
+        return None
 
     def _report_error(self, key: Key, message: str) -> None:
         log.warning("schedule %s/%s: %s", *key, message)
@@ -304,9 +326,16 @@ class ScheduleLoop:
 
     # ---------------------------------------------------------------- reconcile
     async def reconcile(self, key: Key, now: datetime | None = None) -> None:
+        """Plan one schedule and apply the plan (a step does the same in two phases over many)."""
+        planned = await self._create_runs(key, now)
+        if planned is not None:
+            await self._finish(planned)
+
+    async def _create_runs(self, key: Key, now: datetime | None = None) -> _Planned | None:
+        """Phases 1-2: plan, delete what ``Replace`` replaces, create the runs."""
         obj = self.schedules.get(key)
         if obj is None:
-            return
+            return None
         meta = obj["metadata"]
         uid = meta.get("uid", "")
         now = now or self.clock()
@@ -345,7 +374,13 @@ class ScheduleLoop:
                 log.info("fired %s/%s: created %s for %s, %.3fs late", ns, meta.get("name"), run.name,
                          run.nominal.isoformat(), late)
             self._emit(obj, run.event(created_at))
-        # 3. The status, only over the version planned from (a 409 re-plans: counted once).
+        return _Planned(key, obj, plan)
+
+    async def _finish(self, planned: _Planned) -> None:
+        """Phases 3-4: the status, only over the version planned from (a 409 re-plans: counted once),
+        then the history limits and the Events."""
+        key, obj, plan = planned
+        ns, meta = key[0], obj["metadata"]
         old = obj.get("status") or {}
         patch = {k: v for k, v in plan.status.items() if old.get(k) != v}
         patch.update({k: None for k in old if k not in plan.status})

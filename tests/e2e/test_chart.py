@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import subprocess
 from pathlib import Path
 
@@ -105,6 +107,63 @@ def test_helm_install_and_uninstall(cluster: ClusterHandle, namespace: str) -> N
     left = kubectl(cluster.kubeconfig, "get", "all,sa,secret,pdb", "-n", namespace, "-l",
                    "app.kubernetes.io/instance=jl", "-o", "name").stdout.strip()
     assert left == ""
+
+
+def test_status_policy_lets_service_accounts_write_progress_only(cluster: ClusterHandle, namespace: str) -> None:
+    """The chart's ValidatingAdmissionPolicy: a worker's ServiceAccount may set status.progress, not forge
+    the outcome; the operator's ServiceAccount and people (RBAC decides) may write the whole status."""
+    manifest = subprocess.run([helm(), "template", "sp", str(CHART), "-n", namespace, "--show-only",
+                               "templates/status-policy.yaml"], check=True, capture_output=True, text=True).stdout
+    operator_sa, worker_sa = f"system:serviceaccount:{namespace}:sp-jobline", f"system:serviceaccount:{namespace}:worker"
+    rbac = f"""
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: worker}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: status-writer}}
+rules: [{{apiGroups: [jobline.dev], resources: [queuedjobs/status], verbs: [get, patch]}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: status-writer}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: status-writer}}
+subjects:
+  - {{kind: ServiceAccount, name: worker, namespace: {namespace}}}
+  - {{kind: ServiceAccount, name: sp-jobline, namespace: {namespace}}}
+---
+apiVersion: jobline.dev/v1alpha1
+kind: QueuedJob
+metadata: {{name: guarded}}
+spec: {{handler: echo, suspend: true, template: {{image: example/worker:1}}}}
+"""
+    kubectl(cluster.kubeconfig, "apply", "-n", namespace, "-f", "-", input=rbac)
+
+    def patch_status(user: str | None, status: dict[str, object]) -> subprocess.CompletedProcess[str]:
+        who = ["--as", user] if user else []
+        return kubectl(cluster.kubeconfig, *who, "patch", "qj", "guarded", "-n", namespace, "--subresource=status",
+                       "--type=merge", "-p", json.dumps({"status": status}), check=False)
+
+    kubectl(cluster.kubeconfig, "apply", "-f", "-", input=manifest)
+    try:
+        # The apiserver takes a moment to load a new policy: probe with a field nothing else writes, with a
+        # new value each time (a write that changes nothing is allowed).
+        probe = itertools.count(1)
+        wait_for(lambda: patch_status(worker_sa, {"olderAttempts": next(probe)}).returncode != 0, 30,
+                 "the policy to apply")
+        refused = patch_status(worker_sa, {"phase": "Succeeded", "result": {"forged": True}})
+        assert refused.returncode != 0
+        assert "only the Jobline operator writes the status of a QueuedJob" in refused.stderr, refused.stderr
+        assert "may change status.progress only" in refused.stderr
+        assert patch_status(worker_sa, {"progress": 42}).returncode == 0
+        st = kubectl_json(cluster.kubeconfig, "get", "qj", "guarded", "-n", namespace)["status"]
+        assert st["progress"] == 42 and st.get("phase") != "Succeeded" and "result" not in st
+        for user in (operator_sa, None):  # the operator's ServiceAccount; the admin (not a ServiceAccount)
+            proc = patch_status(user, {"lastError": f"written by {user or 'admin'}"})
+            assert proc.returncode == 0, proc.stderr
+    finally:
+        kubectl(cluster.kubeconfig, "delete", "-f", "-", "--wait=false", input=manifest)
 
 
 def test_chart_files_exist() -> None:

@@ -56,7 +56,9 @@ def _flows(cluster: ClusterHandle, namespace: str, jobs: Jobs) -> None:
 def test_operator_as_chart_serviceaccount_has_no_403(cluster: ClusterHandle, namespace: str, operator: OperatorProcess,
                                                      tmp_path: Path, mode: str) -> None:
     operator.stop()  # the session's admin operator would do the work instead
-    args = ["--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml"]
+    # With the status policy: it must not stand in the way of the operator's own ServiceAccount.
+    args = ["--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml",
+            "--show-only", "templates/status-policy.yaml"]
     if mode == "namespaced":
         args += ["--set", "watch.all=false", "--set", f"watch.namespaces={{{namespace}}}"]
     release = f"rbac-{mode[:2]}"

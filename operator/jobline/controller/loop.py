@@ -378,8 +378,7 @@ class Controller:
         if not runnable:
             return
         qspec = self.store.queue_spec(ns, qname)
-        active = sum(1 for key, obj in self.store.jobs_in_queue(ns, qname)
-                     if self.store.active_pods(key) or (obj.get("status") or {}).get("phase") == "Running")
+        active = self.store.active_count(ns, qname)
         slots = free_slots(qspec.concurrency if qspec else None, active, bool(qspec and qspec.paused))
         if slots == 0:
             return

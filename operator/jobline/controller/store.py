@@ -55,6 +55,10 @@ class Store:
         self.by_queue: dict[Key, set[str]] = defaultdict(set)  # (ns, queue) -> job names
         self.dependents: dict[Key, set[str]] = defaultdict(set)  # (ns, dependency) -> job names
         self.by_unique: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+        # (ns, queue) -> jobs holding a slot: an unfinished pod, or phase Running. Kept up to date on
+        # every change, so dispatch does not count over the whole queue (10,000 jobs) on each step.
+        self.active: dict[Key, set[str]] = defaultdict(set)
+        self._active_in: dict[Key, Key] = {}  # job key -> the (ns, queue) whose active set holds it
         self._job_index: dict[Key, tuple[str, tuple[str, ...], str | None]] = {}
         self._parsed: dict[Key, Parsed] = {}
         self._queue_parsed: dict[Key, tuple[str, JobQueueSpec | None]] = {}
@@ -68,6 +72,7 @@ class Store:
             return False
         self.jobs[key] = obj
         self._reindex(key, obj)
+        self._refresh_active(key)
         return True
 
     def drop_job(self, key: Key) -> dict[str, Any] | None:
@@ -75,7 +80,24 @@ class Store:
         self._unindex(key)
         self._parsed.pop(key, None)
         self.pods.pop(key, None)
+        self._refresh_active(key)
         return obj
+
+    def _refresh_active(self, key: Key) -> None:
+        held = self._active_in.pop(key, None)
+        if held is not None:
+            self.active[held].discard(key[1])
+        obj = self.jobs.get(key)
+        if obj is None:
+            return
+        if self.active_pods(key) or (obj.get("status") or {}).get("phase") == "Running":
+            queue = (key[0], self.queue_of(key))
+            self.active[queue].add(key[1])
+            self._active_in[key] = queue
+
+    def active_count(self, ns: str, queue: str) -> int:
+        """Jobs of the queue that hold a slot (an unfinished pod, or phase Running)."""
+        return len(self.active.get((ns, queue), ()))
 
     def _reindex(self, key: Key, obj: dict[str, Any]) -> None:
         spec = obj.get("spec") or {}
@@ -175,6 +197,7 @@ class Store:
         if old is not None and _rv(old) > _rv(obj) and _rv(obj):
             return jkey
         self.pods[jkey][meta.get("name", "")] = obj
+        self._refresh_active(jkey)
         return jkey
 
     def drop_pod(self, obj: dict[str, Any]) -> Key | None:
@@ -184,6 +207,7 @@ class Store:
             return None
         jkey = (meta.get("namespace", ""), job)
         self.pods.get(jkey, {}).pop(meta.get("name", ""), None)
+        self._refresh_active(jkey)
         return jkey
 
     def active_pods(self, key: Key) -> int:

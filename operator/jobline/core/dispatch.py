@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -32,9 +33,16 @@ def free_slots(concurrency: int | None, active: int, paused: bool) -> int | None
     return max(0, concurrency - active)
 
 
+def _order(c: Candidate) -> tuple[int, str, str]:
+    return c.neg_priority, c.created, c.name
+
+
 def pick(candidates: Iterable[Candidate], slots: int | None) -> list[Candidate]:
-    ordered = sorted(candidates)
-    return ordered if slots is None else ordered[:slots]
+    """The next ``slots`` candidates in dispatch order (all of them when there is no limit).
+    A partial selection (O(n log slots)): a queue of 10,000 with 50 free slots sorts no 10,000."""
+    if slots is None:
+        return sorted(candidates, key=_order)
+    return heapq.nsmallest(slots, candidates, key=_order)
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,8 @@ class Controller:
         self.deferred: dict[Key, lifecycle.Outcome] = {}  # "Pending" writes held back until after dispatch
         self.background_writes: set[Key] = set()  # jobs whose "Pending" is being written
         self.background_slots = asyncio.Semaphore(6)  # of the API client's 16 threads
+        # job -> (resourceVersion, default priority, its place in the dispatch order), rebuilt on change
+        self._candidates: dict[Key, tuple[str, int, Candidate]] = {}
         self.stats = {"dispatched": 0, "reconciled": 0}
 
     # ------------------------------------------------------------------ feeding
@@ -79,6 +81,7 @@ class Controller:
         metrics.job_seen(event, obj)
         if event == "DELETED":
             self.store.drop_job(key)
+            self._candidates.pop(key, None)
             queue = (key[0], (obj.get("spec") or {}).get("queue") or "default")
             self.runnable[queue].discard(key[1])
             self.dirty_queues.add(queue)
@@ -209,8 +212,11 @@ class Controller:
             if key in self.store.jobs:
                 self._touch_job(key)
         jobs, self.dirty_jobs = self.dirty_jobs, set()
-        if jobs:
-            await asyncio.gather(*(self._reconcile_safely(key) for key in jobs))
+        # Plan every dirty job first, in one go (pure, no awaits): most need no write (a new job waiting
+        # for dispatch), and no task per job competes with the watch events for the loop. Then write.
+        writes = [self._apply_safely(key, *planned) for key in jobs if (planned := self._plan_safely(key))]
+        if writes:
+            await asyncio.gather(*writes)
         queues, self.dirty_queues = self.dirty_queues, set()
         for queue in queues:
             try:
@@ -248,12 +254,23 @@ class Controller:
             self.dirty_queues.add((key[0], self.store.queue_of(key)))  # it may be dispatched now
             self.wakeup.set()
 
-    async def _reconcile_safely(self, key: Key) -> None:
+    def _plan_safely(self, key: Key) -> tuple[dict[str, Any], lifecycle.Outcome] | None:
         if key in self.background_writes:  # one writer per job at a time: look again shortly
             self.schedule(key, self.clock() + timedelta(seconds=0.2))
-            return
+            return None
         try:
-            await self.reconcile(key)
+            return self.plan(key)
+        except Exception:
+            metrics.reconcile_error("reconcile")
+            log.exception("reconcile %s/%s failed", *key)
+            self.schedule(key, self.clock() + timedelta(seconds=5))
+            return None
+
+    async def _apply_safely(self, key: Key, obj: dict[str, Any], out: lifecycle.Outcome) -> None:
+        try:
+            await self.apply(key, obj, out)
+            if out.wake_at is not None:
+                self.schedule(key, out.wake_at)
         except KubeError as exc:
             if exc.conflict or exc.not_found:
                 self.schedule(key, self.clock() + timedelta(seconds=0.5))  # again, with what the watch brings
@@ -298,10 +315,12 @@ class Controller:
             seed=uid,
         )
 
-    async def reconcile(self, key: Key) -> None:
+    def plan(self, key: Key) -> tuple[dict[str, Any], lifecycle.Outcome] | None:
+        """Decide what the job needs (pure; no API call). -> the object and the outcome to apply, or
+        None when there is nothing to write now (a new job that the dispatcher may start this step)."""
         obj = self.store.jobs.get(key)
         if obj is None:
-            return
+            return None
         self.stats["reconciled"] += 1
         meta = obj["metadata"]
         parsed = self.store.spec(key)
@@ -324,10 +343,8 @@ class Controller:
             # A new job that may start now: if the dispatcher starts it in this step, writing
             # "Pending" first would only cost two API writes. Written after dispatch otherwise.
             self.deferred[key] = out
-            return
-        await self.apply(key, obj, out)
-        if out.wake_at is not None:
-            self.schedule(key, out.wake_at)
+            return None
+        return obj, out
 
     async def apply(self, key: Key, obj: dict[str, Any], out: lifecycle.Outcome) -> None:
         ns, name = key
@@ -385,18 +402,30 @@ class Controller:
         default_priority = (qspec.defaults.priority if qspec and qspec.defaults else None) or DEFAULT_PRIORITY
         candidates = []
         for name in list(runnable):
-            if (ns, name) in self.background_writes:
+            key = (ns, name)
+            if key in self.background_writes:
                 continue  # its "Pending" is being written; the writer wakes the loop when done
-            obj = self.store.jobs.get((ns, name))
-            parsed = self.store.spec((ns, name)) if obj is not None else None
-            if obj is None or parsed is None or parsed.spec is None:
+            obj = self.store.jobs.get(key)
+            if obj is None:
                 runnable.discard(name)
+                self._candidates.pop(key, None)
                 continue
-            priority = parsed.spec.priority if parsed.spec.priority is not None else default_priority
-            candidates.append(Candidate.of(name, priority, obj["metadata"].get("creationTimestamp", "")))
+            rv = obj["metadata"].get("resourceVersion", "")
+            cached = self._candidates.get(key)
+            if cached is None or cached[0] != rv or cached[1] != default_priority:
+                parsed = self.store.spec(key)
+                if parsed.spec is None:
+                    runnable.discard(name)
+                    continue
+                priority = parsed.spec.priority if parsed.spec.priority is not None else default_priority
+                cached = (rv, default_priority,
+                          Candidate.of(name, priority, obj["metadata"].get("creationTimestamp", "")))
+                self._candidates[key] = cached
+            candidates.append(cached[2])
         chosen = pick(candidates, slots)
         for c in chosen:
             runnable.discard(c.name)
+            self._candidates.pop((ns, c.name), None)
         await asyncio.gather(*(self._start_safely((ns, c.name), qspec) for c in chosen))
 
     async def _start_safely(self, key: Key, qspec: JobQueueSpec | None) -> None:

@@ -185,7 +185,9 @@ class Operator:
             time.sleep(0.05)
 
     def poll_synced(self) -> float | None:
-        if self.synced is None and "synced:" in self.log.read_text(errors="replace"):
+        # The controller's line ("synced: 10000 jobs, 1 queues"), not the schedule loop's earlier
+        # "schedules synced: 0 schedules, 0 jobs".
+        if self.synced is None and re.search(r"\bsynced: \d+ jobs", self.log.read_text(errors="replace")):
             self.synced = time.monotonic()
         return self.synced
 

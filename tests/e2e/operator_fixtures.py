@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -41,8 +42,9 @@ class OperatorProcess:
                                       *self.extra],
                                      stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
         out.close()
-        wait_for(lambda: "synced:" in self.log.read_text(errors="replace").split("--- start ---")[-1], 60,
-                 "the operator to sync")
+        # The controller's "synced: N jobs" (the schedule loop logs "schedules synced: ..." first).
+        wait_for(lambda: re.search(r"\bsynced: \d+ jobs", self.log.read_text(errors="replace").split("--- start ---")[-1]),
+                 60, "the operator to sync")
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, like a node crash."""

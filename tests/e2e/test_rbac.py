@@ -5,6 +5,7 @@ and namespaced. And worker pods pass Pod Security "restricted"."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def test_operator_as_chart_serviceaccount_has_no_403(cluster: ClusterHandle, nam
             op.stop()
         log = op.log.read_text()
         assert "403" not in log and "orbidden" not in log, log[-3000:]
-        assert "synced:" in log
+        assert re.search(r"\bsynced: \d+ jobs", log) and "schedules synced:" in log
     finally:
         kubectl(cluster.kubeconfig, "delete", "-f", "-", "--ignore-not-found", "--wait=false", input=manifest)
 

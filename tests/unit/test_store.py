@@ -67,3 +67,17 @@ def test_active_count_moves_with_the_queue_and_matches_a_full_count() -> None:
     for queue in ("q", "r"):
         assert store.active_count("ns", queue) == brute_force(store, queue), queue
     assert "j3" in store.active[("ns", "r")] and "j3" not in store.active[("ns", "q")]
+
+
+def test_store_drops_managed_fields_without_touching_the_watch_object() -> None:
+    store = Store()
+    obj = job("m")
+    obj["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    store.put_job(obj)
+    assert "managedFields" not in store.jobs[("ns", "m")]["metadata"]
+    assert store.jobs[("ns", "m")]["metadata"]["name"] == "m"
+    assert obj["metadata"]["managedFields"]  # the caller's dict is unchanged
+    p = pod("m", 1)
+    p["metadata"]["managedFields"] = [{"manager": "kubelet"}]
+    store.put_pod(p)
+    assert "managedFields" not in store.pods[("ns", "m")]["m-1"]["metadata"]

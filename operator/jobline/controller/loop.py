@@ -34,6 +34,7 @@ log = logging.getLogger("jobline.controller")
 QUEUE_STATUS_INTERVAL = 2.0  # seconds between two status writes of one JobQueue
 QUEUE_GRACE_SECONDS = 10  # a job whose JobQueue is not (yet) known waits this long before NoImage
 STEP_INTERVAL = 0.05  # seconds, at least, between two controller steps
+SLOW_STEP_SECONDS = 1.0  # a step that takes longer is logged with where its time went
 
 
 def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -214,9 +215,12 @@ class Controller:
         jobs, self.dirty_jobs = self.dirty_jobs, set()
         # Plan every dirty job first, in one go (pure, no awaits): most need no write (a new job waiting
         # for dispatch), and no task per job competes with the watch events for the loop. Then write.
+        t0 = time.monotonic()
         writes = [self._apply_safely(key, *planned) for key in jobs if (planned := self._plan_safely(key))]
+        t1 = time.monotonic()
         if writes:
             await asyncio.gather(*writes)
+        t2 = time.monotonic()
         queues, self.dirty_queues = self.dirty_queues, set()
         for queue in queues:
             try:
@@ -225,6 +229,10 @@ class Controller:
                 log.exception("dispatching queue %s/%s failed", *queue)
                 self.dirty_queues.add(queue)
             self._queue_status_later(queue)
+        t3 = time.monotonic()
+        if t3 - t0 > SLOW_STEP_SECONDS:
+            log.info("slow step: planned %d jobs in %.2fs, %d writes took %.2fs, dispatch %.2fs",
+                     len(jobs), t1 - t0, len(writes), t2 - t1, t3 - t2)
         deferred, self.deferred = self.deferred, {}
         for key, out in deferred.items():
             # "Pending" of jobs that got no slot: written in the background, a few at a time, so that

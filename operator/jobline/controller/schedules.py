@@ -35,7 +35,7 @@ from jobline.core import schedule_state
 from jobline.core.timefmt import now as utcnow
 from jobline.kube import Kube, KubeError, job_path
 
-from .store import Key, key_of
+from .store import Key, key_of, slim
 
 log = logging.getLogger("jobline.schedules")
 _T = TypeVar("_T")
@@ -139,7 +139,7 @@ class ScheduleLoop:
         uid = (obj.get("metadata") or {}).get("uid")
         if old_uid and old_uid != uid and self.by_uid.get(old_uid) == key:
             del self.by_uid[old_uid]  # deleted and created again under the same name
-        self.schedules[key] = obj
+        self.schedules[key] = slim(obj)
         if uid:
             self.by_uid[uid] = key
         return True
@@ -161,7 +161,7 @@ class ScheduleLoop:
         else:
             if old is not None and _rv(old) >= _rv(obj) and _rv(obj):
                 return
-            jobs[jkey[1]] = obj
+            jobs[jkey[1]] = slim(obj)
             self.job_owner[jkey] = uid
             changed = old is None or _phase(old) != _phase(obj)
         skey = self.by_uid.get(uid)

@@ -25,6 +25,15 @@ def key_of(obj: dict[str, Any]) -> Key:
     return meta.get("namespace", ""), meta.get("name", "")
 
 
+def slim(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object without ``metadata.managedFields``, which nothing here reads and which is a large part
+    of every object the operator and kubelet have written (a copy: the watch's dict is not changed)."""
+    meta = obj.get("metadata")
+    if meta and "managedFields" in meta:
+        return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
+    return obj
+
+
 def _rv(obj: dict[str, Any] | None) -> int:
     try:
         return int((obj or {}).get("metadata", {}).get("resourceVersion", 0))
@@ -66,6 +75,7 @@ class Store:
     # ------------------------------------------------------------------ jobs
     def put_job(self, obj: dict[str, Any]) -> bool:
         """Store a job unless we hold a newer version; True when it changed."""
+        obj = slim(obj)
         key = key_of(obj)
         old = self.jobs.get(key)
         if old is not None and _rv(old) >= _rv(obj) and _rv(obj):
@@ -162,7 +172,7 @@ class Store:
         if old is not None and _rv(old) >= _rv(obj) and _rv(obj):
             return False
         changed = old is None or old.get("spec") != obj.get("spec")
-        self.queues[key] = obj
+        self.queues[key] = slim(obj)
         return changed
 
     def drop_queue(self, key: Key) -> None:
@@ -196,7 +206,7 @@ class Store:
         old = self.pods[jkey].get(meta.get("name", ""))
         if old is not None and _rv(old) > _rv(obj) and _rv(obj):
             return jkey
-        self.pods[jkey][meta.get("name", "")] = obj
+        self.pods[jkey][meta.get("name", "")] = slim(obj)
         self._refresh_active(jkey)
         return jkey
 

@@ -21,6 +21,8 @@ from urllib.parse import urlencode
 import urllib3
 from kubernetes import client, config
 
+from tests.kube import wait_for
+
 WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY")
 MERGE = "application/merge-patch+json"
 
@@ -78,8 +80,8 @@ class Api:
             if exc.status != 409:
                 raise
         # Pods cannot be created before the controller-manager made the default ServiceAccount.
-        wait_until(lambda: self.get_or_none(f"/api/v1/namespaces/{name}/serviceaccounts/default"), timeout,
-                   f"ServiceAccount {name}/default")
+        wait_for(lambda: self.get_or_none(f"/api/v1/namespaces/{name}/serviceaccounts/default"), timeout,
+                 f"ServiceAccount {name}/default")
 
     def delete_namespace(self, name: str) -> None:
         try:
@@ -119,23 +121,6 @@ def parse_write_counts(text: str) -> dict[str, float]:
 def diff_counts(before: dict[str, float], after: dict[str, float]) -> dict[str, int]:
     out = {k: round(after.get(k, 0.0) - before.get(k, 0.0)) for k in set(before) | set(after)}
     return {k: v for k, v in sorted(out.items(), key=lambda kv: -kv[1]) if v > 0}
-
-
-# ------------------------------------------------------------------------------------------ waiting
-def wait_until(fn: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            value = fn()
-            if value:
-                return value
-            last = value
-        except Exception as exc:  # reported on timeout
-            last = exc
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-        time.sleep(interval)
 
 
 # ------------------------------------------------------------------------------------------ watching

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.kube import wait_for
+
 from .env import (
     KWOK_SELECTOR,
     KWOK_TOLERATION,
@@ -24,7 +26,7 @@ from .env import (
     kubectl_seconds,
     proc_cpu_seconds,
 )
-from .kube import MERGE, Api, Bulk, Recorder, Request, Watch, Watches, diff_counts, wait_until, wall
+from .kube import MERGE, Api, Bulk, Recorder, Request, Watch, Watches, diff_counts, wall
 from .stats import ratio, read_profile, summary
 
 GROUP, VERSION = "jobline.dev", "v1alpha1"
@@ -555,9 +557,9 @@ def ceiling(ctx: Ctx) -> dict[str, Any]:
     ctx.api.ensure_namespace(ns)
     base = f"/apis/{BENCH_GROUP}/v1/namespaces/{ns}/benchitems"
     # The discovery cache of the apiserver needs a moment for a new CRD: the first create proves it is served.
-    wait_until(lambda: ctx.api.request("POST", base, {"apiVersion": f"{BENCH_GROUP}/v1", "kind": "BenchItem",
-                                                      "metadata": {"name": "warm"}, "spec": {"n": -1}}), 30,
-               "the bench CRD to be served")
+    wait_for(lambda: ctx.api.request("POST", base, {"apiVersion": f"{BENCH_GROUP}/v1", "kind": "BenchItem",
+                                                    "metadata": {"name": "warm"}, "spec": {"n": -1}}), 30,
+             "the bench CRD to be served")
     res: dict[str, Any] = {"n": n, "client": f"{ctx.bulk.processes} processes x {ctx.bulk.threads} threads",
                            "what": "a trivial namespaced custom resource with a status subresource"}
     for what, reqs in (

@@ -346,7 +346,6 @@ class ScheduleLoop:
         for job in plan.stop:
             await self.kube.delete_object(names.PLURAL_QUEUEDJOBS, ns, job.name, job.uid or None)
         # 2. The runs. A 409 is a run created before (a restart) or by a replica: not created twice.
-        created: list[schedule_state.Run] = []
         for run in plan.runs:
             if run.exists:
                 continue
@@ -363,12 +362,11 @@ class ScheduleLoop:
                 continue
             created_at = self.clock()
             self.on_job(None, _with_kind(job, names.KIND_QUEUEDJOB))
-            created.append(run)
             if run.nominal is None:
                 self.stats["triggered"] += 1
                 log.info("triggered %s/%s: created %s (trigger %r)", ns, meta.get("name"), run.name, run.trigger)
             else:
-                late = (created_at - (run.fire_at or run.nominal)).total_seconds()
+                late = run.late_by(created_at)
                 self.stats["fired"] += 1
                 self.stats["max_lateness"] = max(self.stats["max_lateness"], late)
                 log.info("fired %s/%s: created %s for %s, %.3fs late", ns, meta.get("name"), run.name,

@@ -497,7 +497,7 @@ def parse_schedule(
     Schedules are immutable, so parses are cached: validating a cron expression through croniter
     costs about 1.5 ms, and the schedule loop plans every schedule again on each fire and change.
     """
-    if expression.strip().startswith("@every"):
+    if expression.strip().startswith(EVERY_PREFIX.rstrip()):
         anchor = None if anchor is None else _utc(anchor, "anchor").replace(microsecond=0)
     else:
         anchor = None  # ignored: one cache entry per cron expression and zone
@@ -506,6 +506,7 @@ def parse_schedule(
 
 @lru_cache(maxsize=4096)
 def _parse_cached(expression: str, time_zone: str | None, anchor: datetime | None) -> Schedule:
+    """parse_schedule's work; ``anchor`` is already UTC, whole seconds, and None for cron schedules."""
     zone_name = time_zone or DEFAULT_TIME_ZONE
     expr = expression.strip()
     if not expr:
@@ -514,8 +515,7 @@ def _parse_cached(expression: str, time_zone: str | None, anchor: datetime | Non
         if expr.startswith(EVERY_PREFIX.rstrip()):
             interval = _check_every(expr)
             _zone(zone_name)
-            ref = _EPOCH if anchor is None else _utc(anchor, "anchor").replace(microsecond=0)
-            return EverySchedule(expr, interval, ref, zone_name)
+            return EverySchedule(expr, interval, _EPOCH if anchor is None else anchor, zone_name)
         cron = MACRO_EXPANSIONS.get(expr)
         if cron is None:
             raise _invalid(f"unknown macro {expr!r}: use one of {', '.join(MACROS)} or @every <duration>")

@@ -126,13 +126,17 @@ class Run:
     exists: bool = False  # the job is already in the store (created before a restart): no POST
     fire_at: datetime | None = None  # nominal + the schedule's jitter: when it should be created
 
+    def late_by(self, created_at: datetime | None = None) -> float:
+        """Seconds after its fire time at ``created_at`` (default: when planned)."""
+        if created_at is None or self.fire_at is None:
+            return self.lateness
+        return (created_at - self.fire_at).total_seconds()
+
     def event(self, created_at: datetime | None = None) -> Event:
         """The Event of the run's creation; ``created_at`` (default: when planned) gives its lateness."""
         if self.nominal is None:
             return Event("Normal", EVENT_TRIGGERED, f"created job {self.name} for trigger {self.trigger!r}")
-        late = self.lateness
-        if created_at is not None and self.fire_at is not None:
-            late = (created_at - self.fire_at).total_seconds()
+        late = self.late_by(created_at)
         return Event("Normal", EVENT_FIRED,
                      f"created job {self.name} for {fmt(self.nominal)} ({late:.3f}s after its time)")
 

@@ -24,6 +24,16 @@ from .controlplane import REPO, Cluster, ClusterError, Ports
 STATE = "state.json"
 
 
+def node_images() -> list[Path]:
+    """The images `make images` built (imported into the real node at start), if any."""
+    try:
+        from .images import built_images
+    except ImportError:
+        return []
+    built = built_images()
+    return [built.operator.archive, built.worker.archive] if built else []
+
+
 def _state(workdir: Path) -> dict[str, object]:
     try:
         return dict(json.loads((workdir / STATE).read_text()))
@@ -53,7 +63,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     cluster = Cluster(workdir, Path(args.bin_dir), local_node=not args.no_localnode, kwok_nodes=args.kwok_nodes,
-                      ports=Ports(apiserver=args.apiserver_port))
+                      ports=Ports(apiserver=args.apiserver_port), real_node=not args.no_realnode,
+                      pod_cidr=args.pod_cidr, images=node_images())
     try:
         cluster.start()
     except ClusterError as exc:
@@ -66,11 +77,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         while not stopping:
             time.sleep(0.5)
-            for name, proc in cluster._procs.items():
-                if proc.poll() is not None:
-                    print(f"{name} exited with {proc.returncode}; stopping the cluster", file=sys.stderr, flush=True)
-                    stopping = True
-                    break
+            try:
+                cluster._check_alive()
+            except ClusterError as exc:
+                print(f"{exc}\nstopping the cluster", file=sys.stderr, flush=True)
+                stopping = True
     finally:
         cluster.stop()
         _write_state(workdir, pid=None, ready=False, stopped=True)
@@ -97,6 +108,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             "--kwok-nodes", str(args.kwok_nodes), "--apiserver-port", str(args.apiserver_port)]
     if args.no_localnode:
         argv.append("--no-localnode")
+    if args.no_realnode:
+        argv.append("--no-realnode")
+    if args.pod_cidr:
+        argv += ["--pod-cidr", args.pod_cidr]
     with open(log, "ab") as out:
         sup = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                start_new_session=True)
@@ -155,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--workdir", type=Path, default=REPO / ".dev")
         if name in ("up", "serve"):
             p.add_argument("--no-localnode", action="store_true", help="do not start the local node")
+            p.add_argument("--no-realnode", action="store_true",
+                           help="do not start the real node (kubelet + containerd, needs root)")
+            p.add_argument("--pod-cidr", default=None, help="the real node's pod CIDR (default: a free 10.244.<k>.0/24)")
             p.add_argument("--kwok-nodes", type=int, default=2)
             p.add_argument("--apiserver-port", type=int, default=0, help="fixed apiserver port (default: a free one)")
         if name == "serve":

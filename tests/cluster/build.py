@@ -52,8 +52,10 @@ def components() -> list[Component]:
                 "k8s.io/kubernetes/cmd/kube-apiserver",
                 "k8s.io/kubernetes/cmd/kube-controller-manager",
                 "k8s.io/kubernetes/cmd/kube-scheduler",
+                "k8s.io/kubernetes/cmd/kubelet",  # the real node (tests/cluster/realnode.py)
+                "k8s.io/kubernetes/cmd/kube-proxy",
             ),
-            ("kube-apiserver", "kube-controller-manager", "kube-scheduler"),
+            ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"),
             "KUBERNETES_VERSION",
         ),
         Component("etcd", ("go.etcd.io/etcd/server/v3",), ("etcd",), "ETCD_VERSION"),

@@ -8,8 +8,10 @@ signing key is a separate EC key pair. Keys are P-256 EC: fast to make, accepted
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,3 +176,30 @@ def ensure_pki(dir: Path) -> PKI:
         sa.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     return pki
+
+
+def issue_pair(pki: PKI, stem: str, cn: str, *, org: str | None = None, server: bool = False,
+               client: bool = False, sans: tuple[str, ...] = ()) -> Pair:
+    """Sign one more certificate with the cluster's CA (the real node's, made when its IP is known)."""
+    ca_cert = x509.load_pem_x509_certificate(pki.ca.cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca.key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    return _save(pki.dir, stem, *_issue(ca_cert, ca_key, cn, org=org, server=server, client=client, sans=sans))
+
+
+def write_kubeconfig(path: Path, server: str, ca: Path, pair: Pair, user: str, tls_server_name: str = "") -> None:
+    """Write a self-contained kubeconfig (certificates embedded, so it can be copied anywhere)."""
+    b64 = lambda p: base64.b64encode(p.read_bytes()).decode()  # noqa: E731
+    cluster: dict[str, str] = {"server": server, "certificate-authority-data": b64(ca)}
+    if tls_server_name:
+        cluster["tls-server-name"] = tls_server_name
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "jobline-test", "cluster": cluster}],
+        "users": [{"name": user, "user": {"client-certificate-data": b64(pair.cert), "client-key-data": b64(pair.key)}}],
+        "contexts": [{"name": "jobline-test", "context": {"cluster": "jobline-test", "user": user, "namespace": "default"}}],
+        "current-context": "jobline-test",
+    }
+    path.write_text(json.dumps(config, indent=2))
+    path.chmod(0o600)

@@ -9,7 +9,6 @@ that exits early or never becomes ready raises :class:`ClusterError` with its la
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
@@ -24,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from . import kwok, procs
-from .certs import PKI, Pair, ensure_pki
+from .certs import PKI, ensure_pki, write_kubeconfig
+from .realnode import NODE_NAME, NodeError, RealNode
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_NODE = "jobline-local"
@@ -69,7 +69,11 @@ class Cluster:
     local_node: bool = True
     kwok_nodes: int = 2
     ports: Ports = field(default_factory=Ports)
+    real_node: bool = True
+    pod_cidr: str | None = None  # the real node's; default: the first free 10.244.<k>.0/24
+    images: list[Path] = field(default_factory=list)  # docker-archives imported into the real node
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    node: RealNode | None = None
 
     @property
     def kubeconfig(self) -> Path:
@@ -84,13 +88,16 @@ class Cluster:
         return f"https://127.0.0.1:{self.ports.apiserver}"
 
     def pids(self) -> dict[str, int]:
-        return {name: p.pid for name, p in self._procs.items()}
+        return {name: p.pid for name, p in self._procs.items()} | (self.node.pids() if self.node else {})
 
     # ----------------------------------------------------------------- start
     def start(self, timeout: float = 120.0) -> None:
         started = time.monotonic()
         try:
             self._start(timeout)
+        except NodeError as exc:
+            self.stop()
+            raise ClusterError(str(exc)) from exc
         except BaseException:
             self.stop()
             raise
@@ -103,6 +110,14 @@ class Cluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
         self.ports.allocate()
+        if self.real_node:
+            self.node = RealNode(self.workdir, self.bin_dir, SERVICE_CIDR, self.pod_cidr, list(self.images))
+            net = self.node.prepare()
+            # The kubernetes Service's endpoint: the node reaches the apiserver at its own address.
+            endpoint = [f"--advertise-address={net.node_ip}"]
+        else:
+            endpoint = ["--advertise-address=127.0.0.1",
+                        "--endpoint-reconciler-type=none"]  # loopback is not a valid endpoint address
         pki = ensure_pki(self.workdir / "pki")
         self._write_kubeconfigs(pki)
         deadline = time.monotonic() + timeout
@@ -128,7 +143,10 @@ class Cluster:
             str(self.bin_dir / "kube-apiserver"),
             f"--etcd-servers=http://127.0.0.1:{self.ports.etcd_client}",
             "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            *endpoint,
+            # Webhooks and the service proxy dial endpoints (pod IPs, routed into the real node), not
+            # ClusterIPs (kube-proxy's rules live in the node's network namespace only).
+            "--enable-aggregator-routing=true",
             f"--secure-port={self.ports.apiserver}",
             f"--tls-cert-file={pki.apiserver.cert}",
             f"--tls-private-key-file={pki.apiserver.key}",
@@ -138,7 +156,6 @@ class Cluster:
             f"--service-account-key-file={pki.sa_pub}",
             f"--service-account-signing-key-file={pki.sa_key}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--endpoint-reconciler-type=none",  # loopback is not a valid endpoint address
             f"--kubelet-client-certificate={pki.kubelet_client.cert}",
             f"--kubelet-client-key={pki.kubelet_client.key}",
             "--kubelet-preferred-address-types=InternalIP",
@@ -176,6 +193,8 @@ class Cluster:
             "--profiling=false",
             "--v=1",
         ])
+        if self.node is not None:
+            self.node.start(pki, self.ports.apiserver, self._spawn_child)
         if self.local_node:
             self._spawn("localnode", [
                 sys.executable, "-m", "tests.cluster.localnode",
@@ -196,6 +215,9 @@ class Cluster:
         # The service-account controller is the last piece pods need; the default SA proves it runs.
         self._wait_api("ServiceAccount default/default", "/api/v1/namespaces/default/serviceaccounts/default",
                        deadline, owner="kube-controller-manager")
+        if self.node is not None:
+            self._wait_api(f"Node {NODE_NAME} Ready", f"/api/v1/nodes/{NODE_NAME}", deadline,
+                           owner="kubelet", check=_node_ready)
         if self.local_node:
             self._wait_api("Node jobline-local Ready", f"/api/v1/nodes/{LOCAL_NODE}", deadline,
                            owner="localnode", check=_node_ready)
@@ -205,6 +227,8 @@ class Cluster:
 
     # ------------------------------------------------------------------ stop
     def stop(self) -> None:
+        if self.node is not None:
+            self.node.stop()  # first: the kubelet still reaches the apiserver while it stops
         order = ["localnode", "kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"]
         for name in order + [n for n in self._procs if n not in order]:
             proc = self._procs.pop(name, None)
@@ -213,15 +237,23 @@ class Cluster:
 
     # --------------------------------------------------------------- helpers
     def _spawn(self, name: str, argv: list[str], cwd: Path | None = None) -> None:
+        self._procs[name] = self._spawn_child(name, argv, cwd)
+
+    def _spawn_child(self, name: str, argv: list[str], cwd: Path | None = REPO) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
         env.pop("KUBECONFIG", None)
         # Pods on the local node run with the node's PATH: put this venv first, so `jobline-worker`
         # and `python3` are the project's own even when the venv is not activated.
         venv_bin = str(Path(sys.executable).parent)
         env["PATH"] = os.pathsep.join([venv_bin, *[p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin]])
-        self._procs[name] = procs.spawn(argv, self.logs / f"{name}.log", env=env, cwd=cwd)
+        return procs.spawn(argv, self.logs / f"{name}.log", env=env, cwd=cwd)
 
     def _check_alive(self) -> None:
+        if self.node is not None:
+            try:
+                self.node.check_alive()
+            except NodeError as exc:
+                raise ClusterError(str(exc)) from exc
         for name, proc in self._procs.items():
             rc = proc.poll()
             if rc is not None:
@@ -280,31 +312,13 @@ class Cluster:
         raise ClusterError(f"timed out waiting for {what} ({last}). Last lines of {log}:\n{procs.tail(log)}")
 
     def _write_kubeconfigs(self, pki: PKI) -> None:
-        _write_kubeconfig(self.kubeconfig, self.server, pki.ca.cert, pki.admin, "jobline-admin")
-        _write_kubeconfig(self.workdir / "controller-manager.kubeconfig", self.server, pki.ca.cert,
+        write_kubeconfig(self.kubeconfig, self.server, pki.ca.cert, pki.admin, "jobline-admin")
+        write_kubeconfig(self.workdir / "controller-manager.kubeconfig", self.server, pki.ca.cert,
                           pki.controller_manager, "system:kube-controller-manager")
-        _write_kubeconfig(self.workdir / "scheduler.kubeconfig", self.server, pki.ca.cert, pki.scheduler,
+        write_kubeconfig(self.workdir / "scheduler.kubeconfig", self.server, pki.ca.cert, pki.scheduler,
                           "system:kube-scheduler")
 
 
 def _node_ready(node: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in node.get("status", {}).get("conditions", []))
-
-
-def _b64(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode()
-
-
-def _write_kubeconfig(path: Path, server: str, ca: Path, pair: Pair, user: str) -> None:
-    """Write a self-contained kubeconfig (certificates embedded, so it can be copied anywhere)."""
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "jobline-test", "cluster": {"server": server, "certificate-authority-data": _b64(ca)}}],
-        "users": [{"name": user, "user": {"client-certificate-data": _b64(pair.cert), "client-key-data": _b64(pair.key)}}],
-        "contexts": [{"name": "jobline-test", "context": {"cluster": "jobline-test", "user": user, "namespace": "default"}}],
-        "current-context": "jobline-test",
-    }
-    path.write_text(json.dumps(config, indent=2))
-    path.chmod(0o600)

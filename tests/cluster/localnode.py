@@ -12,7 +12,7 @@ process group it started (SIGTERM, SIGKILL after 2 s) and exits 0.
 What it does, like a kubelet would:
 
 * registers Node ``<node-name>`` (labels ``kubernetes.io/hostname``, ``kubernetes.io/os``,
-  ``kubernetes.io/arch``, ``jobline.dev/node-type=local``; 8 CPUs, 16Gi, 110 pods; InternalIP
+  ``kubernetes.io/arch``, ``jobline.dev/node-type=local``, ``jobline.dev/node=local``; 8 CPUs, 16Gi, 110 pods; InternalIP
   127.0.0.1) with condition Ready=True, renews its Lease in ``kube-node-lease`` every 10 s and the
   Ready heartbeat every 20 s;
 * lists/watches pods with ``spec.nodeName=<node-name>`` and gives each one a supervisor thread that
@@ -1564,7 +1564,7 @@ class LocalNode:
 
     def register_node(self) -> None:
         labels = {"kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                  "jobline.dev/node-type": "local"}
+                  "jobline.dev/node-type": "local", "jobline.dev/node": "local"}
         body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": self.name, "labels": labels}, "spec": {}}
         try:
             self.kube.request("POST", "/api/v1/nodes", body=body)

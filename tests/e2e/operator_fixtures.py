@@ -95,11 +95,13 @@ def running_operator(operator: OperatorProcess) -> OperatorProcess:
 
 
 def worker_template(**extra: Any) -> dict[str, Any]:
-    """A worker that runs this repository's test handlers on the local node."""
+    """A worker that runs this repository's test handlers on the local node (``nodeSelector`` merges)."""
+    selector = {"jobline.dev/node": "local", **extra.pop("nodeSelector", {})}
     return {
         "image": "local",  # the local node ignores images
         "command": ["jobline-worker", "--import", "tests.e2e.handlers"],
         "env": [{"name": "PYTHONPATH", "value": str(REPO)}],
+        "nodeSelector": selector,
         **extra,
     }
 

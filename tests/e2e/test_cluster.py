@@ -25,6 +25,7 @@ def _pod(name: str, command: list[str], **spec: object) -> dict[str, object]:
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 5,
             "containers": [{"name": "main", "image": "local", "command": command}],
+            "nodeSelector": {"jobline.dev/node": "local"},  # the image is ignored there
             **spec,
         },
     }

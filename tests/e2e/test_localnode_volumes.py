@@ -58,6 +58,7 @@ def _pod(name: str, script: str, **spec: object) -> dict[str, Any]:
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 5,
             "containers": [{"name": "main", "image": "local", "command": [PY, "-c", script]}],
+            "nodeSelector": {"jobline.dev/node": "local"},
             **spec,
         },
     }

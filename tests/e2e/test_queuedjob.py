@@ -262,7 +262,7 @@ def test_job_template_merges_over_queue_template(jobs: Jobs) -> None:
     assert pod.metadata.labels["team"] == "a" and pod.metadata.labels["tier"] == "b"
     env = {e.name: e.value for e in pod.spec.containers[0].env}
     assert env["EXTRA"] == "1" and env["PYTHONPATH"]
-    assert pod.spec.node_selector == {"kubernetes.io/os": "linux"}
+    assert pod.spec.node_selector == {"jobline.dev/node": "local", "kubernetes.io/os": "linux"}
 
 
 def test_queue_status_counts(jobs: Jobs, cluster: ClusterHandle) -> None:

@@ -36,7 +36,7 @@ def test_component_that_exits_early_shows_its_log(tmp_path: Path) -> None:
         script = bin_dir / name
         script.write_text("#!/bin/sh\necho 'starting'\necho 'fatal: member data dir is locked' >&2\nexit 2\n")
         script.chmod(0o755)
-    cluster = Cluster(tmp_path / "work", bin_dir, local_node=False, kwok_nodes=0)
+    cluster = Cluster(tmp_path / "work", bin_dir, local_node=False, kwok_nodes=0, real_node=False)
     with pytest.raises(ClusterError) as err:
         cluster.start(timeout=20)
     message = str(err.value)

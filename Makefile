@@ -37,6 +37,43 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing and cannot be installed here: the browser tests will be skipped"; fi; }
 
+# `make images`: the operator and worker images, built with podman from Debian packages, no registry and
+# no network inside the builds, cached in ~/.cache/jobline (tests/cluster/images.py). `make test` builds
+# them too unless JOBLINE_TEST_KUBECONFIG points the suite at an existing cluster.
+.PHONY: images podman-tools
+podman-tools:
+	@{ command -v podman && command -v mmdebstrap && command -v runc; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing podman, buildah, mmdebstrap, runc (Debian packages) to build the images"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman buildah mmdebstrap runc uidmap >/dev/null; \
+	  else echo "podman, mmdebstrap or runc is missing and cannot be installed here (needs root and apt-get):" \
+	    "apt-get install podman buildah mmdebstrap runc uidmap" >&2; exit 1; fi; }
+
+images: venv podman-tools
+	$(PY) -m tests.cluster.images
+
+ifndef JOBLINE_TEST_KUBECONFIG
+test: images
+endif
+
+# The test cluster's real node (tests/cluster/realnode.py): containerd + runc, the CNI plugins,
+# iptables and conntrack for kube-proxy, all Debian packages.
+NODE_PACKAGES := containerd runc containernetworking-plugins iptables iproute2 conntrack
+.PHONY: node-deps
+node-deps:
+	@{ command -v containerd && command -v runc && command -v iptables && command -v conntrack \
+	   && { [ -x /usr/lib/cni/bridge ] || [ -x /opt/cni/bin/bridge ]; }; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $(NODE_PACKAGES) (Debian packages) for the test cluster's real node"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(NODE_PACKAGES) >/dev/null; \
+	  else echo "the real node needs $(NODE_PACKAGES), which are missing and cannot be installed here" \
+	    "(needs root and apt-get); or start the cluster with: python -m tests.cluster up --no-realnode" >&2; exit 1; fi; }
+
+ifndef JOBLINE_TEST_KUBECONFIG
+test: node-deps
+cluster: node-deps
+endif
+
 test: venv binaries lint browser
 	$(VENV)/bin/pytest
 

@@ -61,9 +61,11 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
 
     from tests.cluster.build import ensure_binaries
     from tests.cluster.controlplane import Cluster
+    from tests.cluster.images import built_images
 
     workdir = Path(tempfile.mkdtemp(prefix="jobline-test-"))
-    local = Cluster(workdir, ensure_binaries())
+    built = built_images()  # `make images` ran first: the real node imports them at start
+    local = Cluster(workdir, ensure_binaries(), images=[built.operator.archive, built.worker.archive] if built else [])
     try:
         local.start()
     except Exception:

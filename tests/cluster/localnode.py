@@ -12,7 +12,8 @@ process group it started (SIGTERM, SIGKILL after 2 s) and exits 0.
 What it does, like a kubelet would:
 
 * registers Node ``<node-name>`` (labels ``kubernetes.io/hostname``, ``kubernetes.io/os``,
-  ``kubernetes.io/arch``, ``jobline.dev/node-type=local``, ``jobline.dev/node=local``; 8 CPUs, 16Gi, 110 pods; InternalIP
+  ``kubernetes.io/arch``, ``jobline.dev/node-type=local``, ``jobline.dev/node=local``; tainted
+  ``jobline.dev/node=local:NoSchedule``, so only pods that tolerate and select it land here; 8 CPUs, 16Gi, 110 pods; InternalIP
   127.0.0.1) with condition Ready=True, renews its Lease in ``kube-node-lease`` every 10 s and the
   Ready heartbeat every 20 s;
 * lists/watches pods with ``spec.nodeName=<node-name>`` and gives each one a supervisor thread that
@@ -1565,7 +1566,11 @@ class LocalNode:
     def register_node(self) -> None:
         labels = {"kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
                   "jobline.dev/node-type": "local", "jobline.dev/node": "local"}
-        body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": self.name, "labels": labels}, "spec": {}}
+        # Tainted: a pod lands here only when it asks to (its image is ignored); the real node
+        # (jobline-node) takes every other pod, as a cluster's nodes would.
+        taints = [{"key": "jobline.dev/node", "value": "local", "effect": "NoSchedule"}]
+        body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": self.name, "labels": labels},
+                "spec": {"taints": taints}}
         try:
             self.kube.request("POST", "/api/v1/nodes", body=body)
             log.info("node %s: created", self.name)

@@ -86,3 +86,10 @@ def outcome(payload: dict[str, Any], ctx: Any) -> Any:
     if wanted == "fail":
         raise RuntimeError("failing as asked")
     return {"outcome": wanted}
+
+
+@handler("allocate")
+def allocate(payload: dict[str, Any], ctx: Any) -> Any:
+    """Hold ``mb`` MiB, every page written, to run into the pod's memory limit (the real node's OOM killer)."""
+    held = [b"\x01" * (1024 * 1024) for _ in range(int(payload["mb"]))]
+    return {"allocated": len(held)}

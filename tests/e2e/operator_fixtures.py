@@ -94,14 +94,21 @@ def running_operator(operator: OperatorProcess) -> OperatorProcess:
     return operator
 
 
+LOCAL_NODE_TOLERATION = {"key": "jobline.dev/node", "value": "local", "effect": "NoSchedule"}
+
+
 def worker_template(**extra: Any) -> dict[str, Any]:
-    """A worker that runs this repository's test handlers on the local node (``nodeSelector`` merges)."""
+    """A worker that runs this repository's test handlers on the local node (the tainted jobline-local).
+
+    ``nodeSelector`` and ``tolerations`` given here are merged with the local node's."""
     selector = {"jobline.dev/node": "local", **extra.pop("nodeSelector", {})}
+    tolerations = [LOCAL_NODE_TOLERATION, *extra.pop("tolerations", [])]
     return {
         "image": "local",  # the local node ignores images
         "command": ["jobline-worker", "--import", "tests.e2e.handlers"],
         "env": [{"name": "PYTHONPATH", "value": str(REPO)}],
         "nodeSelector": selector,
+        "tolerations": tolerations,
         **extra,
     }
 

@@ -26,6 +26,7 @@ def _pod(name: str, command: list[str], **spec: object) -> dict[str, object]:
             "terminationGracePeriodSeconds": 5,
             "containers": [{"name": "main", "image": "local", "command": command}],
             "nodeSelector": {"jobline.dev/node": "local"},  # the image is ignored there
+            "tolerations": [{"key": "jobline.dev/node", "value": "local", "effect": "NoSchedule"}],
             **spec,
         },
     }

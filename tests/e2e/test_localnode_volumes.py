@@ -58,7 +58,8 @@ def _pod(name: str, script: str, **spec: object) -> dict[str, Any]:
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 5,
             "containers": [{"name": "main", "image": "local", "command": [PY, "-c", script]}],
-            "nodeSelector": {"jobline.dev/node": "local"},
+            "nodeSelector": {"jobline.dev/node": "local"},  # the image is ignored there
+            "tolerations": [{"key": "jobline.dev/node", "value": "local", "effect": "NoSchedule"}],
             **spec,
         },
     }

@@ -47,4 +47,4 @@ def test_dockerfile_copies_what_the_build_needs() -> None:
     for line in re.findall(r"^COPY (?!--from)(.+?) \S+$", text, re.M):
         for src in line.split():
             assert (REPO / src).exists(), f"Dockerfile copies {src}, which does not exist"
-    assert "FROM python:3.11-slim AS build" in text and text.count("FROM ") == 2  # multi-stage
+    assert "ARG BASE=python:3.11-slim" in text and "FROM ${BASE} AS build" in text and text.count("FROM ") == 2  # multi-stage

@@ -113,3 +113,21 @@ def test_healthz_and_metrics_endpoints() -> None:
             assert (await client.get("/metrics")).status == 404
 
     asyncio.run(go())
+
+
+def test_readyz_waits_for_the_controllers_sync() -> None:
+    async def go() -> None:
+        task = asyncio.get_running_loop().create_future()
+        controller = SimpleNamespace(synced=False)
+        memo = SimpleNamespace(controller=controller, controller_task=task)
+        async with TestClient(TestServer(health_app(memo, with_metrics=False))) as client:
+            resp = await client.get("/readyz")
+            assert resp.status == 503 and (await resp.json())["status"] == "not ready"
+            assert (await client.get("/healthz")).status == 200  # alive, just not ready
+            controller.synced = True
+            assert (await client.get("/readyz")).status == 200
+            task.set_result(None)
+            assert (await client.get("/readyz")).status == 503
+        task.cancel()
+
+    asyncio.run(go())

@@ -59,7 +59,10 @@ class ServiceWebhookServer(kopf.WebhookServer):
         ns, _, name = self.service.partition("/")
         async for config in super().__call__(fn):
             yield {"caBundle": config.get("caBundle"),
-                   "service": {"namespace": ns, "name": name, "port": self.port, "path": "/"}}
+                   # kopf appends "/<handler id>": the base path must not end in "/" ("//queuedjob"
+                   # is refused by the apiserver: "segment[0] may not be empty").
+                   "service": {"namespace": ns, "name": name, "port": self.port,
+                               "path": (self.path or "").rstrip("/")}}
 
 
 def register() -> None:

@@ -31,11 +31,18 @@ async def _watch_leadership(memo: Any, name: str, namespace: str | None, identit
             else f"/apis/kopf.dev/v1/clusterkopfpeerings/{name}")
     active = False
     while True:
+        kube = getattr(memo, "kube", None)  # set by startup.configure, which may run after this task starts
         try:
-            obj = await memo.kube.request("GET", path)
-            want = is_active(obj.get("status") or {}, identity, priority, now())
+            if kube is None:
+                want = False
+            else:
+                obj = await kube.request("GET", path)
+                want = is_active(obj.get("status") or {}, identity, priority, now())
         except KubeError as exc:
             log.warning("cannot read peering object %s: %s", name, exc)
+            want = False
+        except Exception:  # this task must never die silently: the replica would never lead
+            log.exception("leadership check failed; retrying")
             want = False
         if want != active:
             active = want

@@ -52,12 +52,20 @@ def health_app(memo: Any, *, with_metrics: bool, with_health: bool = True) -> we
         ok, info = _tasks_alive(memo)
         return web.json_response({"status": "ok" if ok else "failing", **info}, status=200 if ok else 503)
 
+    async def readyz(request: web.Request) -> web.Response:
+        # Ready once the controller has listed everything: before that its answers (webhook
+        # uniqueness, dashboard, metrics) would come from a partial view.
+        ok, info = _tasks_alive(memo)
+        ready = ok and bool(info.get("synced"))
+        return web.json_response({"status": "ready" if ready else "not ready", **info}, status=200 if ready else 503)
+
     async def metrics_page(request: web.Request) -> web.Response:
         body = await asyncio.get_running_loop().run_in_executor(None, metrics.exposition)
         return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
 
     if with_health:
         app.router.add_get("/healthz", healthz)
+        app.router.add_get("/readyz", readyz)
     if with_metrics:
         app.router.add_get("/metrics", metrics_page)
     return app

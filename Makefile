@@ -8,7 +8,9 @@ DEV    := .dev
 
 help:
 	@echo "make test          - venv + binaries (built once, cached in ~/.cache/jobline) + lint + the whole suite"
-	@echo "make cluster       - start the local control plane in the background, writes $(DEV)/kubeconfig"
+	@echo "make cluster       - start the local control plane (+ the real node) in the background, writes $(DEV)/kubeconfig"
+	@echo "make images        - build the operator and worker images (podman, offline) and load them into the cluster"
+	@echo "make dev           - cluster + the operator in the foreground (IN_CLUSTER=1: as a pod from the image)"
 	@echo "make cluster-down  - stop it"
 	@echo "make crds          - regenerate crds/ from the pydantic models"
 
@@ -51,6 +53,7 @@ podman-tools:
 
 images: venv podman-tools
 	$(PY) -m tests.cluster.images
+	$(PY) -m tests.cluster load --workdir $(DEV) --if-running
 
 ifndef JOBLINE_TEST_KUBECONFIG
 test: images
@@ -95,10 +98,18 @@ crds: venv
 clean: cluster-down
 	rm -rf $(DEV) .pytest_cache .mypy_cache .ruff_cache
 
-# The operator in the foreground against the local cluster (CRDs applied first).
-dev: cluster
+# The operator in the foreground against the local cluster (CRDs applied first), as a process;
+# `make dev IN_CLUSTER=1`: as a pod from the image, installed with the chart on the real node.
+HELM = $$($(PY) -c 'from tests.chart_render import helm; print(helm())')
+dev: cluster images
 	$(VENV)/bin/kubectl --kubeconfig $(DEV)/kubeconfig apply --server-side --force-conflicts -f crds/
+ifdef IN_CLUSTER
+	$(HELM) --kubeconfig $(DEV)/kubeconfig upgrade --install jobline charts/jobline -n jobline-system \
+	  --create-namespace --skip-crds --wait --timeout 180s --set dashboard.enabled=true
+	$(VENV)/bin/kubectl --kubeconfig $(DEV)/kubeconfig -n jobline-system logs -f deploy/jobline
+else
 	$(VENV)/bin/jobline-operator --kubeconfig $(DEV)/kubeconfig
+endif
 
 # manifests/install.yaml: the chart rendered with defaults, for `kubectl apply -f` users.
 manifests: binaries

@@ -121,7 +121,8 @@ class ClusterEnv:
         self.bin_dir = ensure_binaries(verbose=False)
         self.own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="jobline-bench-"))
-        self.cluster = Cluster(self.workdir, self.bin_dir, local_node=False, kwok_nodes=kwok_nodes)
+        # Pods of both sides land on kwok nodes: no local node, no real node (its kubelet would share the 2 cores).
+        self.cluster = Cluster(self.workdir, self.bin_dir, local_node=False, kwok_nodes=kwok_nodes, real_node=False)
         self.kwok_nodes = kwok_nodes
 
     @property

@@ -85,9 +85,10 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
 
 @pytest.fixture
 def local_cluster(cluster: ClusterHandle) -> ClusterHandle:
-    """The cluster, when it is ours: its local node runs pods as processes and kwok nodes exist."""
+    """The cluster, when it is ours: for tests of its local node (processes as pods) and its kwok nodes."""
     if not cluster.local:
-        pytest.skip("needs the local node and kwok nodes of the built-in test cluster")
+        pytest.skip("tests this repository's own test nodes (tests/cluster/localnode.py runs pods as processes; "
+                    "kwok nodes fake them), which only its built-in test cluster has")
     return cluster
 
 

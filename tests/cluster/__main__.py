@@ -1,8 +1,9 @@
-"""``python -m tests.cluster up|down|status|serve``: the test cluster in the background.
+"""``python -m tests.cluster up|down|status|serve|load``: the test cluster in the background.
 
 ``up`` builds (or reuses) the binaries, starts a supervisor process that owns every component and
 waits until the cluster is ready; it is idempotent. ``down`` stops the supervisor, which stops
 the components. The supervisor's children die with it (PR_SET_PDEATHSIG), so nothing is orphaned.
+``load`` imports the images ``make images`` built into the running cluster's real node.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from . import procs
 from .build import BuildError, ensure_binaries
 from .controlplane import REPO, Cluster, ClusterError, Ports
+from .images import VERSION
+from .realnode import NODE_NAME
 
 STATE = "state.json"
 
@@ -64,7 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     cluster = Cluster(workdir, Path(args.bin_dir), local_node=not args.no_localnode, kwok_nodes=args.kwok_nodes,
                       ports=Ports(apiserver=args.apiserver_port), real_node=not args.no_realnode,
-                      pod_cidr=args.pod_cidr, images=node_images())
+                      pod_cidr=args.pod_cidr, images=node_images(), image_aliases=published_aliases(VERSION))
     try:
         cluster.start()
     except ClusterError as exc:
@@ -153,6 +156,43 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+# The names the published manifests use (the chart's default image, the examples' worker image): loaded
+# under them too, as `kind load docker-image` would, so `kubectl apply -f manifests/...` runs here unchanged.
+def published_aliases(version: str) -> dict[str, str]:
+    return {f"jobline:{version}": f"ghcr.io/jobline/jobline:{version}",
+            f"jobline-worker:{version}": f"ghcr.io/jobline/worker:{version}"}
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    """`kind load` for the real node: the images `make images` built, into its containerd."""
+    from .images import built_images
+    from .realnode import NodeError, load_images
+
+    workdir: Path = args.workdir.resolve()
+    if not (_running(workdir) and _state(workdir).get("ready")):
+        if args.if_running:
+            return 0
+        print(f"error: no cluster is running in {workdir}: run `make cluster` first", file=sys.stderr)
+        return 1
+    node_dir = workdir / "node"
+    if not (node_dir / "unshare.pid").exists():
+        print(f"error: the cluster in {workdir} has no real node (started with --no-realnode)", file=sys.stderr)
+        return 1
+    built = built_images()
+    if built is None:
+        print("error: the images are not built: run `make images`", file=sys.stderr)
+        return 1
+    started = time.monotonic()
+    try:
+        load_images(node_dir, [built.operator.archive, built.worker.archive], published_aliases(VERSION))
+    except NodeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    names = [built.operator.ref, built.worker.ref, *published_aliases(VERSION).values()]
+    print(f"loaded into {NODE_NAME} in {time.monotonic() - started:.1f}s: {', '.join(names)}")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     workdir: Path = args.workdir.resolve()
     if _running(workdir):
@@ -165,7 +205,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.cluster", description=__doc__)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    for name in ("up", "serve", "down", "status"):
+    for name in ("up", "serve", "down", "status", "load"):
         p = sub.add_parser(name)
         p.add_argument("--workdir", type=Path, default=REPO / ".dev")
         if name in ("up", "serve"):
@@ -177,8 +217,10 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--apiserver-port", type=int, default=0, help="fixed apiserver port (default: a free one)")
         if name == "serve":
             p.add_argument("--bin-dir", required=True)
+        if name == "load":
+            p.add_argument("--if-running", action="store_true", help="do nothing when no cluster runs")
     args = parser.parse_args(argv)
-    return {"up": cmd_up, "serve": cmd_serve, "down": cmd_down, "status": cmd_status}[args.cmd](args)
+    return {"up": cmd_up, "serve": cmd_serve, "down": cmd_down, "status": cmd_status, "load": cmd_load}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -72,6 +73,7 @@ class Cluster:
     real_node: bool = True
     pod_cidr: str | None = None  # the real node's; default: the first free 10.244.<k>.0/24
     images: list[Path] = field(default_factory=list)  # docker-archives imported into the real node
+    image_aliases: dict[str, str] = field(default_factory=dict)  # and more names for them
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     node: RealNode | None = None
 
@@ -111,7 +113,8 @@ class Cluster:
         self.logs.mkdir(exist_ok=True)
         self.ports.allocate()
         if self.real_node:
-            self.node = RealNode(self.workdir, self.bin_dir, SERVICE_CIDR, self.pod_cidr, list(self.images))
+            self.node = RealNode(self.workdir, self.bin_dir, SERVICE_CIDR, self.pod_cidr, list(self.images),
+                                 dict(self.image_aliases))
             net = self.node.prepare()
             # The kubernetes Service's endpoint: the node reaches the apiserver at its own address.
             endpoint = [f"--advertise-address={net.node_ip}"]
@@ -239,14 +242,15 @@ class Cluster:
     def _spawn(self, name: str, argv: list[str], cwd: Path | None = None) -> None:
         self._procs[name] = self._spawn_child(name, argv, cwd)
 
-    def _spawn_child(self, name: str, argv: list[str], cwd: Path | None = REPO) -> subprocess.Popen[bytes]:
+    def _spawn_child(self, name: str, argv: list[str], cwd: Path | None = REPO,
+                     death_signal: int = signal.SIGTERM) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
         env.pop("KUBECONFIG", None)
         # Pods on the local node run with the node's PATH: put this venv first, so `jobline-worker`
         # and `python3` are the project's own even when the venv is not activated.
         venv_bin = str(Path(sys.executable).parent)
         env["PATH"] = os.pathsep.join([venv_bin, *[p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin]])
-        return procs.spawn(argv, self.logs / f"{name}.log", env=env, cwd=cwd)
+        return procs.spawn(argv, self.logs / f"{name}.log", env=env, cwd=cwd, death_signal=death_signal)
 
     def _check_alive(self) -> None:
         if self.node is not None:

@@ -39,8 +39,8 @@ def command(binary: Path, kubeconfig: Path, config: Path, port: int) -> list[str
         f"--kubeconfig={kubeconfig}",
         f"--config={config}",
         f"--manage-nodes-with-annotation-selector={TAINT_KEY}=fake",
-        "--node-ip=10.244.255.1",
-        "--cidr=10.244.0.0/16",
+        "--node-ip=10.246.255.1",  # fake addresses, apart from the real node's 10.244.<k>.0/24 pod CIDRs
+        "--cidr=10.246.0.0/16",
         f"--server-address=127.0.0.1:{port}",
         "--node-lease-duration-seconds=40",
     ]

@@ -14,14 +14,17 @@ from pathlib import Path
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(signum: int = signal.SIGTERM) -> None:
     # Runs in the child between fork and exec: if the launcher dies (even by SIGKILL), the
-    # kernel sends SIGTERM to this child, so a crashed test run leaves no orphans behind.
+    # kernel sends ``signum`` to this child, so a crashed test run leaves no orphans behind.
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
 
 
-def spawn(argv: list[str], log: Path, *, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn(argv: list[str], log: Path, *, env: dict[str, str] | None = None, cwd: Path | None = None,
+          death_signal: int = signal.SIGTERM) -> subprocess.Popen[bytes]:
+    """``death_signal``: what the child gets when this process dies (SIGKILL for a child that blocks
+    SIGTERM, as ``unshare --fork`` does while it waits)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     out = open(log, "ab")  # noqa: SIM115 - the child keeps it open
     try:
@@ -33,7 +36,7 @@ def spawn(argv: list[str], log: Path, *, env: dict[str, str] | None = None, cwd:
             env=env,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=lambda: _die_with_parent(death_signal),
         )
     finally:
         out.close()

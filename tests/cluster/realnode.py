@@ -54,8 +54,12 @@ PAUSE_IMAGE = "docker.io/library/jobline-pause:3.10"
 CGROUP_PARENT = "jobline-nodes"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 POD_CIDR_BASE = ipaddress.ip_network("10.244.0.0/16")  # slot k: 10.244.k.0/24
-LINK_CIDR_BASE = ipaddress.ip_network("10.245.0.0/16")  # slot k: 10.245.k.(4*0)/30 (host .1, node .2)
+LINK_CIDR_BASE = ipaddress.ip_network("10.245.0.0/16")  # slot k: 10.245.k.0/30 (host .1, node .2)
 HERE = Path(__file__).resolve().parent
+# Inside the node's mount namespace only: a tmpfs with the unix sockets (containerd's, the kubelet's) at a
+# path short enough for sun_path (108 bytes) whatever the workdir; the kubelet's root dir is bound here.
+RUN = Path("/run/jobline-node")
+SOCK = RUN / "containerd.sock"
 CLONE_NEWNET = 0x40000000
 
 
@@ -179,6 +183,50 @@ def pause_archive(bin_dir: Path, cache: Path) -> Path:
     return out
 
 
+# ------------------------------------------------------------------------------ images in the node
+def node_pid(node_dir: Path) -> int:
+    """A process in the node's namespaces (``unshare``), written by the launcher at start."""
+    try:
+        return int((node_dir / "unshare.pid").read_text())
+    except (FileNotFoundError, ValueError):
+        raise NodeError(f"no real node runs from {node_dir} (no unshare.pid)") from None
+
+
+def ctr(node_dir: Path | None, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """containerd's own client, in its ``k8s.io`` namespace (the one the CRI plugin serves); from the host
+    (``node_dir``) it runs in the node's mount namespace, where the socket is."""
+    enter = ["nsenter", f"--target={node_pid(node_dir)}", "--mount", "--"] if node_dir is not None else []
+    return subprocess.run([*enter, "ctr", "--address", str(SOCK), "-n", "k8s.io", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def normalise(ref: str) -> str:
+    """The kubelet's reading of an image reference: bare names live in docker.io/library."""
+    first = ref.split("/", 1)[0]
+    if "/" not in ref:
+        return f"docker.io/library/{ref}"
+    if "." not in first and ":" not in first and first != "localhost":
+        return f"docker.io/{ref}"
+    return ref
+
+
+def load_images(node_dir: Path | None, archives: list[Path], aliases: dict[str, str] | None = None) -> list[str]:
+    """Import docker-archives (``kind load`` for this node), then add ``aliases`` (name -> other name).
+
+    ``node_dir``: the node's directory when called from the host; None inside the node."""
+    done = []
+    for archive in archives:
+        proc = ctr(node_dir, "images", "import", str(archive))
+        if proc.returncode != 0:
+            raise NodeError(f"importing {archive} into the real node's containerd failed: {proc.stderr.strip()}")
+        done.append(archive.name)
+    for src, dst in (aliases or {}).items():
+        proc = ctr(node_dir, "images", "tag", "--force", normalise(src), normalise(dst))
+        if proc.returncode != 0:
+            raise NodeError(f"tagging {src} as {dst} failed: {proc.stderr.strip()}")
+    return done
+
+
 # ------------------------------------------------------------------------------------ node config
 @dataclass(frozen=True)
 class NodeConfig:
@@ -191,6 +239,7 @@ class NodeConfig:
     apiserver_port: int
     ca_cert: str
     images: list[str]  # docker-archives to import
+    aliases: dict[str, str] = field(default_factory=dict)  # more names for them (``load_images``)
 
     @property
     def net(self) -> Network:
@@ -204,7 +253,7 @@ state = "{node}/run/containerd"
 disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
                     "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
 [grpc]
-  address = "{node}/containerd.sock"
+  address = "{SOCK}"
 [ttrpc]
   address = ""
 [metrics]
@@ -261,7 +310,7 @@ def kubelet_config(node: Path, cfg: NodeConfig) -> dict[str, Any]:
         "failCgroupV1": False,  # the hierarchy here is v1 (hybrid)
         "cgroupDriver": "cgroupfs",
         "cgroupRoot": f"/{CGROUP_PARENT}/{cfg.net.slot}",
-        "containerRuntimeEndpoint": f"unix://{node}/containerd.sock",
+        "containerRuntimeEndpoint": f"unix://{SOCK}",
         "address": "0.0.0.0",  # inside the node's own network namespace
         "port": 10250,
         "readOnlyPort": 0,
@@ -346,6 +395,7 @@ class RealNode:
     service_cidr: str
     pod_cidr: str | None = None
     images: list[Path] = field(default_factory=list)
+    aliases: dict[str, str] = field(default_factory=dict)
     net: Network | None = None
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -365,7 +415,7 @@ class RealNode:
         return self.net
 
     def start(self, pki: Any, apiserver_port: int, spawn: Any) -> None:
-        """``spawn(name, argv)`` starts a child the way the launcher starts every component."""
+        """``spawn(name, argv, death_signal=...)`` starts a child the way the launcher starts every component."""
         from .certs import issue_pair, write_kubeconfig
 
         assert self.net is not None, "prepare() first"
@@ -386,13 +436,18 @@ class RealNode:
                          tls_server_name="kubernetes")
         images = [pause_archive(self.bin_dir, self.bin_dir.parent / "images"), *self.images]
         cfg = NodeConfig(dir=str(self.dir), logs=str(self.logs), bin_dir=str(self.bin_dir), network=asdict(net),
-                         apiserver_port=apiserver_port, ca_cert=str(pki.ca.cert), images=[str(i) for i in images])
+                         apiserver_port=apiserver_port, ca_cert=str(pki.ca.cert), images=[str(i) for i in images],
+                         aliases=self.aliases)
         conf = self.dir / "config.json"
         conf.write_text(json.dumps(asdict(cfg), indent=2))
+        # unshare blocks SIGTERM while it waits for its child, so it must die of SIGKILL with the launcher;
+        # --kill-child then hands PID 1 a SIGTERM, and PID 1 cleans up.
         self._procs["realnode"] = spawn("realnode", [
             "unshare", "--net", "--mount", "--uts", "--pid", "--fork", "--mount-proc", "--propagation", "private",
-            "--kill-child=SIGTERM", sys.executable, "-m", "tests.cluster.realnode", "init", f"--config={conf}"])
+            "--kill-child=SIGTERM", sys.executable, "-m", "tests.cluster.realnode", "init", f"--config={conf}"],
+            death_signal=signal.SIGKILL)
         unshare = self._procs["realnode"].pid
+        (self.dir / "unshare.pid").write_text(str(unshare))
         deadline = time.monotonic() + 20
         own = os.readlink("/proc/self/ns/net")
         while True:
@@ -577,7 +632,8 @@ class Init:
     def _check_children(self) -> None:
         for name, proc in self.children.items():
             if proc.poll() is not None:
-                raise NodeError(f"{name} exited with {proc.returncode}; see {self.logs / (name + '.log')}")
+                log = self.logs / f"{name}.log"
+                raise NodeError(f"{name} exited with {proc.returncode}. Last lines of {log}:\n{procs.tail(log, 15)}")
 
     def setup_network(self) -> None:
         net = self.cfg.net
@@ -602,19 +658,21 @@ class Init:
     def setup_mounts(self) -> None:
         # containerd puts its shims' sockets under /run/containerd whatever its state dir; the kubelet
         # links container logs in /var/log/containers. Both are tmpfs of this mount namespace only.
-        for path in ("/run/containerd", "/var/log/containers", str(self.node / "run")):
+        for path in ("/run/containerd", "/var/log/containers", str(self.node / "run"), str(RUN)):
             Path(path).mkdir(parents=True, exist_ok=True)
             _run("mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", path)
         for d in ("containerd", "cni/net.d", "cni/ipam", "pod-logs", "kubelet", "volume-plugins"):
             (self.node / d).mkdir(parents=True, exist_ok=True)
+        # The kubelet's root dir (pod volumes, its sockets) on disk, seen at a short path.
+        (RUN / "kubelet").mkdir()
+        _run("mount", "--bind", str(self.node / "kubelet"), str(RUN / "kubelet"))
 
     def start_containerd(self) -> None:
         conf = self.node / "containerd.toml"
         conf.write_text(containerd_config(self.node, PAUSE_IMAGE))
         (self.node / "cni" / "net.d" / "10-jobline.conflist").write_text(
             json.dumps(cni_config(self.node, self.cfg.net), indent=2))
-        sock = self.node / "containerd.sock"
-        sock.unlink(missing_ok=True)
+        sock = SOCK
         self._spawn("containerd", ["containerd", "--config", str(conf)])
         deadline = time.monotonic() + 60
         while True:
@@ -626,16 +684,12 @@ class Init:
             time.sleep(0.1)
 
     def import_images(self) -> None:
-        sock = str(self.node / "containerd.sock")
         for archive in self.cfg.images:
             started = time.monotonic()
-            proc = _run("ctr", "--address", sock, "-n", "k8s.io", "images", "import", "--no-unpack=false",
-                        archive, check=False)
-            if proc.returncode != 0:
-                proc = _run("ctr", "--address", sock, "-n", "k8s.io", "images", "import", archive, check=False)
-            if proc.returncode != 0:
-                raise NodeError(f"importing {archive} into containerd failed: {proc.stderr.strip()}")
+            load_images(None, [Path(archive)])
             _log(f"imported {Path(archive).name} in {time.monotonic() - started:.1f}s")
+        if self.cfg.images[1:] and self.cfg.aliases:
+            load_images(None, [], self.cfg.aliases)
 
     def start_kube(self) -> None:
         bin_dir = Path(self.cfg.bin_dir)
@@ -651,8 +705,8 @@ class Init:
             f"--kubeconfig={self.node / 'kubelet.kubeconfig'}",
             f"--hostname-override={NODE_NAME}",
             f"--node-ip={self.cfg.net.node_ip}",
-            f"--root-dir={self.node / 'kubelet'}",
-            f"--cert-dir={self.node / 'kubelet' / 'pki'}",
+            f"--root-dir={RUN / 'kubelet'}",
+            f"--cert-dir={RUN / 'kubelet' / 'pki'}",
             f"--node-labels={NODE_LABEL}=real",
             "--v=1",
         ])

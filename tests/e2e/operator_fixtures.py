@@ -16,10 +16,12 @@ import pytest
 from kubernetes import client
 
 from tests.conftest import ClusterHandle
+from tests.e2e.workers import worker_template
 from tests.kube import kubectl, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 GROUP, VERSION = "jobline.dev", "v1alpha1"
+__all__ = ["Jobs", "OperatorProcess", "worker_template"]
 
 
 class OperatorProcess:
@@ -92,25 +94,6 @@ def running_operator(operator: OperatorProcess) -> OperatorProcess:
     if not operator.alive():
         operator.start()
     return operator
-
-
-LOCAL_NODE_TOLERATION = {"key": "jobline.dev/node", "value": "local", "effect": "NoSchedule"}
-
-
-def worker_template(**extra: Any) -> dict[str, Any]:
-    """A worker that runs this repository's test handlers on the local node (the tainted jobline-local).
-
-    ``nodeSelector`` and ``tolerations`` given here are merged with the local node's."""
-    selector = {"jobline.dev/node": "local", **extra.pop("nodeSelector", {})}
-    tolerations = [LOCAL_NODE_TOLERATION, *extra.pop("tolerations", [])]
-    return {
-        "image": "local",  # the local node ignores images
-        "command": ["jobline-worker", "--import", "tests.e2e.handlers"],
-        "env": [{"name": "PYTHONPATH", "value": str(REPO)}],
-        "nodeSelector": selector,
-        "tolerations": tolerations,
-        **extra,
-    }
 
 
 class Jobs:

@@ -6,40 +6,28 @@ namespace under the name the kubelet normalises it to (``jobline:0.1.0`` -> ``do
 
 from __future__ import annotations
 
-import subprocess
+from pathlib import Path
 
 import pytest
 
+from tests.cluster.realnode import ctr, load_images
 from tests.conftest import ClusterHandle
 
 
-def normalise(ref: str) -> str:
-    """The kubelet's reading of an image reference (docker.io/library for bare names)."""
-    first = ref.split("/", 1)[0]
-    if "/" not in ref:
-        return f"docker.io/library/{ref}"
-    if "." not in first and ":" not in first and first != "localhost":
-        return f"docker.io/{ref}"
-    return ref
-
-
-def ctr(cluster: ClusterHandle, *args: str) -> subprocess.CompletedProcess[str]:
+def _node(cluster: ClusterHandle) -> Path:
     assert cluster.workdir is not None
-    sock = cluster.workdir / "node" / "containerd.sock"
-    return subprocess.run(["ctr", "--address", str(sock), "-n", "k8s.io", *args], capture_output=True, text=True,
-                          timeout=300)
+    return cluster.workdir / "node"
 
 
 def images_in_node(cluster: ClusterHandle) -> set[str]:
-    proc = ctr(cluster, "images", "ls", "-q")
+    proc = ctr(_node(cluster), "images", "ls", "-q")
     assert proc.returncode == 0, proc.stderr
     return set(proc.stdout.split())
 
 
 def tag_in_node(cluster: ClusterHandle, src: str, dst: str) -> None:
     """Give an imported image another name, as `kind load docker-image` would load it under that name."""
-    proc = ctr(cluster, "images", "tag", "--force", normalise(src), normalise(dst))
-    assert proc.returncode == 0, proc.stderr
+    load_images(_node(cluster), [], {src: dst})
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +41,4 @@ def node_images(cluster: ClusterHandle) -> None:
     if built is None:
         pytest.fail("the operator and worker images are not built: run `make images` (`make test` does)")
     present = images_in_node(cluster)
-    for image in (built.operator, built.worker):
-        if image.ref not in present:
-            proc = ctr(cluster, "images", "import", str(image.archive))
-            assert proc.returncode == 0, f"importing {image.archive}: {proc.stderr}"
+    load_images(_node(cluster), [i.archive for i in (built.operator, built.worker) if i.ref not in present])

@@ -17,8 +17,6 @@ from tests.conftest import ClusterHandle
 from tests.e2e.operator_fixtures import Jobs, OperatorProcess
 from tests.kube import KUBECTL, wait_for
 
-pytestmark = pytest.mark.usefixtures("local_cluster")
-
 GROUP, VERSION = "jobline.dev", "v1alpha1"
 NO_RETRY = {"retry": {"limit": 0}}
 

@@ -20,8 +20,6 @@ from tests.conftest import ClusterHandle
 from tests.e2e.operator_fixtures import Jobs, OperatorProcess
 from tests.kube import wait_for
 
-pytestmark = pytest.mark.usefixtures("local_cluster")
-
 GROUP, VERSION = "jobline.dev", "v1alpha1"
 RESOURCES = ["queuedjobs", "jobqueues", "jobschedules"]
 CHROMIUM = "/usr/bin/chromium"

@@ -12,7 +12,6 @@ from tests.conftest import ClusterHandle
 from tests.e2e.operator_fixtures import Jobs, OperatorProcess
 from tests.kube import kubectl, wait_for
 
-pytestmark = pytest.mark.usefixtures("local_cluster")
 PEERING = "jobline-ha-test"
 
 
@@ -33,11 +32,11 @@ def pair(cluster: ClusterHandle, operator: OperatorProcess, tmp_path: Path):  # 
     kubectl(cluster.kubeconfig, "delete", "clusterkopfpeering", PEERING, "--ignore-not-found")
 
 
-def test_one_active_then_failover(cluster: ClusterHandle, namespace: str, pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_one_active_then_failover(cluster: ClusterHandle, namespace: str, pair, shared: Path) -> None:  # type: ignore[no-untyped-def]
     high, low = pair
     jobs = Jobs(cluster, namespace)
     jobs.queue(concurrency=3)
-    log = tmp_path / "calls.log"
+    log = shared / "calls.log"
     for i in range(3):
         jobs.create(f"before-{i}", "slow-first", {"file": str(log), "seconds": 0})
     for i in range(3):

@@ -257,9 +257,11 @@ def test_two_replicas_delete_the_active_pod(release: Release, jobs: Jobs) -> Non
                  *release.values(replicas=2))
     release.wait_available(2)
     pods = {p["metadata"]["name"] for p in release.pods()}
-    wait_for(lambda: [n for n in pods if "active (peering" in release.logs(n)], 90, "one replica to lead")
-    active = [n for n in pods if "active (peering" in release.logs(n)]
-    assert len(active) == 1, active
+
+    def leaders() -> list[str]:  # a replica's last word on it: the first one up leads until a higher one joins
+        return [n for n in pods if re.findall(r"\b(active|standby) \(peering", release.logs(n))[-1:] == ["active"]]
+
+    active = wait_for(lambda: (a := leaders()) and len(a) == 1 and a, 90, "exactly one replica to lead")
     schedule = {"apiVersion": "jobline.dev/v1alpha1", "kind": "JobSchedule", "metadata": {"name": "tick"},
                 "spec": {"schedule": "@every 3s", "successfulJobsHistoryLimit": 100,
                          "jobTemplate": {"spec": {"queue": "default", "handler": "echo", "payload": {"tick": 1}}}}}
@@ -271,11 +273,11 @@ def test_two_replicas_delete_the_active_pod(release: Release, jobs: Jobs) -> Non
 
     killed = time.monotonic()
     kubectl(release.cluster.kubeconfig, "delete", "pod", "-n", release.ns, active[0], "--wait=false")
+    pods = pods - set(active)  # the deleted pod's log goes with it
     for i in range(3):
         jobs.create(f"after-{i}", "echo", {"i": i})
-    standby = next(iter(pods - set(active)))
-    wait_for(lambda: "active (peering" in release.logs(standby), 3 * PEERING_LIFETIME + 30,
-             "the standby to take over")
+    standby = next(iter(pods))
+    wait_for(lambda: leaders() == [standby], 3 * PEERING_LIFETIME + 30, "the standby to take over")
     took = time.monotonic() - killed
     switched = time.time()
     print(f"\nreal node failover: the standby led {took:.1f}s after the active pod's deletion "

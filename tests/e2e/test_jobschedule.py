@@ -20,8 +20,6 @@ from tests.conftest import ClusterHandle
 from tests.e2e.operator_fixtures import GROUP, REPO, VERSION, Jobs, OperatorProcess
 from tests.kube import kubectl, kubectl_json, wait_for
 
-pytestmark = pytest.mark.usefixtures("local_cluster")
-
 SCHEDULE_LABEL = "jobline.dev/schedule"
 SCHEDULED_TIME = "jobline.dev/scheduled-time"
 TRIGGER = "jobline.dev/trigger"
@@ -206,8 +204,8 @@ def test_manual_trigger_once_per_value_also_across_restart(sched: Schedules,
     assert len(sched.wait_events("manual", "Triggered", 2)) == 2
 
 
-def test_forbid_skips_while_a_slow_run_is_active(sched: Schedules, tmp_path: Path) -> None:
-    log = tmp_path / "forbid.log"
+def test_forbid_skips_while_a_slow_run_is_active(sched: Schedules, shared: Path) -> None:
+    log = shared / "forbid.log"
     sched.create("forbid", "@every 2s", "record", {"file": str(log), "seconds": 5}, concurrencyPolicy="Forbid")
     wait_for(lambda: sched.status("forbid").get("runCount", 0) >= 2, 40, "two runs")
     st = sched.suspend("forbid")
@@ -247,8 +245,8 @@ def test_replace_stops_the_slow_run(sched: Schedules) -> None:
     wait_for(lambda: all(not sched.jobs.pods(n) for n in replaced), 60, "the replaced runs' pods to go")
 
 
-def test_history_limits_count_manual_runs(sched: Schedules, tmp_path: Path) -> None:
-    flag = tmp_path / "outcome"
+def test_history_limits_count_manual_runs(sched: Schedules, shared: Path) -> None:
+    flag = shared / "outcome"
     sched.create("hist", "0 0 1 1 *", "outcome", {"file": str(flag)}, job_spec={"retry": {"limit": 0}},
                  successfulJobsHistoryLimit=2, failedJobsHistoryLimit=1)
     outcomes = ["ok", "ok", "fail", "ok", "fail", "fail"]

@@ -14,8 +14,6 @@ from tests.e2e.operator_fixtures import Jobs, OperatorProcess
 from tests.e2e.test_dashboard import operator_with
 from tests.kube import wait_for
 
-pytestmark = pytest.mark.usefixtures("local_cluster")
-
 GROUP, VERSION = "jobline.dev", "v1alpha1"
 FAMILIES = {"jobline_jobs_started", "jobline_jobs_finished", "jobline_attempt_duration_seconds",
             "jobline_queue_depth", "jobline_dispatch_latency_seconds", "jobline_schedule_runs",

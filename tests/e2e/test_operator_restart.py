@@ -6,20 +6,16 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import ClusterHandle
 from tests.e2e.operator_fixtures import Jobs, OperatorProcess
 from tests.kube import wait_for
 
-pytestmark = pytest.mark.usefixtures("local_cluster")
-
 
 def test_sigkill_during_attempts_and_backoff(cluster: ClusterHandle, namespace: str,
-                                             running_operator: OperatorProcess, tmp_path: Path) -> None:
+                                             running_operator: OperatorProcess, shared: Path) -> None:
     jobs = Jobs(cluster, namespace)
     jobs.queue(concurrency=4)
-    log = tmp_path / "attempts.log"
+    log = shared / "attempts.log"
     # Running when the operator dies: a long first attempt.
     jobs.create("running", "slow-first", {"file": str(log), "seconds": 6}, retry={"limit": 0})
     # Backing off when the operator dies: fails once, then waits 8 s before attempt 2.

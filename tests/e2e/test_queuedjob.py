@@ -13,8 +13,6 @@ from tests.conftest import ClusterHandle
 from tests.e2e.operator_fixtures import Jobs, OperatorProcess, worker_template
 from tests.kube import kubectl, kubectl_json, wait_for
 
-pytestmark = pytest.mark.usefixtures("local_cluster")
-
 
 @pytest.fixture
 def jobs(cluster: ClusterHandle, namespace: str, running_operator: OperatorProcess) -> Jobs:
@@ -53,9 +51,9 @@ def test_echo_succeeds_with_result_labels_and_events(jobs: Jobs, cluster: Cluste
     assert table[1].split()[:5] == ["hello", "default", "echo", "Succeeded", "1"]
 
 
-def test_priority_order_under_concurrency_one(jobs: Jobs, tmp_path: Path) -> None:
+def test_priority_order_under_concurrency_one(jobs: Jobs, shared: Path) -> None:
     jobs.queue(concurrency=1, paused=True)
-    log = tmp_path / "order.log"
+    log = shared / "order.log"
     for name, prio in [("low", 1), ("high-a", 5), ("mid", 3), ("high-b", 5), ("none", None)]:
         spec: dict[str, Any] = {"priority": prio} if prio is not None else {}
         jobs.create(name, "record", {"file": str(log), "seconds": 0.1}, **spec)
@@ -69,9 +67,9 @@ def test_priority_order_under_concurrency_one(jobs: Jobs, tmp_path: Path) -> Non
     assert starts == ["high-a", "high-b", "mid", "low", "none"]
 
 
-def test_concurrency_limit_is_never_exceeded(jobs: Jobs, tmp_path: Path) -> None:
+def test_concurrency_limit_is_never_exceeded(jobs: Jobs, shared: Path) -> None:
     jobs.queue(concurrency=2)
-    log = tmp_path / "overlap.log"
+    log = shared / "overlap.log"
     names = [f"c{i}" for i in range(6)]
     for name in names:
         jobs.create(name, "record", {"file": str(log), "seconds": 1.0})
@@ -262,7 +260,8 @@ def test_job_template_merges_over_queue_template(jobs: Jobs) -> None:
     assert pod.metadata.labels["team"] == "a" and pod.metadata.labels["tier"] == "b"
     env = {e.name: e.value for e in pod.spec.containers[0].env}
     assert env["EXTRA"] == "1" and env["PYTHONPATH"]
-    assert pod.spec.node_selector == {"jobline.dev/node": "local", "kubernetes.io/os": "linux"}
+    assert pod.spec.node_selector == worker_template(nodeSelector={"kubernetes.io/os": "linux"})["nodeSelector"]
+    assert pod.spec.node_selector["kubernetes.io/os"] == "linux"
 
 
 def test_queue_status_counts(jobs: Jobs, cluster: ClusterHandle) -> None:

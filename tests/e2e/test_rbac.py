@@ -13,10 +13,8 @@ import pytest
 
 from tests.chart_render import CHART, helm
 from tests.conftest import ClusterHandle
-from tests.e2e.operator_fixtures import GROUP, VERSION, Jobs, OperatorProcess
+from tests.e2e.operator_fixtures import GROUP, VERSION, Jobs, OperatorProcess, worker_template
 from tests.kube import kubectl, wait_for
-
-pytestmark = pytest.mark.usefixtures("local_cluster")
 
 
 def _sa_kubeconfig(cluster: ClusterHandle, namespace: str, sa: str, path: Path) -> Path:
@@ -88,7 +86,7 @@ def test_worker_pods_pass_pod_security_restricted(cluster: ClusterHandle, namesp
     kubectl(cluster.kubeconfig, "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted",
             "pod-security.kubernetes.io/enforce-version=latest")
     jobs = Jobs(cluster, namespace)
-    jobs.queue()
+    jobs.queue(template=worker_template(shared=False))  # "restricted" refuses hostPath
     jobs.create("strict", "echo", {"ok": True})
     st = jobs.wait_phase("strict", "Succeeded", "Failed", timeout=60)
     assert st["phase"] == "Succeeded", st

@@ -82,3 +82,57 @@ def test_cache_key_changes_with_the_pins(tmp_path: Path, monkeypatch: pytest.Mon
 
 def versions_in(key: str) -> bool:
     return all(v in key for v in read_versions().values())
+
+
+def test_real_node_without_its_packages_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tests.cluster import realnode
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(realnode.NodeError, match="make node-deps") as err:
+        realnode.preflight(tmp_path)
+    assert "containerd" in str(err.value) and "runc" in str(err.value) and "--no-realnode" in str(err.value)
+
+
+def test_real_node_missing_kubelet_names_the_build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tests.cluster import realnode
+
+    monkeypatch.setattr(realnode.shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(realnode, "cni_bin_dir", lambda: str(tmp_path))
+    (tmp_path / "bridge").touch()
+    with pytest.raises(realnode.NodeError, match=r"kubelet is missing: run `python -m tests.cluster.build`"):
+        realnode.preflight(tmp_path)
+
+
+def test_pod_cidr_already_taken_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ipaddress
+
+    from tests.cluster import realnode
+
+    monkeypatch.setattr(realnode, "host_networks", lambda: [ipaddress.ip_network("10.244.0.0/16")])
+    monkeypatch.setattr(realnode, "_links", lambda: set())
+    with pytest.raises(realnode.NodeError, match=r"pod CIDR 10.244.7.0/24 is already taken .*10.244.0.0/16"):
+        realnode.allocate_network("10.96.0.0/16", "10.244.7.0/24")
+
+
+def test_a_second_node_takes_the_next_free_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ipaddress
+
+    from tests.cluster import realnode
+
+    # slot 0's pod CIDR is routed (another cluster), slot 1's veth name exists: slot 2 it is.
+    monkeypatch.setattr(realnode, "host_networks", lambda: [ipaddress.ip_network("10.244.0.0/24")])
+    monkeypatch.setattr(realnode, "_links", lambda: {"lo", "jlh1"})
+    net = realnode.allocate_network("10.96.0.0/16")
+    assert (net.slot, net.pod_cidr, net.host_ip, net.node_ip, net.host_if) == (
+        2, "10.244.2.0/24", "10.245.2.1", "10.245.2.2", "jlh2")
+    assert net.gateway == "10.244.2.1"
+
+
+def test_cluster_reports_a_real_node_error_as_a_cluster_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"):
+        (bin_dir / name).touch()
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ClusterError, match="make node-deps"):
+        Cluster(tmp_path / "work", bin_dir, local_node=False, kwok_nodes=0).start(timeout=5)

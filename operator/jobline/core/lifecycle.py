@@ -42,6 +42,8 @@ class PodView:
     reason: str | None = None
     message: str | None = None
     pod_reason: str | None = None
+    waiting_reason: str | None = None  # the worker container's state.waiting (kubelet / runtime)
+    waiting_message: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -57,9 +59,11 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         return None
     status = pod.get("status", {})
     term: Mapping[str, Any] = {}
+    waiting: Mapping[str, Any] = {}
     for cs in status.get("containerStatuses") or []:
         if cs.get("name") == names.WORKER_CONTAINER:
             term = (cs.get("state") or {}).get("terminated") or {}
+            waiting = (cs.get("state") or {}).get("waiting") or {}
     return PodView(
         name=meta.get("name", ""),
         attempt=attempt,
@@ -72,6 +76,8 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         reason=term.get("reason"),
         message=term.get("message"),
         pod_reason=status.get("reason"),
+        waiting_reason=waiting.get("reason"),
+        waiting_message=waiting.get("message"),
     )
 
 
@@ -80,6 +86,11 @@ class Event:
     type: str  # Normal | Warning
     reason: str
     message: str
+
+
+# Waiting reasons of a container that will not start by waiting (image pull errors that may clear by
+# themselves, ErrImagePull/ImagePullBackOff/CreateContainerConfigError, are left to timeoutSeconds).
+CANNOT_START = frozenset({"ErrImageNeverPull", "InvalidImageName", "CreateContainerError", "RunContainerError"})
 
 
 @dataclass(frozen=True)
@@ -253,6 +264,13 @@ def reconcile(
         if current.deleting:
             st.update(phase="Running")
             return out
+        if current.waiting_reason in CANNOT_START:
+            # The container can never start as it is (no such image here, the runtime refused it): fail
+            # the attempt with the kubelet's / runtime's own words instead of waiting for a timeout.
+            out.delete_pods.append(current.name)
+            _attempt_failed(out, record, spec, world, generation, reason=current.waiting_reason, exit_code=None,
+                            message=current.waiting_message or f"the worker container of {current.name} cannot start")
+            return _after_attempt(out, spec, world, generation)
         st.update(phase="Running", waitingReason=None)
         if timeout:
             out.wake_at = began + timedelta(seconds=timeout + TIMEOUT_GRACE_SECONDS)

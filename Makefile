@@ -4,13 +4,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DEV    := .dev
 
-.PHONY: bench help venv binaries browser lint test test-unit test-e2e cluster cluster-down cluster-status crds clean dev
+.PHONY: bench help venv binaries browser lint test test-unit test-real test-e2e cluster cluster-down cluster-status crds clean dev
 
 help:
 	@echo "make test          - venv + binaries (built once, cached in ~/.cache/jobline) + lint + the whole suite"
 	@echo "make cluster       - start the local control plane (+ the real node) in the background, writes $(DEV)/kubeconfig"
 	@echo "make images        - build the operator and worker images (podman, offline) and load them into the cluster"
 	@echo "make dev           - cluster + the operator in the foreground (IN_CLUSTER=1: as a pod from the image)"
+	@echo "make test-real     - the e2e suite with every worker pod on the real node (the worker image)"
 	@echo "make cluster-down  - stop it"
 	@echo "make crds          - regenerate crds/ from the pydantic models"
 
@@ -82,6 +83,11 @@ test: venv binaries lint browser
 
 test-unit: venv
 	$(VENV)/bin/pytest tests/unit
+
+# The e2e suite with every worker pod on the real node (containers of the worker image) instead of the
+# local node's processes: what JOBLINE_TEST_KUBECONFIG runs against any other cluster.
+test-real: venv binaries images node-deps
+	JOBLINE_TEST_WORKERS=real $(VENV)/bin/pytest tests/e2e
 
 cluster: venv binaries
 	$(PY) -m tests.cluster up --workdir $(DEV)

@@ -79,6 +79,7 @@ def worker_template(shared: bool = True, **extra: Any) -> dict[str, Any]:
         "image": WORKER_IMAGE,
         "imagePullPolicy": "Never" if PLACEMENT.ours else "IfNotPresent",  # imported here, never pulled
         "command": COMMAND,
+        "env": [{"name": "PYTHONPATH", "value": "/app"}],  # where the image has tests/e2e/handlers.py
         **extra,
     }
     if PLACEMENT.ours:

@@ -78,8 +78,13 @@ test: node-deps
 cluster: node-deps
 endif
 
+# The whole suite (workers on the local node), then the e2e suite again with every worker pod on the
+# real node (containers of the worker image), as it runs against any other cluster.
 test: venv binaries lint browser
 	$(VENV)/bin/pytest
+ifndef JOBLINE_TEST_KUBECONFIG
+	JOBLINE_TEST_WORKERS=real $(VENV)/bin/pytest tests/e2e
+endif
 
 test-unit: venv
 	$(VENV)/bin/pytest tests/unit

@@ -81,3 +81,14 @@ def test_store_drops_managed_fields_without_touching_the_watch_object() -> None:
     p["metadata"]["managedFields"] = [{"manager": "kubelet"}]
     store.put_pod(p)
     assert "managedFields" not in store.pods[("ns", "m")]["m-1"]["metadata"]
+
+
+def test_a_job_deleted_before_its_start_is_skipped_not_a_traceback() -> None:
+    """The starts of one step run together; a delete event may drop a chosen job before its turn."""
+    import asyncio
+
+    from jobline.controller.loop import Controller
+
+    controller = Controller(kube=object())  # type: ignore[arg-type]  # never called: nothing to start
+    asyncio.run(controller.start(("ns", "gone"), None))
+    assert not controller.timers

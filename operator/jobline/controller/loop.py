@@ -450,7 +450,11 @@ class Controller:
 
     async def start(self, key: Key, qspec: JobQueueSpec | None) -> None:
         ns, name = key
-        obj = self.store.jobs[key]
+        obj = self.store.jobs.get(key)
+        if obj is None:
+            # Deleted while the step ran: the starts of one step are awaited together, and a delete
+            # event can drop a chosen job from the store before its turn. Nothing to start.
+            return
         spec = self.store.spec(key).spec
         assert spec is not None
         meta = obj["metadata"]

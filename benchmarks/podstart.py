@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kubeconfig", type=Path, default=None, help="a running test cluster (default: start one)")
     args = p.parse_args(argv)
     sys.path.insert(0, str(REPO))
-    from tests.cluster.images import VERSION, built_images
+    from tests.cluster.images import VERSION, built_archives, built_images
     from tests.cluster.realnode import PAUSE_IMAGE
 
     built = built_images()
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         from tests.cluster.controlplane import Cluster
 
         cluster = Cluster(Path(tempfile.mkdtemp(prefix="jobline-podstart-")), ensure_binaries(), kwok_nodes=0,
-                          images=[built.operator.archive, built.worker.archive] if built else [])
+                          images=built_archives())
         cluster.start()
         print(f"cluster (real node included) ready in {cluster.startup_seconds:.1f}s", flush=True)
         kubeconfig = cluster.kubeconfig

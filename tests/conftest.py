@@ -61,11 +61,11 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
 
     from tests.cluster.build import ensure_binaries
     from tests.cluster.controlplane import Cluster
-    from tests.cluster.images import built_images
+    from tests.cluster.images import built_archives
 
     workdir = Path(tempfile.mkdtemp(prefix="jobline-test-"))
-    built = built_images()  # `make images` ran first: the real node imports them at start
-    local = Cluster(workdir, ensure_binaries(), images=[built.operator.archive, built.worker.archive] if built else [])
+    # `make images` ran first: the real node imports them at start.
+    local = Cluster(workdir, ensure_binaries(), images=built_archives())
     try:
         local.start()
     except Exception:

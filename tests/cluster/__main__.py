@@ -21,20 +21,10 @@ from pathlib import Path
 from . import procs
 from .build import BuildError, ensure_binaries
 from .controlplane import REPO, Cluster, ClusterError, Ports
-from .images import VERSION
+from .images import VERSION, built_archives
 from .realnode import NODE_NAME
 
 STATE = "state.json"
-
-
-def node_images() -> list[Path]:
-    """The images `make images` built (imported into the real node at start), if any."""
-    try:
-        from .images import built_images
-    except ImportError:
-        return []
-    built = built_images()
-    return [built.operator.archive, built.worker.archive] if built else []
 
 
 def _state(workdir: Path) -> dict[str, object]:
@@ -67,7 +57,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     cluster = Cluster(workdir, Path(args.bin_dir), local_node=not args.no_localnode, kwok_nodes=args.kwok_nodes,
                       ports=Ports(apiserver=args.apiserver_port), real_node=not args.no_realnode,
-                      pod_cidr=args.pod_cidr, images=node_images(), image_aliases=published_aliases(VERSION))
+                      pod_cidr=args.pod_cidr, images=built_archives(), image_aliases=published_aliases(VERSION))
     try:
         cluster.start()
     except ClusterError as exc:

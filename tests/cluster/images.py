@@ -220,6 +220,12 @@ def built_images() -> Images | None:
     return None
 
 
+def built_archives() -> list[Path]:
+    """What a real node imports at start: the built images' archives, or none when they are not built."""
+    built = built_images()
+    return [built.operator.archive, built.worker.archive] if built else []
+
+
 # ---------------------------------------------------------------------------------------------------
 # Running tools
 

@@ -138,7 +138,7 @@ def allocate_network(service_cidr: str, pod_cidr: str | None = None) -> Network:
 
 
 # ------------------------------------------------------------------------------------ sandbox image
-def pause_archive(bin_dir: Path, cache: Path) -> Path:
+def pause_archive(cache: Path) -> Path:
     """A docker-archive of the sandbox image: one static Go binary, built and packed here."""
     src = HERE / "go" / "pause"
     digest = hashlib.sha256(b"".join((src / f).read_bytes() for f in ("main.go", "go.mod"))).hexdigest()[:12]
@@ -434,7 +434,7 @@ class RealNode:
                          tls_server_name="kubernetes")
         write_kubeconfig(self.dir / "kube-proxy.kubeconfig", server, pki.ca.cert, proxy, "system:kube-proxy",
                          tls_server_name="kubernetes")
-        images = [pause_archive(self.bin_dir, self.bin_dir.parent / "images"), *self.images]
+        images = [pause_archive(self.bin_dir.parent / "images"), *self.images]
         cfg = NodeConfig(dir=str(self.dir), logs=str(self.logs), bin_dir=str(self.bin_dir), network=asdict(net),
                          apiserver_port=apiserver_port, ca_cert=str(pki.ca.cert), images=[str(i) for i in images],
                          aliases=self.aliases)

@@ -28,7 +28,7 @@ from tests.chart_render import CHART, REPO, helm
 from tests.conftest import ClusterHandle
 from tests.e2e.operator_fixtures import Jobs, OperatorProcess
 from tests.e2e.realnode_images import node_images
-from tests.kube import kubectl, kubectl_json, wait_for
+from tests.kube import KUBECTL, kubectl, kubectl_json, wait_for
 
 VERSION = jobline.__version__
 OPERATOR_IMAGE = f"jobline:{VERSION}"
@@ -225,7 +225,7 @@ def test_metrics_and_dashboard_through_their_service(release: Release, jobs: Job
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    fwd = subprocess.Popen([str(Path(kubectl.__globals__["KUBECTL"])), "--kubeconfig", str(release.cluster.kubeconfig),
+    fwd = subprocess.Popen([KUBECTL, "--kubeconfig", str(release.cluster.kubeconfig),
                             "port-forward", "-n", release.ns, f"svc/{release.fullname}", f"{port}:8081"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -246,7 +246,7 @@ def test_kubectl_logs_and_kubectl_jobline_logs(release: Release, jobs: Jobs) -> 
     pod = jobs.pods("chatty")[0].metadata.name
     logs = kubectl(release.cluster.kubeconfig, "logs", "-n", jobs.ns, pod).stdout
     assert "exiting with 3" in logs
-    exe = str(Path(kubectl.__globals__["KUBECTL"]).with_name("kubectl-jobline"))
+    exe = str(Path(KUBECTL).with_name("kubectl-jobline"))
     proc = subprocess.run([exe, "--kubeconfig", str(release.cluster.kubeconfig), "-n", jobs.ns, "logs", "chatty"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "exiting with 3" in proc.stdout, proc.stderr

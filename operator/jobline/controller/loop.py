@@ -21,7 +21,7 @@ from typing import Any
 from jobline import metrics, names
 from jobline.core import lifecycle
 from jobline.core.dispatch import Candidate, Finished, Unique, free_slots, originals, pick, retention_victims
-from jobline.core.models import DEFAULT_PRIORITY, JobQueueSpec, QueuedJobSpec, resolve_retry
+from jobline.core.models import DEFAULT_PRIORITY, FINISHED_PHASES, JobQueueSpec, QueuedJobSpec, resolve_retry
 from jobline.core.podspec import TemplateError, build_worker_pod, merge_templates
 from jobline.core.timefmt import fmt, parse
 from jobline.core.timefmt import now as utcnow
@@ -309,7 +309,7 @@ class Controller:
                     continue
                 tst = tobj.get("status") or {}
                 twins.append(Unique(twin, tobj["metadata"].get("creationTimestamp", ""),
-                                    tst.get("phase") in lifecycle.FINISHED, int(tst.get("attempts", 0)) > 0))
+                                    tst.get("phase") in FINISHED_PHASES, int(tst.get("attempts", 0)) > 0))
             duplicate_of = originals(twins).get(name)
         return lifecycle.World(
             now=now,
@@ -368,7 +368,7 @@ class Controller:
             self._own_write(_with_kind(updated, names.KIND_QUEUEDJOB))
             obj = updated
             metrics.job_transition(obj, old_status, out.status)
-            if out.phase in lifecycle.FINISHED and old_status.get("phase") not in lifecycle.FINISHED:
+            if out.phase in FINISHED_PHASES and old_status.get("phase") not in FINISHED_PHASES:
                 self.completions[(ns, self.store.queue_of(key))].append(self.clock())
                 self._touch_related(key, obj)
         await self._sync_labels(key, obj)
@@ -476,7 +476,7 @@ class Controller:
                 self.schedule(key, created + timedelta(seconds=QUEUE_GRACE_SECONDS))
                 return
             out = lifecycle.Outcome(status=dict(status))
-            lifecycle._finish_failed(out, now, meta.get("generation"), exc.reason, str(exc), dead_letter=False)
+            lifecycle.finish_failed(out, now, meta.get("generation"), exc.reason, str(exc), dead_letter=False)
             await self.apply(key, obj, out)
             return
         pod, _created = await self.kube.create_pod(ns, body)
@@ -522,7 +522,7 @@ class Controller:
                 created = parse(job["metadata"].get("creationTimestamp"))
                 if created and (oldest is None or created < oldest):
                     oldest = created
-            if phase in lifecycle.FINISHED:
+            if phase in FINISHED_PHASES:
                 done = parse(st.get("completedAt"))
                 if done and (last_done is None or done > last_done):
                     last_done = done

@@ -20,10 +20,16 @@ from typing import Any
 from jobline import names
 
 from .backoff import backoff_seconds
-from .models import MAX_ATTEMPT_HISTORY, MAX_PAYLOAD_BYTES, QueuedJobSpec, ResolvedRetry, payload_size
+from .models import (
+    FINISHED_PHASES,
+    MAX_ATTEMPT_HISTORY,
+    MAX_PAYLOAD_BYTES,
+    QueuedJobSpec,
+    ResolvedRetry,
+    payload_size,
+)
 from .timefmt import fmt, parse
 
-FINISHED = ("Succeeded", "Failed")
 TIMEOUT_GRACE_SECONDS = 30  # after timeoutSeconds, the operator stops a pod its node did not stop
 
 
@@ -202,8 +208,8 @@ def reconcile(
     phase = st.get("phase")
 
     if spec is None:  # unreadable spec: fail clearly once, never crash
-        if phase not in FINISHED:
-            _finish_failed(out, now, generation, "InvalidSpec", world.spec_error or "the spec cannot be read",
+        if phase not in FINISHED_PHASES:
+            finish_failed(out, now, generation, "InvalidSpec", world.spec_error or "the spec cannot be read",
                            dead_letter=False)
         return out
 
@@ -211,7 +217,7 @@ def reconcile(
     token = annotations.get(names.ANNOTATION_REQUEUE)
     if token and token != st.get("requeueToken"):
         st["requeueToken"] = token
-        if phase in FINISHED:
+        if phase in FINISHED_PHASES:
             st.update(phase=None, failedAttempts=0, deadLettered=False, completedAt=None, nextAttemptAt=None,
                       result=None, progress=None, duplicateOf=None, waitingReason=None)
             for type_ in ("Complete", "Failed"):
@@ -222,7 +228,7 @@ def reconcile(
 
     attempts = int(st.get("attempts", 0))
     latest = max(pods, key=lambda p: p.attempt, default=None)
-    if latest is not None and latest.attempt > attempts and phase not in FINISHED:
+    if latest is not None and latest.attempt > attempts and phase not in FINISHED_PHASES:
         # A pod the last operator created but could not record (it died in between): adopt it.
         attempts = latest.attempt
         st.update(attempts=attempts, podName=latest.name, phase="Running")
@@ -232,7 +238,7 @@ def reconcile(
         st.setdefault("startedAt", fmt(latest.created or now))
         out.events.append(Event("Normal", "Adopted", f"adopted pod {latest.name} of attempt {attempts}"))
 
-    if phase in FINISHED:
+    if phase in FINISHED_PHASES:
         _expire(out, world)
         return out
 
@@ -281,7 +287,7 @@ def reconcile(
 
 def _after_attempt(out: Outcome, spec: QueuedJobSpec, world: World, generation: int | None) -> Outcome:
     phase = out.status.get("phase")
-    if phase in FINISHED:
+    if phase in FINISHED_PHASES:
         _expire(out, world)
         return out
     if phase == "Suspended":
@@ -298,20 +304,20 @@ def _idle(out: Outcome, previous: str | None, spec: QueuedJobSpec, world: World,
         out.events.append(Event("Normal", "Resumed", "spec.suspend cleared; the job may run again"))
     if world.duplicate_of:
         st["duplicateOf"] = world.duplicate_of
-        _finish_failed(out, now, generation, "Duplicate",
+        finish_failed(out, now, generation, "Duplicate",
                        f"duplicate of {world.duplicate_of}: uniqueKey {spec.unique_key!r} already has an unfinished job "
                        f"in queue {spec.queue}", dead_letter=False)
         return out
     size = payload_size(spec.payload)
     if size > MAX_PAYLOAD_BYTES:
-        _finish_failed(out, now, generation, "PayloadTooLarge",
+        finish_failed(out, now, generation, "PayloadTooLarge",
                        f"spec.payload is {size} bytes, more than the {MAX_PAYLOAD_BYTES} allowed", dead_letter=False)
         return out
     blocked: list[str] = []
     for dep in spec.depends_on or []:
         dep_phase = world.deps.get(dep)
         if dep_phase == "Failed":
-            _finish_failed(out, now, generation, "DependencyFailed", f"dependency {dep} failed", dead_letter=True)
+            finish_failed(out, now, generation, "DependencyFailed", f"dependency {dep} failed", dead_letter=True)
             return out
         if dep_phase != "Succeeded":
             blocked.append(dep if dep_phase is not None else f"{dep} (not found)")
@@ -402,10 +408,10 @@ def _attempt_failed(out: Outcome, record: dict[str, Any], spec: QueuedJobSpec, w
                                            or exit_code in retry.non_retryable_exit_codes)
     if permanent:
         why = "NonRetryableExitCode" if exit_code in retry.non_retryable_exit_codes else _permanent_reason(exit_code)
-        _finish_failed(out, now, generation, why, st["lastError"], dead_letter=True)
+        finish_failed(out, now, generation, why, st["lastError"], dead_letter=True)
         return
     if failed > retry.limit:
-        _finish_failed(out, now, generation, "RetriesExhausted",
+        finish_failed(out, now, generation, "RetriesExhausted",
                        f"failed {failed} times (retry.limit {retry.limit}); last: {st['lastError']}", dead_letter=True)
         return
     delay = backoff_seconds(failed, retry, seed=world.seed)
@@ -424,7 +430,7 @@ def _permanent_reason(exit_code: int | None) -> str:
     }.get(exit_code or -1, "PermanentError")
 
 
-def _finish_failed(out: Outcome, now: datetime, generation: int | None, reason: str, message: str, *,
+def finish_failed(out: Outcome, now: datetime, generation: int | None, reason: str, message: str, *,
                    dead_letter: bool) -> None:
     st = out.status
     st.update(phase="Failed", completedAt=fmt(now), nextAttemptAt=None, waitingReason=None, deadLettered=dead_letter)

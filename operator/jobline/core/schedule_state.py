@@ -57,9 +57,9 @@ from .cron import (
 from .lifecycle import set_condition
 from .models.common import plain
 from .models.jobschedule import JobScheduleSpec
+from .models.queuedjob import FINISHED_PHASES
 from .timefmt import fmt, parse
 
-FINISHED: Final = ("Succeeded", "Failed")
 CONDITION_READY: Final = "Ready"
 
 # Ready condition reasons (InvalidSchedule / InvalidTimeZone come from cron.ScheduleError).
@@ -92,7 +92,7 @@ class JobInfo:
 
     @property
     def finished(self) -> bool:
-        return self.phase in FINISHED
+        return self.phase in FINISHED_PHASES
 
     @classmethod
     def of(cls, obj: Mapping[str, Any]) -> JobInfo:
@@ -104,7 +104,7 @@ class JobInfo:
             uid=str(meta.get("uid", "")),
             phase=phase,
             created=parse(meta.get("creationTimestamp")),
-            completed=parse(st.get("completedAt")) if phase in FINISHED else None,
+            completed=parse(st.get("completedAt")) if phase in FINISHED_PHASES else None,
         )
 
 

@@ -15,8 +15,7 @@ from typing import Any
 import kopf
 
 from jobline import names
-from jobline.core.lifecycle import FINISHED
-from jobline.core.models import DEFAULT_QUEUE, MAX_PAYLOAD_BYTES, payload_size
+from jobline.core.models import DEFAULT_QUEUE, FINISHED_PHASES, MAX_PAYLOAD_BYTES, payload_size
 from jobline.webhook import write_pair
 
 WEBHOOK_CONFIG = "jobline.dev"
@@ -85,6 +84,6 @@ def validate_queuedjob(spec: kopf.Spec, namespace: str | None, name: str, memo: 
     queue = spec.get("queue") or DEFAULT_QUEUE
     for twin in sorted(controller.store.by_unique.get((namespace, queue, unique), ())):
         obj = controller.store.jobs.get((namespace, twin))
-        if obj is not None and twin != name and (obj.get("status") or {}).get("phase") not in FINISHED:
+        if obj is not None and twin != name and (obj.get("status") or {}).get("phase") not in FINISHED_PHASES:
             raise kopf.AdmissionError(
                 f"spec.uniqueKey: {unique!r} is taken in queue {queue} by the unfinished job {twin}", code=409)

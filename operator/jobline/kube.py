@@ -52,6 +52,27 @@ def load_config(kubeconfig: str | None = None) -> client.Configuration:
     return cfg
 
 
+def resource_version(obj: Mapping[str, Any] | None) -> int:
+    """``metadata.resourceVersion`` as a number (0 when absent): etcd revisions, so newer is larger."""
+    try:
+        return int(((obj or {}).get("metadata") or {}).get("resourceVersion", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def with_kind(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    """Set apiVersion and kind (watch events and list items lack them; Events need them)."""
+    obj.setdefault("apiVersion", names.API_VERSION)
+    obj.setdefault("kind", kind)
+    return obj
+
+
+def collection_path(plural: str, namespace: str | None = None) -> str:
+    """The list path of a Jobline kind (``pods`` too), in one namespace or (None) all of them."""
+    base = "/api/v1" if plural == "pods" else f"/apis/{names.GROUP}/{names.VERSION}"
+    return f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
+
+
 def job_path(namespace: str, name: str | None = None, plural: str = names.PLURAL_QUEUEDJOBS) -> str:
     base = f"/apis/{names.GROUP}/{names.VERSION}/namespaces/{namespace}/{plural}"
     return f"{base}/{name}" if name else base
@@ -102,8 +123,20 @@ class Kube:
             self.pool, lambda: self.request_sync(method, path, body, query=query, content_type=content_type))
 
     # --- QueuedJobs and other custom resources
-    async def patch_status(self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]) -> Any:
-        return await self.request("PATCH", job_path(namespace, name, plural) + "/status", {"status": patch},
+    async def get_object(self, plural: str, namespace: str, name: str) -> Any:
+        return await self.request("GET", job_path(namespace, name, plural))
+
+    async def create_object(self, plural: str, namespace: str, body: Mapping[str, Any]) -> Any:
+        return await self.request("POST", job_path(namespace, None, plural), body)
+
+    async def patch_status(self, plural: str, namespace: str, name: str, patch: Mapping[str, Any], *,
+                           resource_version: str | None = None) -> Any:
+        """A merge patch of ``status``; with ``resource_version``, only over that version (else 409), so a
+        status computed from an object is never written over a newer one."""
+        body: dict[str, Any] = {"status": patch}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        return await self.request("PATCH", job_path(namespace, name, plural) + "/status", body,
                                   content_type=MERGE, query={"fieldManager": names.FIELD_MANAGER})
 
     async def patch_meta(self, plural: str, namespace: str, name: str, metadata: Mapping[str, Any]) -> Any:
@@ -119,6 +152,13 @@ class Kube:
                 raise
 
     async def list_objects(self, path: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+        return (await self.list_with_version(path, label_selector))[0]
+
+    async def list_with_version(self, path: str, label_selector: str | None = None,
+                                kind: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Every item (page by page) and the list's resourceVersion: an object the list lacks whose last
+        known version is not newer than that was deleted meanwhile. ``kind`` is set on the items (a list's
+        items carry none)."""
         items: list[dict[str, Any]] = []
         query: dict[str, str] = {"limit": "500"}
         if label_selector:
@@ -126,10 +166,14 @@ class Kube:
         while True:
             page = await self.request("GET", path, query=query)
             items += page.get("items", [])
-            token = page.get("metadata", {}).get("continue")
-            if not token:
-                return items
-            query["continue"] = token
+            meta = page.get("metadata") or {}
+            if not meta.get("continue"):
+                break
+            query["continue"] = meta["continue"]
+        if kind is not None:
+            for item in items:
+                with_kind(item, kind)
+        return items, resource_version(page)
 
     # --- pods
     async def create_pod(self, namespace: str, body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:

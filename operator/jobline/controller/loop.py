@@ -9,9 +9,7 @@ backoff, timeouts, TTLs) are one heap, not one task per object.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
-import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -21,15 +19,21 @@ from typing import Any
 from jobline import metrics, names
 from jobline.core import lifecycle
 from jobline.core.dispatch import Candidate, Finished, Unique, free_slots, originals, pick, retention_victims
-from jobline.core.models import DEFAULT_PRIORITY, FINISHED_PHASES, JobQueueSpec, QueuedJobSpec, resolve_retry
+from jobline.core.models import (
+    DEFAULT_PRIORITY,
+    DEFAULT_QUEUE,
+    FINISHED_PHASES,
+    JobQueueSpec,
+    QueuedJobSpec,
+    resolve_retry,
+)
 from jobline.core.podspec import TemplateError, build_worker_pod, merge_templates
 from jobline.core.timefmt import fmt, parse
 from jobline.core.timefmt import now as utcnow
-from jobline.kube import Kube, KubeError, job_path
+from jobline.kube import Kube, KubeError, collection_path, with_kind
 
+from .base import Loop
 from .store import Key, Store, key_of
-
-log = logging.getLogger("jobline.controller")
 
 QUEUE_STATUS_INTERVAL = 2.0  # seconds between two status writes of one JobQueue
 QUEUE_GRACE_SECONDS = 10  # a job whose JobQueue is not (yet) known waits this long before NoImage
@@ -46,24 +50,22 @@ def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return patch
 
 
-class Controller:
+class Controller(Loop):
+    """QueuedJobs: reconcile the changed ones, start attempts where queues have room, write queue status."""
+
+    name = "controller"
+    min_step_interval = STEP_INTERVAL
+
     def __init__(self, kube: Kube, namespaces: list[str] | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
-        self.kube = kube
-        self.namespaces = namespaces  # None: all namespaces
-        self.clock = clock
+        super().__init__(kube, namespaces, clock)
         self.store = Store()
         self.dirty_jobs: set[Key] = set()
         self.dirty_queues: set[Key] = set()
         self.runnable: dict[Key, set[str]] = defaultdict(set)  # (ns, queue) -> runnable job names
         self.timers: list[tuple[datetime, Key]] = []
-        self.wakeup = asyncio.Event()
-        self.synced = False
-        self._last_step = 0.0
-        self.active = True  # False while a peer operator is active (HA standby)
         self.queue_status_at: dict[Key, float] = {}
         self.completions: dict[Key, deque[datetime]] = defaultdict(deque)
-        self._background: set[asyncio.Task[Any]] = set()
         self.deferred: dict[Key, lifecycle.Outcome] = {}  # "Pending" writes held back until after dispatch
         self.background_writes: set[Key] = set()  # jobs whose "Pending" is being written
         self.background_slots = asyncio.Semaphore(6)  # of the API client's 16 threads
@@ -83,7 +85,7 @@ class Controller:
         if event == "DELETED":
             self.store.drop_job(key)
             self._candidates.pop(key, None)
-            queue = (key[0], (obj.get("spec") or {}).get("queue") or "default")
+            queue = (key[0], (obj.get("spec") or {}).get("queue") or DEFAULT_QUEUE)
             self.runnable[queue].discard(key[1])
             self.dirty_queues.add(queue)
             self._touch_related(key, obj)
@@ -116,7 +118,7 @@ class Controller:
         spec = obj.get("spec") or {}
         unique = spec.get("uniqueKey")
         if unique:
-            for twin in self.store.by_unique.get((ns, spec.get("queue") or "default", unique), ()):
+            for twin in self.store.by_unique.get((ns, spec.get("queue") or DEFAULT_QUEUE, unique), ()):
                 self.dirty_jobs.add((ns, twin))
         self.wakeup.set()
 
@@ -137,65 +139,39 @@ class Controller:
             self._touch_job(jkey)
 
     # --------------------------------------------------------------------- sync
-    async def sync(self) -> None:
-        """List everything once, so no decision is taken on a partial view (e.g. a pod not yet seen)."""
-        scopes: list[str | None] = list(self.namespaces) if self.namespaces else [None]
-        for ns in scopes:
-            prefix = f"/namespaces/{ns}" if ns else ""
-            for queue in await self.kube.list_objects(f"/apis/{names.GROUP}/{names.VERSION}{prefix}/{names.PLURAL_JOBQUEUES}"):
-                self.store.put_queue(_with_kind(queue, names.KIND_JOBQUEUE))
-            for job in await self.kube.list_objects(f"/apis/{names.GROUP}/{names.VERSION}{prefix}/{names.PLURAL_QUEUEDJOBS}"):
-                self.store.put_job(_with_kind(job, names.KIND_QUEUEDJOB))
-            for pod in await self.kube.list_objects(f"/api/v1{prefix}/pods", label_selector=names.LABEL_JOB):
+    async def sync(self) -> bool:
+        """List everything once, so no decision is taken on a partial view (e.g. a pod not yet seen).
+        After a standby, jobs the list no longer has (deleted while the watches were paused) are dropped."""
+        for ns in self.scopes():
+            queues, _ = await self.kube.list_with_version(collection_path(names.PLURAL_JOBQUEUES, ns),
+                                                          kind=names.KIND_JOBQUEUE)
+            for queue in queues:
+                self.store.put_queue(queue)
+            jobs, rv = await self.kube.list_with_version(collection_path(names.PLURAL_QUEUEDJOBS, ns),
+                                                         kind=names.KIND_QUEUEDJOB)
+            for job in jobs:
+                self.store.put_job(job)
+            for gone in self.store.stale_jobs(jobs, rv, ns):
+                self.on_job("DELETED", gone)
+            for pod in await self.kube.list_objects(collection_path("pods", ns), label_selector=names.LABEL_JOB):
                 self.store.put_pod(pod)
         self.dirty_jobs.update(self.store.jobs)
         for key in self.store.jobs:
             self.dirty_queues.add((key[0], self.store.queue_of(key)))
         self.dirty_queues.update(self.store.queues)
-        self.synced = True
-        log.info("synced: %d jobs, %d queues", len(self.store.jobs), len(self.store.queues))
+        self.store.mark_synced()
+        self.log.info("synced: %d jobs, %d queues", len(self.store.jobs), len(self.store.queues))
         self.wakeup.set()
+        return True
 
-    # ------------------------------------------------------------------- HA
     def activate(self) -> None:
-        """Resume (this replica leads): re-list first, the watches were paused meanwhile."""
-        self.active = True
-        self.synced = False
-        self.wakeup.set()
+        self.store.synced = False  # the schedule loop waits for the store's re-list too
+        super().activate()
 
-    def deactivate(self) -> None:
-        self.active = False
-        self.wakeup.set()
+    def retry_later(self, key: Key, seconds: float) -> None:
+        self.schedule(key, self.clock() + timedelta(seconds=seconds))
 
-    # --------------------------------------------------------------------- loop
-    async def run(self) -> None:
-        while not self.synced:
-            try:
-                await self.sync()
-            except Exception:
-                log.exception("initial sync failed; retrying in 2s")
-                await asyncio.sleep(2)
-        while True:
-            timeout = self._next_timeout()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), timeout)
-            # At most one step per STEP_INTERVAL: under load, events batch into fewer, bigger steps.
-            pause = self._last_step + STEP_INTERVAL - time.monotonic()
-            if pause > 0:
-                await asyncio.sleep(pause)
-            self.wakeup.clear()
-            if not self.active:
-                continue
-            try:
-                if not self.synced:
-                    await self.sync()
-                await self.step()
-                self._last_step = time.monotonic()
-            except Exception:  # one bad step must not stop the loop
-                log.exception("controller step failed")
-                await asyncio.sleep(1)
-
-    def _next_timeout(self) -> float | None:
+    def next_timeout(self) -> float | None:
         waits: list[float] = []
         if self.timers:
             waits.append((self.timers[0][0] - self.clock()).total_seconds())
@@ -226,12 +202,12 @@ class Controller:
             try:
                 await self.dispatch(queue)
             except Exception:  # never lose the other queues' turn
-                log.exception("dispatching queue %s/%s failed", *queue)
+                self.log.exception("dispatching queue %s/%s failed", *queue)
                 self.dirty_queues.add(queue)
             self._queue_status_later(queue)
         t3 = time.monotonic()
         if t3 - t0 > SLOW_STEP_SECONDS:
-            log.info("slow step: planned %d jobs in %.2fs, %d writes took %.2fs, dispatch %.2fs",
+            self.log.info("slow step: planned %d jobs in %.2fs, %d writes took %.2fs, dispatch %.2fs",
                      len(jobs), t1 - t0, len(writes), t2 - t1, t3 - t2)
         deferred, self.deferred = self.deferred, {}
         for key, out in deferred.items():
@@ -239,9 +215,7 @@ class Controller:
             # thousands of them never hold up the next dispatch. The job is hands-off meanwhile.
             if key not in self.background_writes:
                 self.background_writes.add(key)
-                task = asyncio.create_task(self._apply_deferred(key, out))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self.spawn(self._apply_deferred(key, out))
         await self._queue_statuses()
 
     async def _apply_deferred(self, key: Key, out: lifecycle.Outcome) -> None:
@@ -251,12 +225,8 @@ class Controller:
                 if obj is None or (obj.get("status") or {}).get("phase") is not None:
                     return  # started (or gone) meanwhile
                 await self.apply(key, obj, out)
-        except KubeError as exc:
-            log.warning("writing the status of %s/%s failed: %s", *key, exc)
-            self.schedule(key, self.clock() + timedelta(seconds=1))
-        except Exception:
-            log.exception("writing the status of %s/%s failed", *key)
-            self.schedule(key, self.clock() + timedelta(seconds=1))
+        except Exception as exc:
+            self.failed("reconcile", key, exc, retry=1)
         finally:
             self.background_writes.discard(key)
             self.dirty_queues.add((key[0], self.store.queue_of(key)))  # it may be dispatched now
@@ -268,10 +238,8 @@ class Controller:
             return None
         try:
             return self.plan(key)
-        except Exception:
-            metrics.reconcile_error("reconcile")
-            log.exception("reconcile %s/%s failed", *key)
-            self.schedule(key, self.clock() + timedelta(seconds=5))
+        except Exception as exc:
+            self.failed("reconcile", key, exc, retry=5)
             return None
 
     async def _apply_safely(self, key: Key, obj: dict[str, Any], out: lifecycle.Outcome) -> None:
@@ -281,15 +249,11 @@ class Controller:
                 self.schedule(key, out.wake_at)
         except KubeError as exc:
             if exc.conflict or exc.not_found:
-                self.schedule(key, self.clock() + timedelta(seconds=0.5))  # again, with what the watch brings
+                self.retry_later(key, 0.5)  # again, with what the watch brings
             else:
-                metrics.reconcile_error("reconcile")
-                log.warning("reconcile %s/%s failed: %s", *key, exc)
-                self.schedule(key, self.clock() + timedelta(seconds=5))
-        except Exception:
-            metrics.reconcile_error("reconcile")
-            log.exception("reconcile %s/%s failed", *key)
-            self.schedule(key, self.clock() + timedelta(seconds=5))
+                self.failed("reconcile", key, exc, retry=5)
+        except Exception as exc:
+            self.failed("reconcile", key, exc, retry=5)
 
     # ---------------------------------------------------------------- reconcile
     def _world(self, key: Key, spec: QueuedJobSpec, now: datetime, uid: str) -> lifecycle.World:
@@ -362,10 +326,10 @@ class Controller:
         patch = status_patch(old_status, out.status)
         if patch:
             if "phase" in patch:
-                log.info("%s/%s: %s -> %s%s", ns, name, old_status.get("phase") or "New", patch["phase"],
+                self.log.info("%s/%s: %s -> %s%s", ns, name, old_status.get("phase") or "New", patch["phase"],
                          f" ({out.status.get('waitingReason')})" if out.status.get("waitingReason") else "")
             updated = await self.kube.patch_status(names.PLURAL_QUEUEDJOBS, ns, name, patch)
-            self._own_write(_with_kind(updated, names.KIND_QUEUEDJOB))
+            self._own_write(with_kind(updated, names.KIND_QUEUEDJOB))
             obj = updated
             metrics.job_transition(obj, old_status, out.status)
             if out.phase in FINISHED_PHASES and old_status.get("phase") not in FINISHED_PHASES:
@@ -383,18 +347,16 @@ class Controller:
         spec = obj.get("spec") or {}
         want = {
             names.LABEL_PHASE: (obj.get("status") or {}).get("phase"),
-            names.LABEL_QUEUE: spec.get("queue") or "default",
+            names.LABEL_QUEUE: spec.get("queue") or DEFAULT_QUEUE,
             names.LABEL_HANDLER: spec.get("handler"),
         }
         diff = {k: v for k, v in want.items() if v and labels.get(k) != v}
         if diff:
             updated = await self.kube.patch_meta(names.PLURAL_QUEUEDJOBS, key[0], key[1], {"labels": diff})
-            self._own_write(_with_kind(updated, names.KIND_QUEUEDJOB))
+            self._own_write(with_kind(updated, names.KIND_QUEUEDJOB))
 
     def _emit(self, obj: dict[str, Any], ev: lifecycle.Event) -> None:
-        task = asyncio.create_task(self.kube.event(_with_kind(obj, names.KIND_QUEUEDJOB), ev.type, ev.reason, ev.message))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self.emit(with_kind(obj, names.KIND_QUEUEDJOB), ev.type, ev.reason, ev.message)
 
     # ----------------------------------------------------------------- dispatch
     async def dispatch(self, queue: Key) -> None:
@@ -439,14 +401,8 @@ class Controller:
     async def _start_safely(self, key: Key, qspec: JobQueueSpec | None) -> None:
         try:
             await self.start(key, qspec)
-        except KubeError as exc:
-            metrics.reconcile_error("start")
-            log.warning("starting %s/%s failed: %s", *key, exc)
-            self.schedule(key, self.clock() + timedelta(seconds=2))
-        except Exception:
-            metrics.reconcile_error("start")
-            log.exception("starting %s/%s failed", *key)
-            self.schedule(key, self.clock() + timedelta(seconds=5))
+        except Exception as exc:
+            self.failed("start", key, exc, retry=2 if isinstance(exc, KubeError) else 5)
 
     async def start(self, key: Key, qspec: JobQueueSpec | None) -> None:
         ns, name = key
@@ -502,7 +458,7 @@ class Controller:
             try:
                 await self._write_queue_status(queue)
             except KubeError as exc:
-                log.warning("status of JobQueue %s/%s: %s", *queue, exc)
+                self.log.warning("status of JobQueue %s/%s: %s", *queue, exc)
 
     async def _write_queue_status(self, queue: Key) -> None:
         ns, qname = queue
@@ -553,7 +509,7 @@ class Controller:
         patch = status_patch({k: old.get(k) for k in new}, new)
         if patch:
             updated = await self.kube.patch_status(names.PLURAL_JOBQUEUES, ns, qname, patch)
-            self.on_queue("MODIFIED", _with_kind(updated, names.KIND_JOBQUEUE))  # may carry a spec change
+            self.on_queue("MODIFIED", with_kind(updated, names.KIND_JOBQUEUE))  # may carry a spec change
         if qspec and qspec.retention:
             for victim in retention_victims(finished, qspec.retention.succeeded, qspec.retention.failed):
                 vobj = self.store.jobs.get((ns, victim))
@@ -561,10 +517,4 @@ class Controller:
                                               vobj["metadata"].get("uid") if vobj else None)
 
 
-def _with_kind(obj: dict[str, Any], kind: str) -> dict[str, Any]:
-    obj.setdefault("apiVersion", names.API_VERSION)
-    obj.setdefault("kind", kind)
-    return obj
-
-
-__all__ = ["Controller", "job_path", "status_patch"]
+__all__ = ["Controller", "status_patch"]

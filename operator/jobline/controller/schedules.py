@@ -1,7 +1,9 @@
 """The schedule loop: one task that fires every JobSchedule (no task or timer per schedule).
 
-The JobSchedule watch (``handlers/jobschedule.py``) and the QueuedJob watch (forwarded by
-``handlers/queuedjob.py``) feed an in-memory view; a heap holds each schedule's next wake-up time.
+The JobSchedule watch (``handlers/jobschedule.py``) feeds the schedules; their jobs are read from
+the controller's store (:class:`jobline.controller.store.Store`, one view of QueuedJobs for both
+loops), whose listener marks a schedule dirty when one of its jobs appears, changes phase or goes.
+A heap holds each schedule's next wake-up time. The loop skeleton is :class:`.base.Loop`.
 The loop sleeps until the earliest one (or until a watch event marks a schedule dirty), asks the
 pure planner (:mod:`jobline.core.schedule_state`) what to do and applies it:
 
@@ -15,7 +17,7 @@ pure planner (:mod:`jobline.core.schedule_state`) what to do and applies it:
 A step does 1-2 for all its schedules before 3-4 for any: when many schedules fire in the same
 second, every run is created before the first status is written.
 
-``active`` is the HA switch: while False (a standby replica) nothing is planned or written, the
+``activate``/``deactivate`` are the HA switch: on standby nothing is planned or written, the
 view is still kept current.
 """
 
@@ -24,20 +26,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import logging
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from jobline import names
 from jobline.core import schedule_state
 from jobline.core.timefmt import now as utcnow
-from jobline.kube import Kube, KubeError, job_path
+from jobline.kube import Kube, KubeError, collection_path, resource_version, with_kind
 
-from .store import Key, key_of, slim
+from .base import Loop
+from .store import Key, Store, key_of, slim
 
-log = logging.getLogger("jobline.schedules")
 _T = TypeVar("_T")
 
 RETRY_SECONDS = 5.0  # after a failed API call
@@ -46,21 +46,29 @@ WAKE_SLACK_SECONDS = 0.002  # sleep a hair past the fire time, so the planner se
 MAX_PARALLEL = 32  # schedules reconciled at once in one step (their API calls mostly wait)
 
 
-def _rv(obj: dict[str, Any] | None) -> int:
-    try:
-        return int(((obj or {}).get("metadata") or {}).get("resourceVersion", 0))
-    except (TypeError, ValueError):
-        return 0
-
-
-def _with_kind(obj: dict[str, Any], kind: str) -> dict[str, Any]:
-    obj.setdefault("apiVersion", names.API_VERSION)
-    obj.setdefault("kind", kind)
-    return obj
-
-
 def _phase(obj: dict[str, Any] | None) -> Any:
     return ((obj or {}).get("status") or {}).get("phase")
+
+
+class JobFeed(Protocol):
+    """Who keeps the QueuedJobs: the controller (its store, fed by the QueuedJob watch)."""
+
+    store: Store
+
+    def on_job(self, event: str | None, obj: dict[str, Any]) -> None: ...
+
+
+class _OwnJobs:
+    """The schedule loop alone (tests, benchmarks of the loop): a store of its own, fed by ``on_job``."""
+
+    def __init__(self) -> None:
+        self.store = Store()
+
+    def on_job(self, event: str | None, obj: dict[str, Any]) -> None:
+        if event == "DELETED":
+            self.store.drop_job(key_of(obj))
+        else:
+            self.store.put_job(obj)
 
 
 class _Planned(NamedTuple):
@@ -71,46 +79,25 @@ class _Planned(NamedTuple):
     plan: schedule_state.Plan
 
 
-class ScheduleLoop:
+class ScheduleLoop(Loop):
+    name = "schedules"
+
     def __init__(self, kube: Kube, namespaces: list[str] | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
-        self.kube = kube
-        self.namespaces = namespaces  # None: all namespaces
-        self.clock = clock
+                 clock: Callable[[], datetime] = utcnow, jobs: JobFeed | None = None) -> None:
+        super().__init__(kube, namespaces, clock)
+        self._own_jobs = jobs is None  # then this loop lists the jobs of its schedules itself
+        self.jobs: JobFeed = jobs if jobs is not None else _OwnJobs()
+        self.store = self.jobs.store
+        self.store.listen(self._job_changed)
+        self.store.when_synced(self.wakeup.set)
         self.schedules: dict[Key, dict[str, Any]] = {}
         self.by_uid: dict[str, Key] = {}  # schedule uid -> key
-        self.jobs: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)  # schedule uid -> job name -> job
-        self.job_owner: dict[Key, str] = {}  # job key -> schedule uid
         self.due: dict[Key, datetime] = {}  # schedule -> when to plan it next
         self.heap: list[tuple[datetime, Key]] = []  # (time, schedule); stale entries skipped
         self.dirty: set[Key] = set()
-        self.wakeup = asyncio.Event()
-        self.synced = False
-        self._active = True
-        self._background: set[asyncio.Task[Any]] = set()
         self._events: list[tuple[dict[str, Any], schedule_state.Event]] = []  # posted after each step
         self._last_error: dict[Key, str] = {}
         self.stats: dict[str, float] = {"fired": 0, "triggered": 0, "conflicts": 0, "max_lateness": 0.0}
-
-    # ------------------------------------------------------------------ HA switch
-    @property
-    def active(self) -> bool:
-        """False while a peer operator is active (HA standby): no schedule fires."""
-        return self._active
-
-    @active.setter
-    def active(self, value: bool) -> None:
-        if value and not self._active:
-            self.synced = False  # re-list first: the watches may have been paused meanwhile
-        self._active = value
-        self.wakeup.set()
-
-    def activate(self) -> None:
-        """This replica leads (HA): re-list, then plan every schedule (time passed while standing by)."""
-        self.active = True
-
-    def deactivate(self) -> None:
-        self.active = False
 
     # ------------------------------------------------------------------ feeding
     def on_schedule(self, event: str | None, obj: dict[str, Any]) -> None:
@@ -132,9 +119,9 @@ class ScheduleLoop:
         """Keep the newer version; True when it changed."""
         key = key_of(obj)
         old = self.schedules.get(key)
-        if old is not None and _rv(old) >= _rv(obj) and _rv(obj):
+        if old is not None and resource_version(old) >= resource_version(obj) and resource_version(obj):
             return False
-        _with_kind(obj, names.KIND_JOBSCHEDULE)
+        with_kind(obj, names.KIND_JOBSCHEDULE)
         old_uid = ((old or {}).get("metadata") or {}).get("uid")
         uid = (obj.get("metadata") or {}).get("uid")
         if old_uid and old_uid != uid and self.by_uid.get(old_uid) == key:
@@ -145,98 +132,59 @@ class ScheduleLoop:
         return True
 
     def on_job(self, event: str | None, obj: dict[str, Any]) -> None:
-        """QueuedJob watch events (all jobs; only those a schedule controls are kept)."""
-        jkey = key_of(obj)
-        uid = schedule_state.owner_uid(obj) or self.job_owner.get(jkey)
+        """A QueuedJob event, for a loop that keeps its own jobs (with the controller's store, the
+        controller is fed and the store's listener tells this loop)."""
+        if self._own_jobs:
+            self.jobs.on_job(event, obj)
+
+    def _job_changed(self, key: Key, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        """The store's listener: a schedule looks again when one of its jobs appears, goes or changes phase."""
+        uid = schedule_state.owner_uid(new or old or {})
         if uid is None:
             return
-        jobs = self.jobs[uid]
-        old = jobs.get(jkey[1])
-        if event == "DELETED":
-            jobs.pop(jkey[1], None)
-            self.job_owner.pop(jkey, None)
-            if not jobs:
-                self.jobs.pop(uid, None)
-            changed = old is not None
-        else:
-            if old is not None and _rv(old) >= _rv(obj) and _rv(obj):
-                return
-            jobs[jkey[1]] = slim(obj)
-            self.job_owner[jkey] = uid
-            changed = old is None or _phase(old) != _phase(obj)
         skey = self.by_uid.get(uid)
-        if changed and skey is not None:
+        if skey is not None and (old is None or new is None or _phase(old) != _phase(new)):
             self.dirty.add(skey)
             self.wakeup.set()
 
     # --------------------------------------------------------------------- sync
-    async def _list(self, path: str, label_selector: str | None = None) -> tuple[list[dict[str, Any]], int]:
-        """All items (paged) and the list's resourceVersion."""
-        items: list[dict[str, Any]] = []
-        query: dict[str, str] = {"limit": "500"}
-        if label_selector:
-            query["labelSelector"] = label_selector
-        while True:
-            page = await self.kube.request("GET", path, query=query)
-            items += page.get("items", [])
-            meta = page.get("metadata") or {}
-            if not meta.get("continue"):
-                return items, _rv(page)
-            query["continue"] = meta["continue"]
-
-    async def sync(self) -> None:
-        """List schedules and their jobs, so no plan is made on a partial view. Also after a standby:
-        objects the list no longer has (and no watch event brought back since) are forgotten."""
-        scopes: list[str | None] = list(self.namespaces) if self.namespaces else [None]
-        for ns in scopes:
-            prefix = f"/namespaces/{ns}" if ns else ""
-            base = f"/apis/{names.GROUP}/{names.VERSION}{prefix}"
-            schedules, rv = await self._list(f"{base}/{names.PLURAL_JOBSCHEDULES}")
+    async def sync(self) -> bool:
+        """List schedules (and, alone, their jobs), so no plan is made on a partial view. Also after a
+        standby: objects the list no longer has (and no watch event brought back since) are forgotten.
+        With the controller's store, wait until the controller has listed the jobs."""
+        for ns in self.scopes():
+            schedules, rv = await self.kube.list_with_version(collection_path(names.PLURAL_JOBSCHEDULES, ns),
+                                                              kind=names.KIND_JOBSCHEDULE)
             for obj in schedules:
-                self._put_schedule(_with_kind(obj, names.KIND_JOBSCHEDULE))
+                self._put_schedule(obj)
             listed = {key_of(o) for o in schedules}
             for key, obj in list(self.schedules.items()):
-                if (ns is None or key[0] == ns) and key not in listed and _rv(obj) <= rv:
+                if (ns is None or key[0] == ns) and key not in listed and resource_version(obj) <= rv:
                     self.on_schedule("DELETED", obj)
-            jobs, rv = await self._list(f"{base}/{names.PLURAL_QUEUEDJOBS}", names.LABEL_SCHEDULE)
-            for job in jobs:
-                self.on_job(None, _with_kind(job, names.KIND_QUEUEDJOB))
-            listed = {key_of(j) for j in jobs}
-            for by_name in list(self.jobs.values()):
-                for job in list(by_name.values()):
-                    jkey = key_of(job)
-                    if (ns is None or jkey[0] == ns) and jkey not in listed and _rv(job) <= rv:
-                        self.on_job("DELETED", job)
+            if self._own_jobs:
+                jobs, rv = await self.kube.list_with_version(collection_path(names.PLURAL_QUEUEDJOBS, ns),
+                                                             names.LABEL_SCHEDULE, kind=names.KIND_QUEUEDJOB)
+                for job in jobs:
+                    self.store.put_job(job)
+                for gone in self.store.stale_jobs(jobs, rv, ns, owned=True):
+                    self.store.drop_job(key_of(gone))
+        if self._own_jobs:
+            self.store.mark_synced()
+        elif not self.store.synced:
+            return False
         self.dirty.update(self.schedules)
-        self.synced = True
-        log.info("schedules synced: %d schedules, %d jobs", len(self.schedules),
-                 sum(len(j) for j in self.jobs.values()))
+        self.log.info("schedules synced: %d schedules, %d jobs", len(self.schedules),
+                      sum(len(j) for j in self.store.by_owner.values()))
         self.wakeup.set()
+        return True
+
+    def activate(self) -> None:
+        if self._own_jobs:
+            self.store.synced = False
+        super().activate()
 
     # --------------------------------------------------------------------- loop
-    async def run(self) -> None:
-        while not self.synced:
-            try:
-                await self.sync()
-            except Exception:
-                log.exception("schedule sync failed; retrying in 2s")
-                await asyncio.sleep(2)
-        while True:
-            timeout = self._next_timeout()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), timeout)
-            self.wakeup.clear()
-            if not self._active:
-                continue
-            try:
-                if not self.synced:
-                    await self.sync()
-                await self.step()
-            except Exception:  # one bad step must not stop the loop
-                log.exception("schedule step failed")
-                await asyncio.sleep(1)
-
-    def _next_timeout(self) -> float | None:
+    def next_timeout(self) -> float | None:
         while self.heap and self.due.get(self.heap[0][1]) != self.heap[0][0]:
             heapq.heappop(self.heap)  # superseded
         if not self.heap:
@@ -249,6 +197,9 @@ class ScheduleLoop:
             return
         self.due[key] = at
         heapq.heappush(self.heap, (at, key))
+
+    def retry_later(self, key: Key, seconds: float) -> None:
+        self.wake(key, self.clock() + timedelta(seconds=seconds))
 
     async def step(self) -> None:
         # Every schedule of this step is planned as of its start: a schedule that waits for a free
@@ -288,35 +239,31 @@ class ScheduleLoop:
         except KubeError as exc:
             if exc.conflict:
                 self.stats["conflicts"] += 1
-                log.info("schedule %s/%s changed meanwhile (%s); planning again", *key, exc.message)
+                self.log.info("schedule %s/%s changed meanwhile (%s); planning again", *key, exc.message)
                 try:
                     await self._refresh(key)
                 except KubeError as again:
-                    log.warning("reading schedule %s/%s failed: %s", *key, again)
-                    self.wake(key, self.clock() + timedelta(seconds=RETRY_SECONDS))
+                    self.failed("schedule", key, again, RETRY_SECONDS)
                     return None
-                self.wake(key, self.clock() + timedelta(seconds=CONFLICT_RETRY_SECONDS))
-            elif exc.not_found and key not in self.schedules:
-                return None
-            else:
+                self.retry_later(key, CONFLICT_RETRY_SECONDS)
+            elif not (exc.not_found and key not in self.schedules):
+                self.failed("schedule", key, exc, RETRY_SECONDS)
                 self._report_error(key, f"API error: {exc}")
-                self.wake(key, self.clock() + timedelta(seconds=RETRY_SECONDS))
         except Exception as exc:
-            log.exception("schedule %s/%s failed", *key)
+            self.failed("schedule", key, exc, RETRY_SECONDS)
             self._report_error(key, f"internal error: {exc}")
-            self.wake(key, self.clock() + timedelta(seconds=RETRY_SECONDS))
         return None
 
     def _report_error(self, key: Key, message: str) -> None:
-        log.warning("schedule %s/%s: %s", *key, message)
+        """A Warning Event, once per distinct error (the log has every one)."""
         if self._last_error.get(key) != message and key in self.schedules:
             self._last_error[key] = message
-            self._emit(self.schedules[key], schedule_state.Event("Warning", "ReconcileError", message))
+            self._queue_event(self.schedules[key], schedule_state.Event("Warning", "ReconcileError", message))
 
     async def _refresh(self, key: Key) -> None:
         ns, name = key
         try:
-            obj = await self.kube.request("GET", job_path(ns, name, names.PLURAL_JOBSCHEDULES))
+            obj = await self.kube.get_object(names.PLURAL_JOBSCHEDULES, ns, name)
         except KubeError as exc:
             if exc.not_found:
                 self.on_schedule("DELETED", {"metadata": {"namespace": ns, "name": name}})
@@ -325,21 +272,13 @@ class ScheduleLoop:
         self._put_schedule(obj)
 
     # ---------------------------------------------------------------- reconcile
-    async def reconcile(self, key: Key, now: datetime | None = None) -> None:
-        """Plan one schedule and apply the plan (a step does the same in two phases over many)."""
-        planned = await self._create_runs(key, now)
-        if planned is not None:
-            await self._finish(planned)
-
-    async def _create_runs(self, key: Key, now: datetime | None = None) -> _Planned | None:
+    async def _create_runs(self, key: Key, now: datetime) -> _Planned | None:
         """Phases 1-2: plan, delete what ``Replace`` replaces, create the runs."""
         obj = self.schedules.get(key)
         if obj is None:
             return None
         meta = obj["metadata"]
-        uid = meta.get("uid", "")
-        now = now or self.clock()
-        plan = schedule_state.plan(obj, list(self.jobs.get(uid, {}).values()), now)
+        plan = schedule_state.plan(obj, self.store.jobs_of_schedule(meta.get("uid", "")), now)
         ns = key[0]
 
         # 1. Replace: the active runs go first.
@@ -351,27 +290,27 @@ class ScheduleLoop:
                 continue
             body = schedule_state.build_job(obj, run)
             try:
-                job = await self.kube.request("POST", job_path(ns), body)
+                job = await self.kube.create_object(names.PLURAL_QUEUEDJOBS, ns, body)
             except KubeError as exc:
                 if not exc.conflict:
                     raise
-                log.info("run %s/%s exists already (created by a replica or before a restart)", ns, run.name)
+                self.log.info("run %s/%s exists already (created by a replica or before a restart)", ns, run.name)
                 with contextlib.suppress(KubeError):
-                    job = await self.kube.request("GET", job_path(ns, run.name))
-                    self.on_job(None, _with_kind(job, names.KIND_QUEUEDJOB))
+                    job = await self.kube.get_object(names.PLURAL_QUEUEDJOBS, ns, run.name)
+                    self.jobs.on_job(None, with_kind(job, names.KIND_QUEUEDJOB))
                 continue
             created_at = self.clock()
-            self.on_job(None, _with_kind(job, names.KIND_QUEUEDJOB))
+            self.jobs.on_job(None, with_kind(job, names.KIND_QUEUEDJOB))
             if run.nominal is None:
                 self.stats["triggered"] += 1
-                log.info("triggered %s/%s: created %s (trigger %r)", ns, meta.get("name"), run.name, run.trigger)
+                self.log.info("triggered %s/%s: created %s (trigger %r)", ns, meta.get("name"), run.name, run.trigger)
             else:
                 late = run.late_by(created_at)
                 self.stats["fired"] += 1
                 self.stats["max_lateness"] = max(self.stats["max_lateness"], late)
-                log.info("fired %s/%s: created %s for %s, %.3fs late", ns, meta.get("name"), run.name,
-                         run.nominal.isoformat(), late)
-            self._emit(obj, run.event(created_at))
+                self.log.info("fired %s/%s: created %s for %s, %.3fs late", ns, meta.get("name"), run.name,
+                              run.nominal.isoformat(), late)
+            self._queue_event(obj, run.event(created_at))
         return _Planned(key, obj, plan)
 
     async def _finish(self, planned: _Planned) -> None:
@@ -383,10 +322,8 @@ class ScheduleLoop:
         patch = {k: v for k, v in plan.status.items() if old.get(k) != v}
         patch.update({k: None for k in old if k not in plan.status})
         if patch:
-            body = {"metadata": {"resourceVersion": meta.get("resourceVersion")}, "status": patch}
-            updated = await self.kube.request(
-                "PATCH", job_path(ns, meta["name"], names.PLURAL_JOBSCHEDULES) + "/status", body,
-                content_type="application/merge-patch+json", query={"fieldManager": names.FIELD_MANAGER})
+            updated = await self.kube.patch_status(names.PLURAL_JOBSCHEDULES, ns, meta["name"], patch,
+                                                   resource_version=meta.get("resourceVersion"))
             self._put_schedule(updated)
             obj = updated
         self._last_error.pop(key, None)
@@ -394,21 +331,19 @@ class ScheduleLoop:
         for job in plan.delete:
             await self.kube.delete_object(names.PLURAL_QUEUEDJOBS, ns, job.name, job.uid or None)
         for ev in plan.events:
-            self._emit(obj, ev)
+            self._queue_event(obj, ev)
         if plan.wake_at is not None:
             self.wake(key, plan.wake_at)
         else:
             self.due.pop(key, None)
 
-    def _emit(self, obj: dict[str, Any], ev: schedule_state.Event) -> None:
-        self._events.append((_with_kind(obj, names.KIND_JOBSCHEDULE), ev))
+    def _queue_event(self, obj: dict[str, Any], ev: schedule_state.Event) -> None:
+        self._events.append((with_kind(obj, names.KIND_JOBSCHEDULE), ev))
 
     def _flush_events(self) -> None:
         events, self._events = self._events, []
         for obj, ev in events:
-            task = asyncio.create_task(self.kube.event(obj, ev.type, ev.reason, ev.message))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self.emit(obj, ev.type, ev.reason, ev.message)
 
 
-__all__ = ["ScheduleLoop"]
+__all__ = ["JobFeed", "ScheduleLoop"]

@@ -2,13 +2,14 @@
 
 Dispatch needs the whole queue at once (ordering, concurrency, uniqueness), so the operator keeps
 this view instead of reading objects one handler call at a time. Objects are kept as the raw
-dicts the API returned; parsed specs are cached per resourceVersion.
+dicts the API returned; parsed specs are cached per resourceVersion. Both loops read the same
+store: the schedule loop follows its schedules' jobs through ``by_owner`` and a listener.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +17,11 @@ from pydantic import ValidationError
 
 from jobline import names
 from jobline.core.models import DEFAULT_QUEUE, JobQueueSpec, QueuedJobSpec
+from jobline.core.schedule_state import owner_uid
+from jobline.kube import resource_version as _rv
 
 Key = tuple[str, str]  # (namespace, name)
+JobListener = Callable[[Key, "dict[str, Any] | None", "dict[str, Any] | None"], None]  # key, old, new
 
 
 def key_of(obj: dict[str, Any]) -> Key:
@@ -32,13 +36,6 @@ def slim(obj: dict[str, Any]) -> dict[str, Any]:
     if meta and "managedFields" in meta:
         return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
     return obj
-
-
-def _rv(obj: dict[str, Any] | None) -> int:
-    try:
-        return int((obj or {}).get("metadata", {}).get("resourceVersion", 0))
-    except (TypeError, ValueError):
-        return 0
 
 
 @dataclass
@@ -68,11 +65,28 @@ class Store:
         # every change, so dispatch does not count over the whole queue (10,000 jobs) on each step.
         self.active: dict[Key, set[str]] = defaultdict(set)
         self._active_in: dict[Key, Key] = {}  # job key -> the (ns, queue) whose active set holds it
-        self._job_index: dict[Key, tuple[str, tuple[str, ...], str | None]] = {}
+        self.by_owner: dict[str, set[Key]] = defaultdict(set)  # JobSchedule uid -> the jobs it created
+        self._job_index: dict[Key, tuple[str, tuple[str, ...], str | None, str | None]] = {}
+        self._listeners: list[JobListener] = []
+        self.synced = False  # the controller listed everything (again after a standby)
+        self._on_synced: list[Callable[[], None]] = []
         self._parsed: dict[Key, Parsed] = {}
         self._queue_parsed: dict[Key, tuple[str, JobQueueSpec | None]] = {}
 
+    def when_synced(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` each time the store has been listed in full (``mark_synced``)."""
+        self._on_synced.append(callback)
+
+    def mark_synced(self) -> None:
+        self.synced = True
+        for callback in self._on_synced:
+            callback()
+
     # ------------------------------------------------------------------ jobs
+    def listen(self, listener: JobListener) -> None:
+        """Call ``listener(key, old, new)`` after every change of a job (``new`` None: dropped)."""
+        self._listeners.append(listener)
+
     def put_job(self, obj: dict[str, Any]) -> bool:
         """Store a job unless we hold a newer version; True when it changed."""
         obj = slim(obj)
@@ -83,6 +97,8 @@ class Store:
         self.jobs[key] = obj
         self._reindex(key, obj)
         self._refresh_active(key)
+        for listener in self._listeners:
+            listener(key, old, obj)
         return True
 
     def drop_job(self, key: Key) -> dict[str, Any] | None:
@@ -91,7 +107,19 @@ class Store:
         self._parsed.pop(key, None)
         self.pods.pop(key, None)
         self._refresh_active(key)
+        if obj is not None:
+            for listener in self._listeners:
+                listener(key, obj, None)
         return obj
+
+    def stale_jobs(self, listed: list[dict[str, Any]], list_rv: int, namespace: str | None,
+                   owned: bool = False) -> list[dict[str, Any]]:
+        """Jobs held here that a list (of ``namespace``, None: all; ``owned``: only jobs of schedules)
+        taken at ``list_rv`` did not return and that are not newer than it: deleted while unwatched."""
+        seen = {key_of(o) for o in listed}
+        return [obj for key, obj in self.jobs.items()
+                if (namespace is None or key[0] == namespace) and key not in seen and _rv(obj) <= list_rv
+                and (not owned or self._job_index.get(key, (None,) * 4)[3] is not None)]
 
     def _refresh_active(self, key: Key) -> None:
         held = self._active_in.pop(key, None)
@@ -114,7 +142,8 @@ class Store:
         queue = spec.get("queue") or DEFAULT_QUEUE
         deps = tuple(spec.get("dependsOn") or ())
         unique = spec.get("uniqueKey")
-        if self._job_index.get(key) == (queue, deps, unique):
+        owner = owner_uid(obj)
+        if self._job_index.get(key) == (queue, deps, unique, owner):
             return
         self._unindex(key)
         ns, name = key
@@ -123,27 +152,31 @@ class Store:
             self.dependents[(ns, dep)].add(name)
         if unique:
             self.by_unique[(ns, queue, unique)].add(name)
-        self._job_index[key] = (queue, deps, unique)
+        if owner:
+            self.by_owner[owner].add(key)
+        self._job_index[key] = (queue, deps, unique, owner)
 
     def _unindex(self, key: Key) -> None:
         index = self._job_index.pop(key, None)
         if index is None:
             return
         ns, name = key
-        queue, deps, unique = index
+        queue, deps, unique, owner = index
         self.by_queue[(ns, queue)].discard(name)
         for dep in deps:
             self.dependents[(ns, dep)].discard(name)
         if unique:
             self.by_unique[(ns, queue, unique)].discard(name)
+        if owner:
+            owned = self.by_owner.get(owner)
+            if owned is not None:
+                owned.discard(key)
+                if not owned:
+                    del self.by_owner[owner]
 
     def queue_of(self, key: Key) -> str:
         index = self._job_index.get(key)
         return index[0] if index else DEFAULT_QUEUE
-
-    def unique_of(self, key: Key) -> str | None:
-        index = self._job_index.get(key)
-        return index[2] if index else None
 
     def spec(self, key: Key) -> Parsed:
         obj = self.jobs[key]
@@ -157,6 +190,10 @@ class Store:
             parsed = Parsed(rv, None, _short_error(exc))
         self._parsed[key] = parsed
         return parsed
+
+    def jobs_of_schedule(self, uid: str) -> list[dict[str, Any]]:
+        """The jobs a JobSchedule (by uid) created, as far as the store holds them."""
+        return [obj for key in self.by_owner.get(uid, ()) if (obj := self.jobs.get(key)) is not None]
 
     def jobs_in_queue(self, ns: str, queue: str) -> Iterator[tuple[Key, dict[str, Any]]]:
         for name in self.by_queue.get((ns, queue), ()):

@@ -1,0 +1,130 @@
+"""The skeleton both controller loops share: sync, wake-up, active/standby, background tasks, errors.
+
+:class:`jobline.controller.loop.Controller` (QueuedJobs) and
+:class:`jobline.controller.schedules.ScheduleLoop` (JobSchedules) are one task each. Watch events
+set ``wakeup``; the loop sleeps until then or until its next timer, lists everything once before
+its first step (and again after an HA standby, when the watches were paused), and never dies of
+one failed step. A standby replica (``deactivate``) keeps its view but plans and writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Any
+
+from jobline import metrics
+from jobline.core.timefmt import now as utcnow
+from jobline.kube import Kube, KubeError
+
+from .store import Key
+
+SYNC_RETRY_SECONDS = 2.0  # after a failed (or not yet possible) sync
+STEP_RETRY_SECONDS = 1.0  # after a step that raised
+
+
+class Loop(ABC):
+    """One controller loop. Subclasses say how to list (``sync``), what a step does (``step``), when
+    they want to wake up on their own (``next_timeout``) and how to look at one object again later
+    (``retry_later``)."""
+
+    name = "loop"  # in log lines
+    min_step_interval = 0.0  # seconds between two steps: under load, events batch into fewer steps
+
+    def __init__(self, kube: Kube, namespaces: list[str] | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.kube = kube
+        self.namespaces = namespaces  # None: all namespaces
+        self.clock = clock
+        self.log = logging.getLogger(f"jobline.{self.name}")
+        self.wakeup = asyncio.Event()
+        self.synced = False
+        self.active = True  # False while a peer operator is active (HA standby)
+        self._last_step = 0.0
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------------ what a loop is
+    @abstractmethod
+    async def sync(self) -> bool:
+        """List what the loop works on; True when its view is complete (False: try again shortly)."""
+
+    @abstractmethod
+    async def step(self) -> None:
+        """Plan and apply everything that is due or changed."""
+
+    def next_timeout(self) -> float | None:
+        """Seconds until the loop must run on its own (None: only when woken)."""
+        return None
+
+    @abstractmethod
+    def retry_later(self, key: Key, seconds: float) -> None:
+        """Look at ``key`` again in ``seconds``."""
+
+    # ------------------------------------------------------------------ HA
+    def activate(self) -> None:
+        """This replica leads: re-list first (the watches were paused meanwhile), then step."""
+        self.active = True
+        self.synced = False
+        self.wakeup.set()
+
+    def deactivate(self) -> None:
+        self.active = False
+        self.wakeup.set()
+
+    def scopes(self) -> list[str | None]:
+        """The namespaces to list, one by one; ``[None]`` for the whole cluster."""
+        return list(self.namespaces) if self.namespaces else [None]
+
+    # ------------------------------------------------------------------ the loop
+    async def run(self) -> None:
+        while True:
+            if self.synced:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wakeup.wait(), self.next_timeout())
+                pause = self._last_step + self.min_step_interval - time.monotonic()
+                if pause > 0:
+                    await asyncio.sleep(pause)
+            self.wakeup.clear()
+            if self.synced and not self.active:
+                continue  # standby: the view is kept, nothing is planned
+            try:
+                if not self.synced:
+                    self.synced = await self.sync()
+                    if not self.synced:  # e.g. waiting for another loop's list: it wakes us
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self.wakeup.wait(), SYNC_RETRY_SECONDS)
+                        continue
+                if self.active:
+                    await self.step()
+                self._last_step = time.monotonic()
+            except Exception:  # one bad step must not stop the loop
+                self.log.exception("%s failed; again in %.0fs", "step" if self.synced else "sync",
+                                   STEP_RETRY_SECONDS if self.synced else SYNC_RETRY_SECONDS)
+                await asyncio.sleep(STEP_RETRY_SECONDS if self.synced else SYNC_RETRY_SECONDS)
+
+    # ------------------------------------------------------------------ helpers
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """A background task the loop keeps a reference to until it ends."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    def emit(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """Post an Event in the background (failures are logged by Kube.event)."""
+        self.spawn(self.kube.event(obj, type_, reason, message))
+
+    def failed(self, stage: str, key: Key, exc: BaseException, retry: float) -> None:
+        """One piece of work failed: counted (``jobline_reconcile_errors_total{stage}``), logged, and the
+        object looked at again in ``retry`` seconds. API errors are one line; anything else a traceback."""
+        metrics.reconcile_error(stage)
+        if isinstance(exc, KubeError):
+            self.log.warning("%s %s/%s failed: %s", stage, *key, exc)
+        else:
+            self.log.error("%s %s/%s failed", stage, *key, exc_info=exc)
+        self.retry_later(key, retry)

@@ -8,7 +8,6 @@ API_VERSION: Final = f"{GROUP}/{VERSION}"
 CATEGORY: Final = "jobline"
 
 # Labels and annotations the operator owns.
-LABEL_PREFIX: Final = f"{GROUP}/"
 LABEL_QUEUE: Final = f"{GROUP}/queue"
 LABEL_HANDLER: Final = f"{GROUP}/handler"
 LABEL_PHASE: Final = f"{GROUP}/phase"
@@ -37,12 +36,12 @@ PLURAL_JOBQUEUES: Final = "jobqueues"
 PLURAL_JOBSCHEDULES: Final = "jobschedules"
 
 # Worker exit codes (the worker SDK and the operator agree on these).
-EXIT_OK: Final = 0
-EXIT_RETRYABLE: Final = 1
-EXIT_UNKNOWN_HANDLER: Final = 64
-EXIT_BAD_INPUT: Final = 65
-EXIT_PERMANENT: Final = 66
-EXIT_TERMINATED: Final = 143
+EXIT_OK: Final = 0  # the handler returned; its result is the termination message
+EXIT_RETRYABLE: Final = 1  # the handler raised: the attempt failed and may be retried
+EXIT_UNKNOWN_HANDLER: Final = 64  # no handler of that name in this worker (permanent)
+EXIT_BAD_INPUT: Final = 65  # the payload is not JSON, or a contract env var is missing or invalid (permanent)
+EXIT_PERMANENT: Final = 66  # the handler raised PermanentError (permanent)
+EXIT_TERMINATED: Final = 143  # stopped by SIGTERM (128 + 15), e.g. on timeout or suspension
 PERMANENT_EXIT_CODES: Final = frozenset({EXIT_UNKNOWN_HANDLER, EXIT_BAD_INPUT, EXIT_PERMANENT})
 
 # The worker pod.

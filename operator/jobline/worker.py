@@ -59,23 +59,15 @@ __all__ = [
 
 # --- the contract ----------------------------------------------------------------------------
 
-EXIT_OK: Final = 0
-"""The handler returned; its result is the termination message."""
-EXIT_RETRYABLE: Final = 1
-"""The handler raised: the attempt failed and may be retried."""
-EXIT_UNKNOWN_HANDLER: Final = 64
-"""No handler of that name is registered in this worker (permanent)."""
-EXIT_BAD_INPUT: Final = 65
-"""The payload is not JSON, or a contract env var is missing or invalid (permanent)."""
-EXIT_PERMANENT: Final = 66
-"""The handler raised `PermanentError` (permanent)."""
-EXIT_TERMINATED: Final = 143
-"""Stopped by SIGTERM (128 + 15), e.g. on timeout or suspension."""
-
-NON_RETRYABLE_EXIT_CODES: Final = frozenset({EXIT_UNKNOWN_HANDLER, EXIT_BAD_INPUT, EXIT_PERMANENT})
-
-ENV_RESULT_PATH: Final = "JOBLINE_RESULT_PATH"
-ENV_WORKER_IMPORTS: Final = "JOBLINE_WORKER_IMPORTS"
+# Exit codes and env vars are the pod contract, named once in jobline.names (the operator reads them).
+EXIT_OK: Final = names.EXIT_OK
+EXIT_RETRYABLE: Final = names.EXIT_RETRYABLE
+EXIT_UNKNOWN_HANDLER: Final = names.EXIT_UNKNOWN_HANDLER
+EXIT_BAD_INPUT: Final = names.EXIT_BAD_INPUT
+EXIT_PERMANENT: Final = names.EXIT_PERMANENT
+EXIT_TERMINATED: Final = names.EXIT_TERMINATED
+ENV_RESULT_PATH: Final = names.ENV_RESULT_PATH
+ENV_WORKER_IMPORTS: Final = names.ENV_WORKER_IMPORTS
 DEFAULT_RESULT_PATH: Final = "/dev/termination-log"
 MAX_RESULT_BYTES: Final = 4096
 MAX_ERROR_CHARS: Final = 1024
@@ -126,7 +118,7 @@ class KubernetesProgress:
             names.GROUP,
             names.VERSION,
             namespace,
-            "queuedjobs",
+            names.PLURAL_QUEUEDJOBS,
             job,
             {"status": {"progress": progress}},
             _content_type="application/merge-patch+json",

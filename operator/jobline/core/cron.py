@@ -62,6 +62,7 @@ from .models.jobschedule import (
     MissedRunPolicy,
     every_seconds,
 )
+from .naming import RUN_HASH_LENGTH, TRIGGER_HASH_LENGTH, fit, short_hash
 
 REASON_INVALID_SCHEDULE: Final = "InvalidSchedule"
 REASON_INVALID_TIME_ZONE: Final = "InvalidTimeZone"
@@ -85,8 +86,6 @@ DEFAULT_GRACE_SECONDS: Final = 5.0
 """A run at most this late (after its nominal instant plus jitter) is on time, not missed."""
 
 MAX_NAME_LENGTH: Final = 63
-_NAME_HASH_LENGTH: Final = 8
-_TRIGGER_HASH_LENGTH: Final = 10
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -618,21 +617,13 @@ def plan_catch_up(
     return CatchUp(tuple(to_run), due - len(to_run), latest, next_time, next_time + jitter)
 
 
-def _short_hash(text: str, length: int) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
 def _check_name(schedule_name: str) -> None:
     if not _DNS1123_SUBDOMAIN.match(schedule_name) or len(schedule_name) > 253:
         raise ValueError(f"schedule name {schedule_name!r} is not a valid Kubernetes object name")
 
 
 def _with_suffix(schedule_name: str, suffix: str) -> str:
-    name = schedule_name + suffix
-    if len(name) > MAX_NAME_LENGTH:
-        keep = MAX_NAME_LENGTH - len(suffix) - _NAME_HASH_LENGTH - 1
-        prefix = schedule_name[:keep].rstrip("-.")
-        name = f"{prefix}-{_short_hash(schedule_name, _NAME_HASH_LENGTH)}{suffix}"
+    name = fit(schedule_name, suffix, limit=MAX_NAME_LENGTH, hash_length=RUN_HASH_LENGTH)
     assert len(name) <= MAX_NAME_LENGTH and _DNS1123_SUBDOMAIN.match(name), name
     return name
 
@@ -655,4 +646,4 @@ def manual_run_name(schedule_name: str, trigger_value: str) -> str:
     """Name of the QueuedJob of a manual trigger: ``<schedule>-manual-<hash of the trigger value>``,
     so the same trigger value never creates two runs. At most 63 characters."""
     _check_name(schedule_name)
-    return _with_suffix(schedule_name, f"-manual-{_short_hash(trigger_value, _TRIGGER_HASH_LENGTH)}")
+    return _with_suffix(schedule_name, f"-manual-{short_hash(trigger_value, TRIGGER_HASH_LENGTH)}")

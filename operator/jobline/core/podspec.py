@@ -16,7 +16,7 @@ from typing import Any
 from jobline import names
 
 from .models import WorkerTemplate
-from .naming import attempt_pod_name
+from .naming import attempt_pod_name, job_label_value
 
 _MAPS = ("labels", "annotations", "nodeSelector", "securityContext")
 _LIST_MAPS = {"env": "name", "volumes": "name", "volumeMounts": "mountPath"}
@@ -146,7 +146,7 @@ def build_worker_pod(
         spec = deep_merge(spec, template["podSpecPatch"])
     labels = {
         **template.get("labels", {}),
-        names.LABEL_JOB: _label_value(job),
+        names.LABEL_JOB: job_label_value(job),
         names.LABEL_QUEUE: queue,
         names.LABEL_HANDLER: handler,
         names.LABEL_ATTEMPT: str(attempt),
@@ -170,12 +170,3 @@ def build_worker_pod(
         },
         "spec": spec,
     }
-
-
-def _label_value(text: str) -> str:
-    """Job names may be longer than a label value allows; the full name is in an annotation."""
-    if len(text) <= 63:
-        return text
-    from .naming import short_hash
-
-    return f"{text[:55].rstrip('-.')}-{short_hash(text)}"

@@ -33,7 +33,6 @@ status write succeeds, so the run is counted once.
 from __future__ import annotations
 
 import copy
-import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -58,6 +57,7 @@ from .lifecycle import set_condition
 from .models.common import plain
 from .models.jobschedule import JobScheduleSpec
 from .models.queuedjob import FINISHED_PHASES
+from .naming import RUN_HASH_LENGTH, fit
 from .timefmt import fmt, parse
 
 CONDITION_READY: Final = "Ready"
@@ -76,7 +76,6 @@ EVENT_SKIPPED: Final = "Skipped"  # Forbid: a run was due while one was active
 EVENT_REPLACED: Final = "Replaced"  # Replace: an active job was deleted for a new run
 EVENT_HISTORY: Final = "DeletedJobs"  # finished jobs beyond the history limits were deleted
 
-_LABEL_VALUE_MAX: Final = 63
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
 
@@ -169,11 +168,8 @@ def owner_uid(job: Mapping[str, Any]) -> str | None:
 def schedule_label_value(schedule_name: str) -> str:
     """Value of the ``jobline.dev/schedule`` label: the schedule's name, cut and hashed when longer
     than a label value may be (63 characters)."""
-    if len(schedule_name) <= _LABEL_VALUE_MAX and _LABEL_VALUE.match(schedule_name):
-        return schedule_name
-    digest = hashlib.sha256(schedule_name.encode()).hexdigest()[:8]
-    prefix = schedule_name[: _LABEL_VALUE_MAX - 9].rstrip("-._")
-    return f"{prefix}-{digest}"
+    return fit(schedule_name, hash_length=RUN_HASH_LENGTH, strip="-._",
+               always=not _LABEL_VALUE.match(schedule_name))
 
 
 def build_job(schedule: Mapping[str, Any], run: Run) -> dict[str, Any]:

@@ -6,6 +6,8 @@ from typing import ClassVar, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from jobline import names
+
 from .common import (
     CelRule,
     Condition,
@@ -89,8 +91,8 @@ class JobQueueStatus(StatusModel):
 class JobQueue(Resource):
     """A queue of QueuedJobs with a concurrency limit, job defaults and a worker pod template."""
 
-    KIND: ClassVar[str] = "JobQueue"
-    PLURAL: ClassVar[str] = "jobqueues"
+    KIND: ClassVar[str] = names.KIND_JOBQUEUE
+    PLURAL: ClassVar[str] = names.PLURAL_JOBQUEUES
 
     model_config = ConfigDict(
         json_schema_extra=x_validations(
@@ -101,7 +103,7 @@ class JobQueue(Resource):
         )
     )
 
-    kind: Literal["JobQueue"] = Field(default="JobQueue", description="Always JobQueue.")
+    kind: Literal["JobQueue"] = Field(default=names.KIND_JOBQUEUE, description="Always JobQueue.")
     spec: JobQueueSpec = Field(
         default_factory=JobQueueSpec,
         description="Settings of the queue.",

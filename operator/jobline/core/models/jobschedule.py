@@ -226,10 +226,10 @@ class JobScheduleStatus(StatusModel):
 class JobSchedule(Resource):
     """Creates a QueuedJob from a template at every tick of a cron schedule."""
 
-    KIND: ClassVar[str] = "JobSchedule"
-    PLURAL: ClassVar[str] = "jobschedules"
+    KIND: ClassVar[str] = names.KIND_JOBSCHEDULE
+    PLURAL: ClassVar[str] = names.PLURAL_JOBSCHEDULES
 
-    kind: Literal["JobSchedule"] = Field(default="JobSchedule", description="Always JobSchedule.")
+    kind: Literal["JobSchedule"] = Field(default=names.KIND_JOBSCHEDULE, description="Always JobSchedule.")
     spec: JobScheduleSpec = Field(description="Schedule and job template.")
     status: JobScheduleStatus | None = Field(
         default=None, description="Observed state, written by the operator."

@@ -303,8 +303,8 @@ class QueuedJobStatus(StatusModel):
 class QueuedJob(Resource):
     """A background job: one handler call with a payload, run in a queue by worker pods."""
 
-    KIND: ClassVar[str] = "QueuedJob"
-    PLURAL: ClassVar[str] = "queuedjobs"
+    KIND: ClassVar[str] = names.KIND_QUEUEDJOB
+    PLURAL: ClassVar[str] = names.PLURAL_QUEUEDJOBS
 
     model_config = ConfigDict(
         json_schema_extra=x_validations(
@@ -316,7 +316,7 @@ class QueuedJob(Resource):
         )
     )
 
-    kind: Literal["QueuedJob"] = Field(default="QueuedJob", description="Always QueuedJob.")
+    kind: Literal["QueuedJob"] = Field(default=names.KIND_QUEUEDJOB, description="Always QueuedJob.")
     spec: QueuedJobSpec = Field(description="What to run and how.")
     status: QueuedJobStatus | None = Field(
         default=None, description="Observed state, written by the operator."

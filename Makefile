@@ -28,9 +28,11 @@ ifndef JOBLINE_TEST_KUBECONFIG
 	$(PY) -m tests.cluster.build
 endif
 
+# ruff (style), mypy (types) and import-linter (the layering contracts in pyproject.toml).
 lint: venv
-	$(VENV)/bin/ruff check operator tests
+	$(VENV)/bin/ruff check operator tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 # The dashboard's browser tests drive Debian's Chromium (Playwright with executablePath, no download).
 browser:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from jobline import names
 from jobline.core.models import DEFAULT_QUEUE, JobQueueSpec, QueuedJobSpec
+from jobline.core.models.common import spec_error
 from jobline.core.schedule_state import owner_uid
 from jobline.kube import resource_version as _rv
 
@@ -43,14 +44,6 @@ class Parsed:
     rv: str
     spec: QueuedJobSpec | None
     error: str | None
-
-
-def _short_error(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:3]:
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        parts.append(f"spec.{loc}: {err.get('msg')}")
-    return "; ".join(parts)
 
 
 class Store:
@@ -187,7 +180,7 @@ class Store:
         try:
             parsed = Parsed(rv, QueuedJobSpec.model_validate(obj.get("spec") or {}, strict=False), None)
         except ValidationError as exc:
-            parsed = Parsed(rv, None, _short_error(exc))
+            parsed = Parsed(rv, None, spec_error(exc))
         self._parsed[key] = parsed
         return parsed
 
@@ -233,13 +226,20 @@ class Store:
         return spec
 
     # ------------------------------------------------------------------ pods
-    def put_pod(self, obj: dict[str, Any]) -> Key | None:
-        """Store an attempt pod; returns its job's key (None when the pod is not ours)."""
+    @staticmethod
+    def job_of_pod(obj: dict[str, Any]) -> Key | None:
+        """The key of the job an attempt pod belongs to (the annotation holds the full name; the label
+        may be cut); None when the pod is not ours."""
         meta = obj.get("metadata", {})
         job = meta.get("annotations", {}).get(names.ANNOTATION_JOB_NAME) or meta.get("labels", {}).get(names.LABEL_JOB)
-        if not job:
+        return (meta.get("namespace", ""), job) if job else None
+
+    def put_pod(self, obj: dict[str, Any]) -> Key | None:
+        """Store an attempt pod; returns its job's key (None when the pod is not ours)."""
+        jkey = self.job_of_pod(obj)
+        if jkey is None:
             return None
-        jkey = (meta.get("namespace", ""), job)
+        meta = obj.get("metadata", {})
         old = self.pods[jkey].get(meta.get("name", ""))
         if old is not None and _rv(old) > _rv(obj) and _rv(obj):
             return jkey
@@ -248,12 +248,10 @@ class Store:
         return jkey
 
     def drop_pod(self, obj: dict[str, Any]) -> Key | None:
-        meta = obj.get("metadata", {})
-        job = meta.get("annotations", {}).get(names.ANNOTATION_JOB_NAME) or meta.get("labels", {}).get(names.LABEL_JOB)
-        if not job:
+        jkey = self.job_of_pod(obj)
+        if jkey is None:
             return None
-        jkey = (meta.get("namespace", ""), job)
-        self.pods.get(jkey, {}).pop(meta.get("name", ""), None)
+        self.pods.get(jkey, {}).pop(obj.get("metadata", {}).get("name", ""), None)
         self._refresh_active(jkey)
         return jkey
 

@@ -54,7 +54,7 @@ from .cron import (
     run_name,
 )
 from .lifecycle import set_condition
-from .models.common import plain
+from .models.common import plain, spec_error
 from .models.jobschedule import JobScheduleSpec
 from .models.queuedjob import FINISHED_PHASES
 from .naming import RUN_HASH_LENGTH, fit
@@ -256,14 +256,6 @@ def _condition(st: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
     return None
 
 
-def _spec_error(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:3]:
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        parts.append(f"spec.{loc}: {err.get('msg')}")
-    return "; ".join(parts)
-
-
 def plan(schedule: Mapping[str, Any], jobs: Iterable[Mapping[str, Any]], now: datetime, *,
          grace_seconds: float = DEFAULT_GRACE_SECONDS) -> Plan:
     """Decide what the schedule must do at ``now`` (see the module docstring).
@@ -291,7 +283,7 @@ def plan(schedule: Mapping[str, Any], jobs: Iterable[Mapping[str, Any]], now: da
     try:
         spec = JobScheduleSpec.model_validate(plain(schedule.get("spec") or {}), strict=False)
     except ValidationError as exc:
-        message = _spec_error(exc)
+        message = spec_error(exc)
         _ready(st, False, REASON_INVALID_SPEC, message, now, generation)
         if old_ready is None or old_ready.get("reason") != REASON_INVALID_SPEC or \
                 old_ready.get("message") != message:

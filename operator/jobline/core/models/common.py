@@ -25,6 +25,7 @@ from pydantic import (
     JsonValue,
     Strict,
     StringConstraints,
+    ValidationError,
     WithJsonSchema,
     field_validator,
 )
@@ -203,6 +204,16 @@ def observed_generation_field() -> Any:
         ge=0,
         description="The .metadata.generation of the spec the operator last acted upon.",
     )
+
+
+def spec_error(exc: ValidationError, limit: int = 3) -> str:
+    """A spec that does not validate, in one line for a condition or an Event: the first ``limit``
+    errors as ``spec.<path>: <message>``."""
+    parts = []
+    for err in exc.errors()[:limit]:
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        parts.append(f"spec.{loc}: {err.get('msg')}")
+    return "; ".join(parts)
 
 
 def plain(value: Any) -> Any:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import random
 
-from jobline.core.dispatch import Candidate, free_slots, pick
+import pytest
+
+from jobline.core.dispatch import Candidate, Finished, Unique, free_slots, originals, pick, retention_victims
 
 
 def test_order_is_priority_then_age_then_name() -> None:
@@ -31,3 +33,81 @@ def test_free_slots() -> None:
     assert free_slots(5, 3, paused=False) == 2
     assert free_slots(5, 9, paused=False) == 0
     assert free_slots(None, 0, paused=True) == 0
+
+
+def test_candidate_keeps_its_priority() -> None:
+    assert Candidate.of("a", 7, "2026-01-01T00:00:00Z").priority == 7
+    assert Candidate.of("a", -3, "2026-01-01T00:00:00Z").priority == -3
+
+
+@pytest.mark.parametrize(("concurrency", "active", "paused", "expected"), [
+    pytest.param(None, 0, False, None, id="no-limit"),
+    pytest.param(None, 10, False, None, id="no-limit-busy"),
+    pytest.param(5, 0, False, 5, id="idle"),
+    pytest.param(5, 3, False, 2, id="some-busy"),
+    pytest.param(5, 5, False, 0, id="full"),
+    pytest.param(5, 9, False, 0, id="over-full-never-negative"),
+    pytest.param(0, 0, False, 0, id="zero-concurrency"),
+    pytest.param(None, 0, True, 0, id="paused-no-limit"),
+    pytest.param(5, 0, True, 0, id="paused-with-room"),
+])
+def test_free_slots_table(concurrency: int | None, active: int, paused: bool, expected: int | None) -> None:
+    assert free_slots(concurrency, active, paused=paused) == expected
+
+
+T0, T1, T2, T3 = (f"2026-01-01T00:00:0{i}Z" for i in range(4))
+
+ORIGINALS = [
+    pytest.param([], {}, id="none"),
+    pytest.param([Unique("a", T0, False, False)], {}, id="alone"),
+    pytest.param([Unique("a", T0, False, False), Unique("b", T1, True, False)], {}, id="twin-finished"),
+    pytest.param([Unique("a", T0, False, False), Unique("b", T1, False, False)], {"b": "a"}, id="oldest-wins"),
+    pytest.param([Unique("b", T1, False, False), Unique("a", T0, False, False)], {"b": "a"},
+                 id="input-order-does-not-matter"),
+    pytest.param([Unique("b", T0, False, False), Unique("a", T0, False, False)], {"b": "a"},
+                 id="same-age-name-decides"),
+    pytest.param([Unique("a", T0, False, False), Unique("b", T1, False, True)], {"a": "b"},
+                 id="started-one-wins-over-older"),
+    pytest.param([Unique("a", T0, True, True), Unique("b", T1, False, False), Unique("c", T2, False, False)],
+                 {"c": "b"}, id="finished-original-does-not-count"),
+    pytest.param([Unique("a", T0, False, True), Unique("b", T1, False, True), Unique("c", T2, False, False)],
+                 {"c": "a"}, id="two-started-neither-is-a-duplicate-oldest-is-original"),
+    pytest.param([Unique("a", T0, False, False), Unique("b", T1, False, False), Unique("c", T2, False, False),
+                  Unique("d", T3, True, False)], {"b": "a", "c": "a"}, id="many"),
+]
+
+
+@pytest.mark.parametrize(("jobs", "expected"), ORIGINALS)
+def test_originals(jobs: list[Unique], expected: dict[str, str]) -> None:
+    assert originals(jobs) == expected
+
+
+def test_every_replica_agrees_on_the_original() -> None:
+    jobs = [Unique(f"j{i}", f"2026-01-01T00:00:{i % 7:02d}Z", False, False) for i in range(20)]
+    rng = random.Random(3)
+    first = originals(jobs)
+    for _ in range(10):
+        rng.shuffle(jobs)
+        assert originals(jobs) == first
+
+
+RETENTION = [
+    pytest.param([], 1, 1, [], id="nothing-finished"),
+    pytest.param([Finished("a", "Succeeded", T0)], None, None, [], id="no-limits"),
+    pytest.param([Finished("a", "Succeeded", T0), Finished("b", "Succeeded", T1), Finished("c", "Succeeded", T2)],
+                 1, None, ["a", "b"], id="keep-newest-succeeded-oldest-first"),
+    pytest.param([Finished("a", "Succeeded", T0), Finished("b", "Failed", T1)], 0, 0, ["a", "b"], id="keep-none"),
+    pytest.param([Finished("a", "Succeeded", T0), Finished("b", "Failed", T1), Finished("c", "Failed", T2)],
+                 5, 1, ["b"], id="failed-limit-only-touches-failed"),
+    pytest.param([Finished("a", "Failed", T0), Finished("b", "Succeeded", T1)], None, 0, ["a"],
+                 id="succeeded-unlimited"),
+    pytest.param([Finished("b", "Succeeded", T0), Finished("a", "Succeeded", T0)], 1, None, ["a"],
+                 id="same-completion-name-decides"),
+    pytest.param([Finished("a", "Succeeded", T0), Finished("b", "Succeeded", T1)], 2, 2, [], id="within-limits"),
+]
+
+
+@pytest.mark.parametrize(("finished", "keep_succeeded", "keep_failed", "victims"), RETENTION)
+def test_retention_victims(finished: list[Finished], keep_succeeded: int | None, keep_failed: int | None,
+                           victims: list[str]) -> None:
+    assert retention_victims(iter(finished), keep_succeeded, keep_failed) == victims

@@ -22,9 +22,20 @@ def is_active(status: Mapping[str, Any], identity: str, priority: int, now: date
         if peer == identity or not isinstance(info, Mapping):
             continue
         seen = parse(info.get("lastseen"))
-        lifetime = int(info.get("lifetime", 60))
+        lifetime, peer_priority = _number(info.get("lifetime"), 60), _number(info.get("priority"), 0)
         if seen is None or seen + timedelta(seconds=lifetime) <= now:
             continue  # dead peer
-        if int(info.get("priority", 0)) >= priority:
+        if peer_priority >= priority:
             return False
     return True
+
+
+def _number(value: Any, default: int) -> int:
+    """A peer's number as kopf writes it; a missing or malformed one is kopf's default, so one bad
+    entry cannot keep every replica on standby."""
+    if isinstance(value, bool):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default

@@ -302,6 +302,7 @@ def _idle(out: Outcome, previous: str | None, spec: QueuedJobSpec, world: World,
         return _suspend(out, previous, now, generation)
     if previous == "Suspended":
         out.events.append(Event("Normal", "Resumed", "spec.suspend cleared; the job may run again"))
+    _clear_condition(st, "Suspended", now, generation, "Resumed", "spec.suspend is false")
     if world.duplicate_of:
         st["duplicateOf"] = world.duplicate_of
         finish_failed(out, now, generation, "Duplicate",
@@ -340,9 +341,10 @@ def _idle(out: Outcome, previous: str | None, spec: QueuedJobSpec, world: World,
     return out
 
 
-def _clear_condition(st: dict[str, Any], type_: str, now: datetime, generation: int | None) -> None:
+def _clear_condition(st: dict[str, Any], type_: str, now: datetime, generation: int | None,
+                     reason: str = "DependenciesSucceeded", message: str = "all dependencies succeeded") -> None:
     if any(c["type"] == type_ and c["status"] == "True" for c in st.get("conditions", [])):
-        set_condition(st, type_, False, "DependenciesSucceeded", "all dependencies succeeded", now, generation)
+        set_condition(st, type_, False, reason, message, now, generation)
 
 
 def _suspend(out: Outcome, previous: str | None, now: datetime, generation: int | None) -> Outcome:

@@ -803,3 +803,15 @@ def test_pod_view_of_a_new_pod() -> None:
     assert view.exit_code is None and view.created is None
     bare = pod_view({"metadata": {"labels": {names.LABEL_ATTEMPT: "1"}}})
     assert bare is not None and bare.phase == "Pending" and bare.name == ""
+
+
+@pytest.mark.parametrize(("pod_message", "container_message", "error"), [
+    pytest.param("The node was low on resource: memory.", None, "The node was low on resource: memory.",
+                 id="the-kubelet-says-why"),
+    pytest.param("The node was low on resource: memory.", "worker tail", "worker tail", id="the-worker-said-last"),
+    pytest.param(None, None, "the pod was evicted", id="nobody-says-why"),
+])
+def test_an_eviction_keeps_its_reason(pod_message: str | None, container_message: str | None, error: str) -> None:
+    out = run(status=running(), pods=[pod(1, "Failed", exit_code=None, reason=None, pod_reason="Evicted",
+                                          pod_message=pod_message, message=container_message)])
+    assert record(out, 1)["reason"] == "Evicted" and error in out.status["lastError"]

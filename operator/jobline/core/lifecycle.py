@@ -48,6 +48,7 @@ class PodView:
     reason: str | None = None
     message: str | None = None
     pod_reason: str | None = None
+    pod_message: str | None = None  # the pod's own status.message (an eviction says why)
     waiting_reason: str | None = None  # the worker container's state.waiting (kubelet / runtime)
     waiting_message: str | None = None
 
@@ -82,6 +83,7 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         reason=term.get("reason"),
         message=term.get("message"),
         pod_reason=status.get("reason"),
+        pod_message=status.get("message"),
         waiting_reason=waiting.get("reason"),
         waiting_message=waiting.get("message"),
     )
@@ -385,7 +387,7 @@ def _attempt_ended(out: Outcome, record: dict[str, Any], pod: PodView, spec: Que
     if pod.pod_reason == "DeadlineExceeded":
         reason, message = "Timeout", f"attempt exceeded timeoutSeconds={world.timeout_seconds}"
     elif pod.pod_reason == "Evicted":
-        reason, message = "Evicted", pod.message or "the pod was evicted"
+        reason, message = "Evicted", pod.message or pod.pod_message or "the pod was evicted"
     elif pod.deleting:
         reason, message = "PodDeleted", f"pod {pod.name} was deleted before the attempt finished"
     else:

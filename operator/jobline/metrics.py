@@ -38,7 +38,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
 from jobline import names
-from jobline.core.models import DEFAULT_QUEUE, PHASES
+from jobline.core import readmodel
+from jobline.core.models import PHASES
+from jobline.core.timefmt import now as utcnow
 from jobline.core.timefmt import parse
 
 log = logging.getLogger("jobline.metrics")
@@ -82,9 +84,7 @@ for _stage in ("reconcile", "start"):
 
 
 def _labels(obj: Mapping[str, Any]) -> tuple[str, str, str]:
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    return str(meta.get("namespace", "")), str(spec.get("queue") or DEFAULT_QUEUE), str(spec.get("handler") or "")
+    return readmodel.ns_name(obj)[0], readmodel.queue_of(obj), readmodel.handler_of(obj)
 
 
 def _safely(fn: Callable[..., None]) -> Callable[..., None]:
@@ -174,7 +174,9 @@ JobSource = Callable[[], Iterable[Mapping[str, Any]] | None]
 class QueueDepthCollector(Collector):
     """``jobline_queue_depth{namespace,queue,phase}``: jobs per phase, counted when scraped.
 
-    `source` returns the jobs the operator holds (None before the controller exists).
+    `source` returns the jobs the operator holds (None before the controller exists); they are
+    counted by :func:`jobline.core.readmodel.queue_summaries`, as the dashboard and the JobQueue
+    status count them. Every phase of a queue with jobs has a series, 0 included.
     """
 
     def __init__(self, source: JobSource) -> None:
@@ -187,15 +189,9 @@ class QueueDepthCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         family = GaugeMetricFamily("jobline_queue_depth", "QueuedJobs per queue and phase.",
                                    labels=["namespace", "queue", "phase"])
-        counts: dict[tuple[str, str], dict[str, int]] = {}
-        for job in list(self.source() or ()):
-            namespace, queue, _ = _labels(job)
-            phase = str((job.get("status") or {}).get("phase") or "Pending")
-            per_phase = counts.setdefault((namespace, queue), dict.fromkeys(PHASES, 0))
-            per_phase[phase] = per_phase.get(phase, 0) + 1
-        for (namespace, queue), per_phase in sorted(counts.items()):
-            for phase, n in per_phase.items():
-                family.add_metric([namespace, queue, phase], n)
+        for (namespace, queue), summary in readmodel.queue_summaries(list(self.source() or ()), utcnow()).items():
+            for phase in PHASES:
+                family.add_metric([namespace, queue, phase], summary.counts[phase.lower()])
         return [family]
 
 

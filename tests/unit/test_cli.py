@@ -6,7 +6,7 @@ import copy
 import io
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from jobline import names
-from jobline.cli import build_parser, commands, main, ops, output
+from jobline.cli import build_parser, commands, main, output
 from jobline.cli.connection import (
     EXIT_FAILED,
     EXIT_FORBIDDEN,
@@ -28,30 +28,7 @@ from jobline.cli.connection import (
     api_error,
 )
 
-NOW = datetime(2026, 1, 10, 12, 0, 0, tzinfo=UTC)
-
-
-def ts(delta: timedelta = timedelta()) -> str:
-    return (NOW + delta).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def job(name: str, phase: str | None = "Pending", *, ns: str = "ns", queue: str = "default", handler: str = "echo",
-        created: timedelta = timedelta(minutes=-10), completed: timedelta | None = None, dead: bool = False,
-        priority: int | None = None, **status: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {"handler": handler, "queue": queue}
-    if priority is not None:
-        spec["priority"] = priority
-    st: dict[str, Any] = dict(status)
-    if phase:
-        st["phase"] = phase
-    if completed is not None:
-        st["completedAt"] = ts(completed)
-    if dead:
-        st["deadLettered"] = True
-        st["conditions"] = [{"type": "Failed", "status": "True", "reason": "RetriesExhausted"}]
-    return {"apiVersion": names.API_VERSION, "kind": "QueuedJob",
-            "metadata": {"name": name, "namespace": ns, "creationTimestamp": ts(created)},
-            "spec": spec, "status": st}
+from .test_readmodel import NOW, job, ts
 
 
 def api_exc(status: int, message: str = "boom") -> ApiException:
@@ -129,60 +106,7 @@ def run(conn: FakeConn, *argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-# --- pure helpers ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("text", "seconds"), [("7d", 604800), ("12h", 43200), ("1d12h", 129600), ("30m", 1800),
-                                               ("45s", 45), ("2w", 1209600), ("0s", 0)])
-def test_parse_duration(text: str, seconds: int) -> None:
-    assert ops.parse_duration(text) == timedelta(seconds=seconds)
-
-
-@pytest.mark.parametrize("text", ["", "7", "d", "7x", "1d 2h", "-1d", "7days"])
-def test_parse_duration_rejects(text: str) -> None:
-    with pytest.raises(ValueError, match="not a duration"):
-        ops.parse_duration(text)
-
-
-def test_normalize_phases() -> None:
-    assert ops.normalize_phases(["failed", "Pending,RUNNING", "completed"]) == ["Failed", "Pending", "Running",
-                                                                              "Succeeded"]
-    with pytest.raises(ValueError, match="unknown phase 'Done'"):
-        ops.normalize_phases(["Done"])
-
-
-def test_positions_follow_dispatch_order() -> None:
-    jobs = [job("a", priority=1, created=timedelta(minutes=-3)), job("b", priority=5, created=timedelta(minutes=-1)),
-            job("c", created=timedelta(minutes=-5)), job("d", priority=5, created=timedelta(minutes=-2)),
-            job("e", "Running"), job("f", queue="other")]
-    queues = {("ns", "default"): {"spec": {"defaults": {"priority": 2}}}}
-    assert ops.positions(jobs, queues) == {("ns", "d"): 1, ("ns", "b"): 2, ("ns", "c"): 3, ("ns", "a"): 4,
-                                           ("ns", "f"): 1}
-
-
-def test_queue_stats_count_jobs_and_settings() -> None:
-    jobs = [job("a"), job("b", "Running"), job("c", "Failed", dead=True), job("d", None, created=timedelta(hours=-1)),
-            job("e", "Succeeded", queue="mail")]
-    queues = [{"metadata": {"name": "default", "namespace": "ns"}, "spec": {"paused": True, "concurrency": 2}}]
-    rows = ops.queue_stats(jobs, queues, NOW)
-    assert [(r["queue"], r["exists"], r["paused"], r["pending"], r["running"], r["failed"], r["succeeded"])
-            for r in rows] == [("default", True, True, 2, 1, 1, 0), ("mail", False, False, 0, 0, 0, 1)]
-    assert rows[0]["oldestPendingSeconds"] == 3600
-    assert ops.totals(rows)["total"] == 5
-
-
-def test_cleanup_candidates() -> None:
-    jobs = [job("old-ok", "Succeeded", completed=timedelta(days=-8)),
-            job("old-bad", "Failed", completed=timedelta(days=-9)),
-            job("new-ok", "Succeeded", completed=timedelta(days=-1)),
-            job("old-running", "Running", created=timedelta(days=-30)),
-            job("old-other", "Succeeded", queue="mail", completed=timedelta(days=-10))]
-    picked = ops.cleanup_candidates(jobs, older_than=timedelta(days=7), now=NOW)
-    assert [j["metadata"]["name"] for j in picked] == ["old-other", "old-bad", "old-ok"]
-    picked = ops.cleanup_candidates(jobs, older_than=timedelta(days=7), now=NOW, phases=["Failed"])
-    assert [j["metadata"]["name"] for j in picked] == ["old-bad"]
-    picked = ops.cleanup_candidates(jobs, older_than=timedelta(days=7), now=NOW, queue="default")
-    assert [j["metadata"]["name"] for j in picked] == ["old-bad", "old-ok"]
+# --- output helpers (the read model is tested in test_readmodel.py) ---------------------------
 
 
 def test_table_and_bar() -> None:

@@ -12,6 +12,8 @@ import argparse
 import sys
 from typing import Any
 
+from jobline.core.models import DEFAULT_QUEUE
+
 from .connection import EXIT_FAILED, EXIT_USAGE, CliError, Connection
 
 __all__ = ["build_parser", "main"]
@@ -64,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("enqueue", "create a QueuedJob")
     p.add_argument("handler", metavar="HANDLER")
     p.add_argument("--payload", help="JSON text, @FILE or @- (stdin)")
-    p.add_argument("--queue", default="default", help="queue (default: default)")
+    p.add_argument("--queue", default=DEFAULT_QUEUE, help=f"queue (default: {DEFAULT_QUEUE})")
     p.add_argument("--priority", type=int, help="higher runs first")
     p.add_argument("--run-at", help="not before this RFC 3339 time, or +DURATION (e.g. +10m)")
     p.add_argument("--unique-key", help="at most one unfinished job per queue and key")

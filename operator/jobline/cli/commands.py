@@ -13,11 +13,10 @@ from typing import Any, TextIO
 
 from jobline import client as sdk
 from jobline import names
-from jobline.core.models import FINISHED_PHASES
+from jobline.core import actions, readmodel
 from jobline.core.timefmt import fmt, parse
 from jobline.core.timefmt import now as utcnow
 
-from . import ops
 from .connection import (
     EXIT_FAILED,
     EXIT_FORBIDDEN,
@@ -34,7 +33,9 @@ from .output import Progress, as_list, bar, dump, table
 QJ = names.PLURAL_QUEUEDJOBS
 QUEUES = names.PLURAL_JOBQUEUES
 SCHEDULES = names.PLURAL_JOBSCHEDULES
-QJ_REF = f"queuedjob.{names.GROUP}"
+QJ_REF = f"{names.KIND_QUEUEDJOB.lower()}.{names.GROUP}"  # as kubectl prints it: queuedjob.jobline.dev
+SCHEDULE_REF = f"{names.KIND_JOBSCHEDULE.lower()}.{names.GROUP}"
+QUEUE_REF = f"{names.KIND_JOBQUEUE.lower()}.{names.GROUP}"
 
 # Indirections so unit tests run `wait` and `trigger --wait` without real time passing.
 monotonic: Callable[[], float] = time.monotonic
@@ -83,7 +84,7 @@ def _run_at(text: str | None) -> str | None:
         return None
     if text.startswith("+"):
         try:
-            return fmt((clock() + ops.parse_duration(text[1:])).replace(microsecond=0))
+            return fmt((clock() + readmodel.parse_duration(text[1:])).replace(microsecond=0))
         except ValueError as exc:
             raise CliError(f"--run-at: {exc}", EXIT_USAGE) from None
     when = parse(text)
@@ -95,7 +96,7 @@ def _run_at(text: str | None) -> str | None:
 
 def _duration(flag: str, text: str) -> timedelta:
     try:
-        return ops.parse_duration(text)
+        return readmodel.parse_duration(text)
     except ValueError as exc:
         raise CliError(f"{flag}: {exc}", EXIT_USAGE) from None
 
@@ -110,9 +111,14 @@ def _strip_kind(ref: str, kinds: Iterable[str]) -> str:
     return ref
 
 
-JOB_KINDS = {"qj", "queuedjob", "queuedjobs", f"queuedjob.{names.GROUP}", "job"}
-SCHEDULE_KINDS = {"schedule", "jobschedule", "jobschedules", f"jobschedule.{names.GROUP}"}
-QUEUE_KINDS = {"queue", "jobqueue", "jobqueues", f"jobqueue.{names.GROUP}"}
+def _kinds(kind: str, plural: str, *short: str) -> frozenset[str]:
+    """How a user may name a kind: its short names, singular, plural and ``singular.group``."""
+    return frozenset({*short, kind.lower(), plural, f"{kind.lower()}.{names.GROUP}"})
+
+
+JOB_KINDS = _kinds(names.KIND_QUEUEDJOB, QJ, "qj", "job")
+SCHEDULE_KINDS = _kinds(names.KIND_JOBSCHEDULE, SCHEDULES, "schedule")
+QUEUE_KINDS = _kinds(names.KIND_JOBQUEUE, QUEUES, "queue")
 
 
 def _jobs(conn: Connection, *, queue: str | None = None, handler: str | None = None,
@@ -125,11 +131,11 @@ def _jobs(conn: Connection, *, queue: str | None = None, handler: str | None = N
         selectors.append(f"spec.handler={handler}")
     wanted = set(phases)
     items = conn.list(QJ, namespace=conn.scope(), field_selector=",".join(selectors) or None)
-    return [j for j in items if not wanted or ops.phase_of(j) in wanted]
+    return [j for j in items if not wanted or readmodel.phase_of(j) in wanted]
 
 
 def _job_ref(job: Mapping[str, Any], conn: Connection) -> str:
-    ns, name = ops.ns_name(job)
+    ns, name = readmodel.ns_name(job)
     return f"{ns}/{name}" if conn.all_namespaces else name
 
 
@@ -137,7 +143,7 @@ def _summary(job: Mapping[str, Any], positions: Mapping[tuple[str, str], int] | 
     """The job as -o json/yaml of `list` prints it: the object, position added for Pending jobs."""
     out = dict(job)
     if positions is not None:
-        pos = positions.get(ops.ns_name(job))
+        pos = positions.get(readmodel.ns_name(job))
         if pos is not None:
             out["status"] = {**(job.get("status") or {}), "position": pos}
     return out
@@ -181,9 +187,9 @@ def stats(args: argparse.Namespace, conn: Connection, io: Io) -> int:
     scope = conn.scope()
     queues = list(conn.list(QUEUES, namespace=scope))
     jobs = list(conn.list(QJ, namespace=scope))
-    rows = ops.queue_stats(jobs, queues, clock())
+    rows = readmodel.queue_stats(jobs, queues, clock())
     if args.output:
-        io.print(dump({"queues": rows, "totals": ops.totals(rows)}, args.output))
+        io.print(dump({"queues": rows, "totals": readmodel.totals(rows)}, args.output))
         return EXIT_OK
     if not rows:
         io.warn("No queues and no jobs found" + (f" in namespace {scope}." if scope else "."))
@@ -198,7 +204,7 @@ def stats(args: argparse.Namespace, conn: Connection, io: Io) -> int:
         line = [r["queue"] + ("" if r["exists"] else " (no JobQueue)"), "yes" if r["paused"] else "no",
                 r["concurrency"] if r["concurrency"] is not None else "-", r["pending"], r["waiting"],
                 r["running"], r["succeeded"], r["failed"], r["suspended"],
-                ops.age(clock() - timedelta(seconds=oldest), clock()) if oldest is not None else "-"]
+                readmodel.age(clock() - timedelta(seconds=oldest), clock()) if oldest is not None else "-"]
         if conn.all_namespaces:
             line.insert(0, r["namespace"])
         body.append(line)
@@ -211,20 +217,20 @@ def stats(args: argparse.Namespace, conn: Connection, io: Io) -> int:
 
 def list_jobs(args: argparse.Namespace, conn: Connection, io: Io) -> int:
     try:
-        phases = ops.normalize_phases(args.phase or ())
+        phases = readmodel.normalize_phases(args.phase or ())
     except ValueError as exc:
         raise CliError(f"--phase: {exc}", EXIT_USAGE) from None
     jobs = _jobs(conn, queue=args.queue, handler=args.handler, phases=phases)
-    jobs.sort(key=lambda j: (ops.ns_name(j)[0], str((j.get("metadata") or {}).get("creationTimestamp") or ""),
-                             ops.ns_name(j)[1]))
-    queues = {ops.ns_name(q): q for q in conn.list(QUEUES, namespace=conn.scope())}  # default priorities
+    jobs.sort(key=lambda j: (readmodel.ns_name(j)[0], str((j.get("metadata") or {}).get("creationTimestamp") or ""),
+                             readmodel.ns_name(j)[1]))
+    queues = {readmodel.ns_name(q): q for q in conn.list(QUEUES, namespace=conn.scope())}  # default priorities
     positions: dict[tuple[str, str], int] = {}
-    if any(ops.phase_of(j) == "Pending" for j in jobs):  # positions count every pending job of the queue
+    if any(readmodel.phase_of(j) == "Pending" for j in jobs):  # positions count every pending job of the queue
         pending = _jobs(conn, queue=args.queue, phases=["Pending"]) if args.handler or phases else jobs
-        positions = ops.positions(pending, queues)
+        positions = readmodel.positions(pending, queues)
     if args.output == "name":
         for j in jobs:
-            io.print(f"{QJ_REF}/{ops.ns_name(j)[1]}")
+            io.print(f"{QJ_REF}/{readmodel.ns_name(j)[1]}")
         return EXIT_OK
     if args.output:
         io.print(dump(as_list([_summary(j, positions) for j in jobs]), args.output))
@@ -238,16 +244,16 @@ def list_jobs(args: argparse.Namespace, conn: Connection, io: Io) -> int:
         headers.insert(0, "NAMESPACE")
     body = []
     for j in jobs:
-        ns, name = ops.ns_name(j)
+        ns, name = readmodel.ns_name(j)
         st = j.get("status") or {}
-        phase = ops.phase_of(j)
-        reason = st.get("waitingReason") or ops.failure_reason(j) or ""
+        phase = readmodel.phase_of(j)
+        reason = st.get("waitingReason") or readmodel.failure_reason(j) or ""
         if phase == "Pending" and (ns, name) in positions:
             reason = f"#{positions[(ns, name)]} in queue"
         progress = st.get("progress")
-        line = [name, ops.queue_of(j), ops.handler_of(j), ops.priority_of(j, queues.get((ns, ops.queue_of(j)))),
-                phase, reason or "-", st.get("attempts", 0), f"{progress}%" if progress is not None else "-",
-                ops.age(parse((j.get("metadata") or {}).get("creationTimestamp")), now)]
+        line = [name, readmodel.queue_of(j), readmodel.handler_of(j), readmodel.effective_priority(j, queues), phase,
+                reason or "-", st.get("attempts", 0), f"{progress}%" if progress is not None else "-",
+                readmodel.age(readmodel.created_at(j), now)]
         if conn.all_namespaces:
             line.insert(0, ns)
         body.append(line)
@@ -259,8 +265,8 @@ def list_jobs(args: argparse.Namespace, conn: Connection, io: Io) -> int:
 
 
 def _requeue(conn: Connection, job: Mapping[str, Any]) -> None:
-    ns, name = ops.ns_name(job)
-    conn.patch(QJ, ns, name, {"metadata": {"annotations": {names.ANNOTATION_REQUEUE: ops.requeue_value(clock())}}})
+    ns, name = readmodel.ns_name(job)
+    conn.patch(QJ, ns, name, actions.requeue(actions.fresh_value(clock())))
 
 
 def retry(args: argparse.Namespace, conn: Connection, io: Io) -> int:
@@ -272,7 +278,7 @@ def retry(args: argparse.Namespace, conn: Connection, io: Io) -> int:
         raise CliError("--queue goes with --all-failed", EXIT_USAGE)
     code = EXIT_OK
     if args.all_failed:
-        targets = [j for j in _jobs(conn, queue=args.queue, phases=["Failed"]) if ops.is_dead_letter(j)]
+        targets = readmodel.dead_letters(_jobs(conn, queue=args.queue, phases=["Failed"]), args.queue)
         if not targets:
             io.warn("No dead-lettered jobs found" + (f" in queue {args.queue}." if args.queue else "."))
             return EXIT_OK
@@ -286,8 +292,9 @@ def retry(args: argparse.Namespace, conn: Connection, io: Io) -> int:
                 code = max(code, exc.code)
     for job in targets:
         ref = _job_ref(job, conn)
-        if not ops.is_finished(job):
-            io.warn(f"error: {QJ_REF}/{ref} is {ops.phase_of(job)}: only a Succeeded or Failed job can be retried")
+        refusal = actions.retry_refusal(job)
+        if refusal is not None:
+            io.warn(f"error: {QJ_REF}/{ref} {refusal}")
             code = max(code, EXIT_FAILED)
             continue
         if args.dry_run:
@@ -313,8 +320,8 @@ def cancel(args: argparse.Namespace, conn: Connection, io: Io) -> int:
         name = _strip_kind(ref, JOB_KINDS)
         try:
             job = conn.get(QJ, conn.ns(), name)
-            if ops.is_finished(job) and not args.force:
-                io.warn(f"error: {QJ_REF}/{name} already {ops.phase_of(job)}; "
+            if readmodel.is_finished(job) and not args.force:
+                io.warn(f"error: {QJ_REF}/{name} already {readmodel.phase_of(job)}; "
                         "use `kubectl jobline cleanup` or --force to delete it")
                 code = max(code, EXIT_FAILED)
                 continue
@@ -335,13 +342,11 @@ def cleanup(args: argparse.Namespace, conn: Connection, io: Io) -> int:
         raise CliError("cleanup removes finished jobs only: say so with --finished", EXIT_USAGE)
     older = _duration("--older-than", args.older_than)
     try:
-        phases = ops.normalize_phases(args.phase or ["Succeeded,Failed"])
+        phases = actions.cleanup_phases(args.phase or ())
     except ValueError as exc:
         raise CliError(f"--phase: {exc}", EXIT_USAGE) from None
-    if not set(phases) <= FINISHED_PHASES:
-        raise CliError("--phase: cleanup takes Succeeded and/or Failed", EXIT_USAGE)
     now = clock()
-    victims = ops.cleanup_candidates(_jobs(conn, queue=args.queue), older_than=older, now=now, phases=phases,
+    victims = readmodel.cleanup_candidates(_jobs(conn, queue=args.queue), older_than=older, now=now, phases=phases,
                                      queue=args.queue)
     if args.output:
         io.print(dump(as_list([dict(v) for v in victims]), args.output))
@@ -353,9 +358,10 @@ def cleanup(args: argparse.Namespace, conn: Connection, io: Io) -> int:
             headers.insert(0, "NAMESPACE")
         body = []
         for v in victims:
-            line = [ops.ns_name(v)[1], ops.queue_of(v), ops.phase_of(v), ops.age(ops.finished_at(v), now) + " ago"]
+            line = [readmodel.ns_name(v)[1], readmodel.queue_of(v), readmodel.phase_of(v),
+                    readmodel.age(readmodel.finished_at(v), now) + " ago"]
             if conn.all_namespaces:
-                line.insert(0, ops.ns_name(v)[0])
+                line.insert(0, readmodel.ns_name(v)[0])
             body.append(line)
         io.print(table(headers, body))
         io.warn(f"{len(victims)} job(s) would be deleted (dry run: nothing deleted)")
@@ -363,7 +369,7 @@ def cleanup(args: argparse.Namespace, conn: Connection, io: Io) -> int:
         return EXIT_OK
     code = EXIT_OK
     for v in victims:
-        ns, name = ops.ns_name(v)
+        ns, name = readmodel.ns_name(v)
         try:
             conn.delete(QJ, ns, name)
         except CliError as exc:
@@ -383,10 +389,10 @@ def cleanup(args: argparse.Namespace, conn: Connection, io: Io) -> int:
 def trigger(args: argparse.Namespace, conn: Connection, io: Io) -> int:
     name = _strip_kind(args.schedule, SCHEDULE_KINDS)
     ns = conn.ns()
-    value = ops.requeue_value(clock())
+    value = actions.fresh_value(clock())
     conn.get(SCHEDULES, ns, name)  # a clear "not found" before anything is written
-    conn.patch(SCHEDULES, ns, name, {"metadata": {"annotations": {names.ANNOTATION_TRIGGER: value}}})
-    io.print(f"jobschedule.{names.GROUP}/{name} triggered ({names.ANNOTATION_TRIGGER}={value})")
+    conn.patch(SCHEDULES, ns, name, actions.trigger(value))
+    io.print(f"{SCHEDULE_REF}/{name} triggered ({names.ANNOTATION_TRIGGER}={value})")
     if not args.wait:
         return EXIT_OK
     deadline = monotonic() + _duration("--timeout", args.timeout).total_seconds()
@@ -394,7 +400,7 @@ def trigger(args: argparse.Namespace, conn: Connection, io: Io) -> int:
         for job in conn.list(QJ, namespace=ns, label_selector=names.LABEL_SCHEDULE):
             annotations = (job.get("metadata") or {}).get("annotations") or {}
             if annotations.get(names.ANNOTATION_MANUAL_TRIGGER) == value:
-                io.print(f"{QJ_REF}/{ops.ns_name(job)[1]} created")
+                io.print(f"{QJ_REF}/{readmodel.ns_name(job)[1]} created")
                 return EXIT_OK
         if monotonic() >= deadline:
             raise CliError(f"no job of schedule {name} appeared within {args.timeout} "
@@ -413,16 +419,16 @@ def suspend(args: argparse.Namespace, conn: Connection, io: Io) -> int:
             raise CliError(f"{ref!r}: say what to {args.command}: schedule/NAME, queue/NAME or qj/NAME",
                            EXIT_USAGE)
         if kind in SCHEDULE_KINDS:
-            plural, body, label = SCHEDULES, {"spec": {"suspend": on}}, f"jobschedule.{names.GROUP}/{name}"
+            plural, label = SCHEDULES, f"{SCHEDULE_REF}/{name}"
         elif kind in QUEUE_KINDS:
-            plural, body, label = QUEUES, {"spec": {"paused": on}}, f"jobqueue.{names.GROUP}/{name}"
+            plural, label = QUEUES, f"{QUEUE_REF}/{name}"
         elif kind in JOB_KINDS:
-            plural, body, label = QJ, {"spec": {"suspend": on}}, f"{QJ_REF}/{name}"
+            plural, label = QJ, f"{QJ_REF}/{name}"
         else:
             raise CliError(f"{ref!r}: unknown kind {kind!r}: schedule, queue or qj", EXIT_USAGE)
         try:
             conn.get(plural, conn.ns(), name)
-            conn.patch(plural, conn.ns(), name, body)
+            conn.patch(plural, conn.ns(), name, actions.hold(plural, on))
         except CliError as exc:
             io.warn(f"error: {exc.message}")
             code = max(code, exc.code)
@@ -437,7 +443,7 @@ def suspend(args: argparse.Namespace, conn: Connection, io: Io) -> int:
 
 def _status_line(name: str, job: Mapping[str, Any]) -> str:
     st = job.get("status") or {}
-    phase = ops.phase_of(job)
+    phase = readmodel.phase_of(job)
     detail = st.get("waitingReason") or ""
     if phase == "Running":
         detail = f"attempt {st.get('attempts', 1)}"
@@ -451,15 +457,15 @@ def _wait(conn: Connection, io: Io, ns: str, name: str, *, timeout: timedelta | 
     while True:
         job = conn.get(QJ, ns, name)
         progress.show(_status_line(name, job))
-        phase = ops.phase_of(job)
-        if phase in FINISHED_PHASES:
+        phase = readmodel.phase_of(job)
+        if readmodel.is_finished(job):
             progress.done()
             st = job.get("status") or {}
             if phase == "Succeeded":
                 result = st.get("result")
                 io.print(f"{QJ_REF}/{name} succeeded" + (f": {json.dumps(result)}" if result is not None else ""))
                 return EXIT_OK
-            reason = ops.failure_reason(job) or "Failed"
+            reason = readmodel.failure_reason(job) or "Failed"
             error = (st.get("lastError") or "").strip().splitlines()
             io.print(f"{QJ_REF}/{name} failed ({reason}" + (", dead-lettered" if st.get("deadLettered") else "")
                      + ")" + (f": {error[-1]}" if error else ""))
@@ -479,13 +485,13 @@ def wait(args: argparse.Namespace, conn: Connection, io: Io) -> int:
 
 
 def _pod_of(conn: Connection, job: Mapping[str, Any], attempt: int | None) -> str:
-    ns, name = ops.ns_name(job)
+    ns, name = readmodel.ns_name(job)
     st = job.get("status") or {}
     if attempt is None:
         if st.get("podName"):
             return str(st["podName"])
         if not st.get("attempts"):
-            raise CliError(f"{QJ_REF}/{name} has not started an attempt yet ({ops.phase_of(job)})", EXIT_NOT_FOUND)
+            raise CliError(f"{QJ_REF}/{name} has not started an attempt yet ({readmodel.phase_of(job)})", EXIT_NOT_FOUND)
         attempt = int(st["attempts"])
     for record in st.get("attemptHistory") or ():
         if record.get("attempt") == attempt and record.get("pod"):

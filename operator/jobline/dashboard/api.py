@@ -13,15 +13,14 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from aiohttp import web
 
 from jobline import names
-from jobline.cli import ops
-from jobline.core.models import FINISHED_PHASES
+from jobline.core import actions, readmodel
 from jobline.core.timefmt import now as utcnow
 from jobline.kube import MERGE, KubeError, job_path
 
@@ -33,6 +32,8 @@ log = logging.getLogger("jobline.dashboard")
 QJ: Final = names.PLURAL_QUEUEDJOBS
 QUEUES: Final = names.PLURAL_JOBQUEUES
 SCHEDULES: Final = names.PLURAL_JOBSCHEDULES
+KINDS: Final = {QJ: names.KIND_QUEUEDJOB.lower(), QUEUES: names.KIND_JOBQUEUE.lower(),
+                SCHEDULES: names.KIND_JOBSCHEDULE.lower()}  # in messages: "queuedjob ns/name not found"
 MAX_LIMIT: Final = 200
 DEFAULT_LIMIT: Final = 25
 SORTS: Final = ("newest", "oldest", "name", "priority")
@@ -59,30 +60,81 @@ class Source(Protocol):
     async def schedules(self, namespace: str | None) -> list[Mapping[str, Any]]: ...
 
 
+class StoreView(Protocol):
+    """What the dashboard reads of the controller's store (:class:`jobline.controller.store.Store`)."""
+
+    @property
+    def jobs(self) -> Mapping[Key, Mapping[str, Any]]: ...
+
+    @property
+    def queues(self) -> Mapping[Key, Mapping[str, Any]]: ...
+
+
+class ControllerView(Protocol):
+    """What the dashboard reads of the controller loop (:class:`jobline.controller.loop.Controller`)."""
+
+    @property
+    def store(self) -> StoreView: ...
+
+    @property
+    def active(self) -> bool: ...  # False on an HA standby replica: its watches are paused
+
+    @property
+    def synced(self) -> bool: ...
+
+    @property
+    def namespaces(self) -> Sequence[str] | None: ...  # None: every namespace
+
+
+class SchedulesView(Protocol):
+    """What the dashboard reads of the schedule loop (:class:`jobline.controller.schedules.ScheduleLoop`)."""
+
+    @property
+    def schedules(self) -> Mapping[Key, Mapping[str, Any]]: ...
+
+    @property
+    def active(self) -> bool: ...
+
+    @property
+    def synced(self) -> bool: ...
+
+
+class RuntimeView(Protocol):
+    """The running operator as the dashboard sees it (:class:`jobline.runtime.Runtime`).
+
+    Either loop is None until startup has made it (and the schedule loop when it is disabled).
+    """
+
+    @property
+    def controller(self) -> ControllerView | None: ...
+
+    @property
+    def schedules(self) -> SchedulesView | None: ...
+
+
 class MemoSource:
-    """The running operator: ``memo.controller.store`` and ``memo.schedules`` (the schedule loop).
+    """The running operator: ``runtime.controller.store`` and ``runtime.schedules`` (the schedule loop).
 
     An HA standby replica's watches are paused, so its memory is stale: there the view is listed
-    from the API server instead (cached for a few seconds).
+    from the API server instead (cached for a few seconds). So is everything before the controller
+    exists, for :meth:`synced` is False until then.
     """
 
     STANDBY_CACHE_SECONDS: Final = 3.0
 
-    def __init__(self, memo: Any, kube: Requester) -> None:
-        self.memo = memo
+    def __init__(self, runtime: RuntimeView, kube: Requester) -> None:
+        self.runtime = runtime
         self.kube = kube
         self._standby: tuple[float, View] | None = None
 
-    def _controller(self) -> Any:
-        return getattr(self.memo, "controller", None)
-
     def synced(self) -> bool:
-        controller = self._controller()
-        return bool(controller is not None and (controller.synced or not controller.active))
+        controller = self.runtime.controller
+        return controller is not None and (controller.synced or not controller.active)
 
     async def _list(self, plural: str) -> list[Mapping[str, Any]]:
         base = f"/apis/{names.GROUP}/{names.VERSION}"
-        spaces = getattr(self._controller(), "namespaces", None) or [None]
+        controller = self.runtime.controller
+        spaces: Sequence[str | None] = (controller.namespaces if controller is not None else None) or [None]
         items: list[Mapping[str, Any]] = []
         for ns in spaces:
             answer = await self.kube.request("GET", f"{base}/namespaces/{ns}/{plural}" if ns else f"{base}/{plural}")
@@ -90,8 +142,8 @@ class MemoSource:
         return items
 
     async def view(self) -> View:
-        controller = self._controller()
-        if controller.active:
+        controller = self.runtime.controller
+        if controller is not None and controller.active:
             return View(list(controller.store.jobs.values()), dict(controller.store.queues))
         now = time.monotonic()
         if self._standby is None or self._standby[0] < now:
@@ -100,15 +152,13 @@ class MemoSource:
             except KubeError as exc:
                 raise _kube_error(exc, QJ, "", None) from None
             self._standby = (now + self.STANDBY_CACHE_SECONDS,
-                             View(jobs, {ops.ns_name(q): q for q in queues}))
+                             View(jobs, {readmodel.ns_name(q): q for q in queues}))
         return self._standby[1]
 
     async def schedules(self, namespace: str | None) -> list[Mapping[str, Any]]:
-        loop = getattr(self.memo, "schedules", None)
-        held = getattr(loop, "schedules", None)
-        if loop is not None and getattr(loop, "synced", False) and getattr(loop, "active", True) \
-                and isinstance(held, dict):
-            return [s for (ns, _), s in list(held.items()) if namespace is None or ns == namespace]
+        loop = self.runtime.schedules
+        if loop is not None and loop.synced and loop.active:
+            return [s for (ns, _), s in list(loop.schedules.items()) if namespace is None or ns == namespace]
         base = f"/apis/{names.GROUP}/{names.VERSION}"
         path = f"{base}/namespaces/{namespace}/{SCHEDULES}" if namespace else f"{base}/{SCHEDULES}"
         answer = await self.kube.request("GET", path)
@@ -187,7 +237,7 @@ class Api:
 
     @staticmethod
     def _namespaces_held(view: View) -> set[str]:
-        return {ops.ns_name(j)[0] for j in view.jobs} | {ns for ns, _ in view.queues}
+        return {readmodel.ns_name(j)[0] for j in view.jobs} | {ns for ns, _ in view.queues}
 
     @staticmethod
     def _in(scope: set[str] | None, namespace: str) -> bool:
@@ -216,7 +266,7 @@ class Api:
     # --- public ----------------------------------------------------------------------------
 
     async def config(self, request: web.Request) -> web.Response:
-        return _json({"auth": self.auth.mode, "refreshSeconds": 5, "phases": list(ops.COUNT_KEYS)})
+        return _json({"auth": self.auth.mode, "refreshSeconds": 5, "phases": list(readmodel.COUNT_KEYS)})
 
     async def whoami(self, request: web.Request) -> web.Response:
         user = await self.user(request)
@@ -243,18 +293,18 @@ class Api:
         jobs = self._visible_jobs(view, scope, namespace)
         queues = [q for (ns, _), q in view.queues.items()
                   if self._in(scope, ns) and self._in(qscope, ns) and (namespace is None or ns == namespace)]
-        rows = ops.queue_stats(jobs, queues, utcnow())
-        return _json({"totals": ops.totals(rows), "queues": rows})
+        rows = readmodel.queue_stats(jobs, queues, utcnow())
+        return _json({"totals": readmodel.totals(rows), "queues": rows})
 
     def _visible_jobs(self, view: View, scope: set[str] | None, namespace: str | None) -> list[Mapping[str, Any]]:
-        return [j for j in view.jobs if self._in(scope, ops.ns_name(j)[0])
-                and (namespace is None or ops.ns_name(j)[0] == namespace)]
+        return [j for j in view.jobs if self._in(scope, readmodel.ns_name(j)[0])
+                and (namespace is None or readmodel.ns_name(j)[0] == namespace)]
 
     async def jobs(self, request: web.Request) -> web.Response:
         user = await self.user(request)
         namespace = _ns_param(request)
         try:
-            phases = ops.normalize_phases(request.query.getall("phase", []))
+            phases = readmodel.normalize_phases(request.query.getall("phase", []))
         except ValueError as exc:
             raise HttpError(400, str(exc)) from None
         queue = request.query.get("queue") or None
@@ -269,20 +319,20 @@ class Api:
         scope = await readable(self.auth, user, "list", QJ, namespace, self._namespaces_held(view))
         visible = self._visible_jobs(view, scope, namespace)
         queues = view.queues
-        positions = ops.positions(visible, queues)
+        positions = readmodel.positions(visible, queues)
 
         def keep(job: Mapping[str, Any]) -> bool:
-            if phases and ops.phase_of(job) not in phases:
+            if phases and readmodel.phase_of(job) not in phases:
                 return False
-            if queue and ops.queue_of(job) != queue:
+            if queue and readmodel.queue_of(job) != queue:
                 return False
-            if handler and ops.handler_of(job) != handler:
+            if handler and readmodel.handler_of(job) != handler:
                 return False
             if search:
                 st = job.get("status") or {}
-                hay = " ".join(str(x) for x in (*ops.ns_name(job), ops.queue_of(job), ops.handler_of(job),
+                hay = " ".join(str(x) for x in (*readmodel.ns_name(job), readmodel.queue_of(job), readmodel.handler_of(job),
                                                 (job.get("spec") or {}).get("uniqueKey") or "",
-                                                st.get("lastError") or "", ops.phase_of(job))).lower()
+                                                st.get("lastError") or "", readmodel.phase_of(job))).lower()
                 return search in hay
             return True
 
@@ -292,19 +342,19 @@ class Api:
             return str((j.get("metadata") or {}).get("creationTimestamp") or "")
 
         if sort == "newest":
-            matched.sort(key=lambda j: (created(j), ops.ns_name(j)), reverse=True)
+            matched.sort(key=lambda j: (created(j), readmodel.ns_name(j)), reverse=True)
         elif sort == "oldest":
-            matched.sort(key=lambda j: (created(j), ops.ns_name(j)))
+            matched.sort(key=lambda j: (created(j), readmodel.ns_name(j)))
         elif sort == "name":
-            matched.sort(key=lambda j: (ops.ns_name(j)[1], ops.ns_name(j)[0]))
+            matched.sort(key=lambda j: (readmodel.ns_name(j)[1], readmodel.ns_name(j)[0]))
         else:
-            matched.sort(key=lambda j: (-ops.priority_of(j, queues.get((ops.ns_name(j)[0], ops.queue_of(j)))),
-                                        created(j), ops.ns_name(j)))
+            matched.sort(key=lambda j: (-readmodel.effective_priority(j, queues),
+                                        created(j), readmodel.ns_name(j)))
         total = len(matched)
         pages = max(1, -(-total // limit))
         window = matched[(page - 1) * limit: page * limit]
-        items = [views.job_summary(j, position=positions.get(ops.ns_name(j)),
-                                   priority=ops.priority_of(j, queues.get((ops.ns_name(j)[0], ops.queue_of(j)))))
+        items = [views.job_summary(j, position=positions.get(readmodel.ns_name(j)),
+                                   priority=readmodel.effective_priority(j, queues))
                  for j in window]
         return _json({"items": items, "total": total, "page": page, "limit": limit, "pages": pages})
 
@@ -313,14 +363,14 @@ class Api:
         ns, name = _target(request)
         view = await self._view()
         await require(self.auth, user, "get", QJ, ns, name)
-        held = [j for j in view.jobs if ops.ns_name(j)[0] == ns]
-        job = next((j for j in held if ops.ns_name(j)[1] == name), None)
+        held = [j for j in view.jobs if readmodel.ns_name(j)[0] == ns]
+        job = next((j for j in held if readmodel.ns_name(j)[1] == name), None)
         if job is None:
-            raise HttpError(404, f"queuedjob {ns}/{name} not found")
+            raise HttpError(404, f"{KINDS[QJ]} {ns}/{name} not found")
         queues = view.queues
-        positions = ops.positions(held, queues)
+        positions = readmodel.positions(held, queues)
         return _json(views.job_detail(job, position=positions.get((ns, name)),
-                                      priority=ops.priority_of(job, queues.get((ns, ops.queue_of(job))))))
+                                      priority=readmodel.effective_priority(job, queues)))
 
     async def schedules(self, request: web.Request) -> web.Response:
         user = await self.user(request)
@@ -343,11 +393,12 @@ class Api:
         ns, name = _target(request)
         await require(self.auth, user, "patch", QJ, ns, name)
         job = await self._get(QJ, ns, name)
-        if not ops.is_finished(job):
-            raise HttpError(409, f"queuedjob {ns}/{name} is {ops.phase_of(job)}: only a finished job can be retried")
-        value = ops.requeue_value(utcnow())
-        await self._patch(QJ, ns, name, {"metadata": {"annotations": {names.ANNOTATION_REQUEUE: value}}})
-        log.info("dashboard: %s requeued queuedjob %s/%s", user.username, ns, name)
+        refusal = actions.retry_refusal(job)
+        if refusal is not None:
+            raise HttpError(409, f"{KINDS[QJ]} {ns}/{name} {refusal}")
+        value = actions.fresh_value(utcnow())
+        await self._patch(QJ, ns, name, actions.requeue(value))
+        log.info("dashboard: %s requeued %s %s/%s", user.username, KINDS[QJ], ns, name)
         return _json({"namespace": ns, "name": name, "requeued": True, names.ANNOTATION_REQUEUE: value})
 
     async def delete(self, request: web.Request) -> web.Response:
@@ -355,15 +406,15 @@ class Api:
         ns, name = _target(request)
         await require(self.auth, user, "delete", QJ, ns, name)
         await self._delete(QJ, ns, name)
-        log.info("dashboard: %s deleted queuedjob %s/%s", user.username, ns, name)
+        log.info("dashboard: %s deleted %s %s/%s", user.username, KINDS[QJ], ns, name)
         return _json({"namespace": ns, "name": name, "deleted": True})
 
     async def _bulk_scope(self, user: User, verb: str, targets: Iterable[Mapping[str, Any]]) -> None:
         """403 naming every namespace of `targets` where `user` may not `verb` queuedjobs (nothing done)."""
-        spaces = sorted({ops.ns_name(t)[0] for t in targets})
+        spaces = sorted({readmodel.ns_name(t)[0] for t in targets})
         denied = [ns for ns in spaces if not await self.auth.allowed(user, verb, QJ, ns)]
         if denied:
-            raise HttpError(403, f"forbidden: {user.username} may not {verb} queuedjobs in namespace(s) "
+            raise HttpError(403, f"forbidden: {user.username} may not {verb} {QJ} in namespace(s) "
                                  f"{', '.join(denied)}; nothing was changed")
 
     async def cleanup(self, request: web.Request) -> web.Response:
@@ -377,12 +428,10 @@ class Api:
         if not isinstance(older_text, str):
             raise HttpError(400, "olderThan must be a string such as 7d or 12h")
         try:
-            older = ops.parse_duration(older_text)
-            phases = ops.normalize_phases(body.get("phases") or ["Succeeded", "Failed"])
+            older = readmodel.parse_duration(older_text)
+            phases = actions.cleanup_phases(body.get("phases") or ())
         except (ValueError, AttributeError, TypeError) as exc:
             raise HttpError(400, str(exc)) from None
-        if not set(phases) <= FINISHED_PHASES:
-            raise HttpError(400, "phases may only be Succeeded and Failed")
         queue = body.get("queue") or None
         if queue is not None and not isinstance(queue, str):
             raise HttpError(400, "queue must be a string")
@@ -391,21 +440,21 @@ class Api:
             raise HttpError(400, "dryRun must be true or false")
         view = await self._view()
         scope = await readable(self.auth, user, "list", QJ, namespace, self._namespaces_held(view))
-        victims = ops.cleanup_candidates(self._visible_jobs(view, scope, namespace), older_than=older, now=utcnow(),
+        victims = readmodel.cleanup_candidates(self._visible_jobs(view, scope, namespace), older_than=older, now=utcnow(),
                                          phases=phases, queue=queue)
         await self._bulk_scope(user, "delete", victims)
-        items = [{"namespace": ops.ns_name(v)[0], "name": ops.ns_name(v)[1], "phase": ops.phase_of(v),
+        items = [{"namespace": readmodel.ns_name(v)[0], "name": readmodel.ns_name(v)[1], "phase": readmodel.phase_of(v),
                   "completedAt": (v.get("status") or {}).get("completedAt")} for v in victims]
         if not dry_run:
             for v in victims:
-                ns, name = ops.ns_name(v)
+                ns, name = readmodel.ns_name(v)
                 try:
                     await self._delete(QJ, ns, name)
                 except HttpError as exc:
                     if exc.status != 404:
                         raise
-            log.info("dashboard: %s cleaned up %d finished queuedjob(s) older than %s",
-                     user.username, len(victims), older_text)
+            log.info("dashboard: %s cleaned up %d finished %s(s) older than %s",
+                     user.username, len(victims), KINDS[QJ], older_text)
         return _json({"dryRun": dry_run, "count": len(items), "items": items})
 
     async def retry_failed(self, request: web.Request) -> web.Response:
@@ -421,16 +470,14 @@ class Api:
             raise HttpError(400, "queue must be a string and dryRun true or false")
         view = await self._view()
         scope = await readable(self.auth, user, "list", QJ, namespace, self._namespaces_held(view))
-        targets = [j for j in self._visible_jobs(view, scope, namespace)
-                   if ops.is_dead_letter(j) and (queue is None or ops.queue_of(j) == queue)]
+        targets = readmodel.dead_letters(self._visible_jobs(view, scope, namespace), queue)
         await self._bulk_scope(user, "patch", targets)
         if not dry_run:
             for job in targets:
-                ns, name = ops.ns_name(job)
-                value = ops.requeue_value(utcnow())
-                await self._patch(QJ, ns, name, {"metadata": {"annotations": {names.ANNOTATION_REQUEUE: value}}})
-            log.info("dashboard: %s requeued %d dead-lettered queuedjob(s)", user.username, len(targets))
-        items = [{"namespace": ops.ns_name(j)[0], "name": ops.ns_name(j)[1]} for j in targets]
+                ns, name = readmodel.ns_name(job)
+                await self._patch(QJ, ns, name, actions.requeue(actions.fresh_value(utcnow())))
+            log.info("dashboard: %s requeued %d dead-lettered %s(s)", user.username, len(targets), KINDS[QJ])
+        items = [{"namespace": readmodel.ns_name(j)[0], "name": readmodel.ns_name(j)[1]} for j in targets]
         return _json({"dryRun": dry_run, "count": len(items), "items": items})
 
     async def trigger(self, request: web.Request) -> web.Response:
@@ -438,21 +485,22 @@ class Api:
         ns, name = _target(request)
         await require(self.auth, user, "patch", SCHEDULES, ns, name)
         await self._get(SCHEDULES, ns, name)
-        value = ops.requeue_value(utcnow())
-        await self._patch(SCHEDULES, ns, name, {"metadata": {"annotations": {names.ANNOTATION_TRIGGER: value}}})
-        log.info("dashboard: %s triggered jobschedule %s/%s", user.username, ns, name)
+        value = actions.fresh_value(utcnow())
+        await self._patch(SCHEDULES, ns, name, actions.trigger(value))
+        log.info("dashboard: %s triggered %s %s/%s", user.username, KINDS[SCHEDULES], ns, name)
         return _json({"namespace": ns, "name": name, "triggered": True, names.ANNOTATION_TRIGGER: value})
 
-    def _switch(self, plural: str, field: str, value: bool, verb_done: str) -> Callable[
-            [web.Request], Awaitable[web.Response]]:
+    def _switch(self, plural: str, on: bool, verb_done: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """Suspend (`on`) or resume a JobSchedule, pause or resume a JobQueue."""
+
         async def handle(request: web.Request) -> web.Response:
             user = await self.user(request)
             ns, name = _target(request)
             await require(self.auth, user, "patch", plural, ns, name)
             await self._get(plural, ns, name)
-            await self._patch(plural, ns, name, {"spec": {field: value}})
+            await self._patch(plural, ns, name, actions.hold(plural, on))
             log.info("dashboard: %s %s %s %s/%s", user.username, verb_done, plural, ns, name)
-            return _json({"namespace": ns, "name": name, field: value})
+            return _json({"namespace": ns, "name": name, actions.hold_field(plural): on})
 
         return handle
 
@@ -470,15 +518,15 @@ class Api:
             web.post("/api/cleanup", self.cleanup),
             web.get("/api/schedules", self.schedules),
             web.post("/api/schedules/{namespace}/{name}/trigger", self.trigger),
-            web.post("/api/schedules/{namespace}/{name}/enable", self._switch(SCHEDULES, "suspend", False, "enabled")),
-            web.post("/api/schedules/{namespace}/{name}/disable", self._switch(SCHEDULES, "suspend", True, "disabled")),
-            web.post("/api/queues/{namespace}/{name}/pause", self._switch(QUEUES, "paused", True, "paused")),
-            web.post("/api/queues/{namespace}/{name}/resume", self._switch(QUEUES, "paused", False, "resumed")),
+            web.post("/api/schedules/{namespace}/{name}/enable", self._switch(SCHEDULES, False, "enabled")),
+            web.post("/api/schedules/{namespace}/{name}/disable", self._switch(SCHEDULES, True, "disabled")),
+            web.post("/api/queues/{namespace}/{name}/pause", self._switch(QUEUES, True, "paused")),
+            web.post("/api/queues/{namespace}/{name}/resume", self._switch(QUEUES, False, "resumed")),
         ]
 
 
 def _kube_error(exc: KubeError, plural: str, ns: str, name: str | None) -> HttpError:
-    kind = plural.rstrip("s")
+    kind = KINDS.get(plural, plural)
     what = f"{kind} {ns}/{name}" if name else plural
     if exc.status == 404:
         return HttpError(404, f"{what} not found")

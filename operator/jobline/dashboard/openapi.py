@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from jobline import names
+from jobline.core.models import PHASES as _PHASES
+from jobline.core.readmodel import COUNT_KEYS
 
-PHASES = ["Pending", "Waiting", "Running", "Succeeded", "Failed", "Suspended"]
+PHASES = list(_PHASES)
+QJ, QUEUES, SCHEDULES = names.PLURAL_QUEUEDJOBS, names.PLURAL_JOBQUEUES, names.PLURAL_JOBSCHEDULES
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -51,8 +54,7 @@ def document() -> dict[str, Any]:
     nullable_str = {"type": "string", "nullable": True}
     nullable_time = {"type": "string", "format": "date-time", "nullable": True}
     nullable_int = {"type": "integer", "nullable": True}
-    counts = {k: {"type": "integer"} for k in ("pending", "waiting", "running", "succeeded", "failed",
-                                                 "suspended", "total")}
+    counts = {k: {"type": "integer"} for k in (*COUNT_KEYS, "total")}
     job_summary = {
         "type": "object",
         "properties": {
@@ -137,11 +139,11 @@ def document() -> dict[str, Any]:
                                     "responses": {"200": _ok("Namespaces", "Names."), **_errors(401, 503)}}},
         "/api/stats": {"get": {
             "summary": "Job counts per phase, in total and per queue (counted from the jobs).",
-            "description": read + " Resource: queuedjobs.", "parameters": [_NS_QUERY],
+            "description": read + f" Resource: {QJ}.", "parameters": [_NS_QUERY],
             "responses": {"200": _ok("Stats", "Counts."), **_errors(400, 401, 403, 503)}}},
         "/api/jobs": {"get": {
             "summary": "QueuedJobs, filtered, searched, sorted and paged on the server.",
-            "description": read + " Resource: queuedjobs.",
+            "description": read + f" Resource: {QJ}.",
             "parameters": [
                 _NS_QUERY,
                 {"name": "phase", "in": "query", "schema": {"type": "array", "items": {"type": "string",
@@ -160,43 +162,43 @@ def document() -> dict[str, Any]:
             "responses": {"200": _ok("JobPage", "One page."), **_errors(400, 401, 403, 503)}}},
         "/api/jobs/{namespace}/{name}": {
             "get": {"summary": "One job: spec (payload), attempt history, last error, result, progress.",
-                    "description": "Needs `get` on the queuedjob.", "parameters": _PATH,
+                    "description": f"Needs `get` on the {names.KIND_QUEUEDJOB.lower()}.", "parameters": _PATH,
                     "responses": {"200": _ok("JobDetail", "The job."), **_errors(400, 401, 403, 404, 503)}},
             "delete": {"summary": "Delete the job (its pods go with it).",
-                       "description": "Needs `delete` on the queuedjob.", "parameters": _PATH,
+                       "description": f"Needs `delete` on the {names.KIND_QUEUEDJOB.lower()}.", "parameters": _PATH,
                        "responses": {"200": _ok("Ref", "Deleted."), **_errors(400, 401, 403, 404)}},
         },
         "/api/jobs/{namespace}/{name}/retry": _action(
-            f"Requeue a finished job (sets the {names.ANNOTATION_REQUEUE} annotation).", "patch queuedjobs",
+            f"Requeue a finished job (sets the {names.ANNOTATION_REQUEUE} annotation).", f"patch {QJ}",
             "Ref", 409),
         "/api/retry-failed": {"post": {
             "summary": "Requeue every dead-lettered job in scope.",
-            "description": "Needs `patch` on queuedjobs in every namespace concerned; otherwise 403 and "
+            "description": f"Needs `patch` on {QJ} in every namespace concerned; otherwise 403 and "
                            "nothing changes.",
             "requestBody": {"content": {"application/json": {"schema": _ref("RetryFailedRequest")}}},
             "responses": {"200": _ok("BulkResult", "Requeued (or, with dryRun, would be)."),
                           **_errors(400, 401, 403, 503)}}},
         "/api/cleanup": {"post": {
             "summary": "Delete finished jobs older than a duration.",
-            "description": "Needs `delete` on queuedjobs in every namespace concerned; otherwise 403 and "
+            "description": f"Needs `delete` on {QJ} in every namespace concerned; otherwise 403 and "
                            "nothing changes.",
             "requestBody": {"content": {"application/json": {"schema": _ref("CleanupRequest")}}},
             "responses": {"200": _ok("BulkResult", "Deleted (or, with dryRun, would be)."),
                           **_errors(400, 401, 403, 503)}}},
         "/api/schedules": {"get": {
             "summary": "JobSchedules: cron, last and next run, run count, enabled.",
-            "description": read + " Resource: jobschedules.", "parameters": [_NS_QUERY],
+            "description": read + f" Resource: {SCHEDULES}.", "parameters": [_NS_QUERY],
             "responses": {"200": _ok("Schedules", "Schedules."), **_errors(400, 401, 403, 503)}}},
         "/api/schedules/{namespace}/{name}/trigger": _action(
-            f"Run the schedule now (sets the {names.ANNOTATION_TRIGGER} annotation).", "patch jobschedules", "Ref"),
+            f"Run the schedule now (sets the {names.ANNOTATION_TRIGGER} annotation).", f"patch {SCHEDULES}", "Ref"),
         "/api/schedules/{namespace}/{name}/enable": _action(
-            "Enable the schedule (spec.suspend=false).", "patch jobschedules", "Ref"),
+            "Enable the schedule (spec.suspend=false).", f"patch {SCHEDULES}", "Ref"),
         "/api/schedules/{namespace}/{name}/disable": _action(
-            "Disable the schedule (spec.suspend=true).", "patch jobschedules", "Ref"),
+            "Disable the schedule (spec.suspend=true).", f"patch {SCHEDULES}", "Ref"),
         "/api/queues/{namespace}/{name}/pause": _action(
-            "Pause the queue (spec.paused=true): nothing new starts.", "patch jobqueues", "Ref"),
+            "Pause the queue (spec.paused=true): nothing new starts.", f"patch {QUEUES}", "Ref"),
         "/api/queues/{namespace}/{name}/resume": _action(
-            "Resume the queue (spec.paused=false).", "patch jobqueues", "Ref"),
+            "Resume the queue (spec.paused=false).", f"patch {QUEUES}", "Ref"),
     }
     return {
         "openapi": "3.0.3",

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from jobline import names
-from jobline.cli import ops
+from jobline.core import readmodel
+from jobline.core.models import DEFAULT_QUEUE
 
 LAST_ERROR_SUMMARY: Final = 300  # characters of lastError in list rows (the detail has it whole)
 
@@ -18,11 +19,11 @@ def job_summary(job: Mapping[str, Any], *, position: int | None, priority: int) 
     return {
         "namespace": meta.get("namespace"),
         "name": meta.get("name"),
-        "queue": ops.queue_of(job),
-        "handler": ops.handler_of(job),
-        "phase": ops.phase_of(job),
+        "queue": readmodel.queue_of(job),
+        "handler": readmodel.handler_of(job),
+        "phase": readmodel.phase_of(job),
         "waitingReason": st.get("waitingReason"),
-        "failureReason": ops.failure_reason(job),
+        "failureReason": readmodel.failure_reason(job),
         "priority": priority,
         "attempts": int(st.get("attempts") or 0),
         "progress": st.get("progress"),
@@ -73,7 +74,7 @@ def schedule_row(obj: Mapping[str, Any]) -> dict[str, Any]:
         "timeZone": spec.get("timeZone") or "UTC",
         "enabled": not spec.get("suspend", False),
         "handler": template.get("handler"),
-        "queue": template.get("queue") or "default",
+        "queue": template.get("queue") or DEFAULT_QUEUE,
         "concurrencyPolicy": spec.get("concurrencyPolicy") or "Allow",
         "lastScheduleTime": st.get("lastScheduleTime"),
         "nextScheduleTime": st.get("nextScheduleTime"),

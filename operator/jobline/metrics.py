@@ -77,10 +77,10 @@ SCHEDULE_LATENESS: Final = Histogram(
     "From a scheduled run's nominal time to the creation of its QueuedJob (manual runs not included).",
     ["namespace", "schedule"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
 RECONCILE_ERRORS: Final = Counter(
-    "jobline_reconcile_errors", "Failed reconciles (stage: reconcile, start) that will be retried.",
+    "jobline_reconcile_errors", "Failed reconciles (stage: reconcile, start, schedule) that will be retried.",
     ["stage"], registry=REGISTRY)
-for _stage in ("reconcile", "start"):
-    RECONCILE_ERRORS.labels(stage=_stage)  # both series exist from the start (0), for rate() and alerts
+for _stage in ("reconcile", "start", "schedule"):
+    RECONCILE_ERRORS.labels(stage=_stage)  # every series exists from the start (0), for rate() and alerts
 
 
 def _labels(obj: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -161,7 +161,8 @@ def job_seen(event: str | None, obj: Mapping[str, Any]) -> None:
 
 @_safely
 def reconcile_error(stage: str) -> None:
-    """A reconcile (``reconcile``) or an attempt start (``start``) failed and will be retried."""
+    """A reconcile (``reconcile``), an attempt start (``start``) or a schedule step (``schedule``) failed
+    and will be retried."""
     RECONCILE_ERRORS.labels(stage=stage).inc()
 
 

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jobline import metrics, names
-from jobline.core import lifecycle
-from jobline.core.dispatch import Candidate, Finished, Unique, free_slots, originals, pick, retention_victims
+from jobline.core import lifecycle, readmodel
+from jobline.core.dispatch import Candidate, Unique, free_slots, originals, pick, retention_victims
 from jobline.core.models import (
     DEFAULT_PRIORITY,
     DEFAULT_QUEUE,
@@ -28,8 +28,8 @@ from jobline.core.models import (
     resolve_retry,
 )
 from jobline.core.podspec import TemplateError, build_worker_pod, merge_templates
-from jobline.core.timefmt import fmt, parse
 from jobline.core.timefmt import now as utcnow
+from jobline.core.timefmt import parse
 from jobline.kube import Kube, KubeError, collection_path, with_kind
 
 from .base import Loop
@@ -466,31 +466,13 @@ class Controller(Loop):
         if obj is None:
             return
         now = self.clock()
-        counts = dict.fromkeys(("pending", "waiting", "running", "succeeded", "failed", "suspended"), 0)
-        oldest: datetime | None = None
-        last_done: datetime | None = None
-        finished: list[Finished] = []
-        for _key, job in self.store.jobs_in_queue(ns, qname):
-            st = job.get("status") or {}
-            phase = st.get("phase") or "Pending"
-            counts[phase.lower()] = counts.get(phase.lower(), 0) + 1
-            if phase == "Pending":
-                created = parse(job["metadata"].get("creationTimestamp"))
-                if created and (oldest is None or created < oldest):
-                    oldest = created
-            if phase in FINISHED_PHASES:
-                done = parse(st.get("completedAt"))
-                if done and (last_done is None or done > last_done):
-                    last_done = done
-                finished.append(Finished(job["metadata"]["name"], phase, st.get("completedAt") or ""))
+        summary = readmodel.queue_summary((job for _key, job in self.store.jobs_in_queue(ns, qname)), now)
         recent = self.completions[queue]
         while recent and recent[0] < now - timedelta(minutes=1):
             recent.popleft()
         qspec = self.store.queue_spec(ns, qname)
         new = {
-            **counts,
-            "oldestPendingSeconds": int((now - oldest).total_seconds()) if oldest else 0,
-            "lastCompletionTime": fmt(last_done) if last_done else None,
+            **summary.status_fields(),
             "completionsLastMinute": len(recent),
             "observedGeneration": obj["metadata"].get("generation"),
         }
@@ -511,7 +493,7 @@ class Controller(Loop):
             updated = await self.kube.patch_status(names.PLURAL_JOBQUEUES, ns, qname, patch)
             self.on_queue("MODIFIED", with_kind(updated, names.KIND_JOBQUEUE))  # may carry a spec change
         if qspec and qspec.retention:
-            for victim in retention_victims(finished, qspec.retention.succeeded, qspec.retention.failed):
+            for victim in retention_victims(summary.finished, qspec.retention.succeeded, qspec.retention.failed):
                 vobj = self.store.jobs.get((ns, victim))
                 await self.kube.delete_object(names.PLURAL_QUEUEDJOBS, ns, victim,
                                               vobj["metadata"].get("uid") if vobj else None)

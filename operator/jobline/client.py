@@ -11,17 +11,15 @@ Usage::
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final, NoReturn
 
 from pydantic import ValidationError
 
-from jobline import names
+from jobline import kubeconfig, names
 from jobline.core.models import (
     DEFAULT_QUEUE,
     FINISHED_PHASES,
@@ -48,7 +46,6 @@ __all__ = [
 ]
 
 PLURAL: Final = QueuedJob.PLURAL
-SERVICE_ACCOUNT_NAMESPACE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 MAX_GENERATE_NAME_PREFIX: Final = 58  # the apiserver appends 5 random characters
 
 # Indirections so tests can drive `wait` without real time passing.
@@ -76,49 +73,16 @@ class JobAlreadyExists(JoblineError):
 # --- connection ------------------------------------------------------------------------------
 
 
-def _in_cluster() -> bool:
-    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and SERVICE_ACCOUNT_NAMESPACE.exists()
-
-
-def _kubeconfig() -> str:
-    """The kubeconfig path(s) as of now (the kubernetes package reads $KUBECONFIG only at import)."""
-    return os.environ.get("KUBECONFIG") or "~/.kube/config"
-
-
 def custom_objects_api() -> Any:
-    """A `CustomObjectsApi` configured in-cluster, else from kubeconfig (global config left alone)."""
+    """A `CustomObjectsApi` for the cluster :mod:`jobline.kubeconfig` finds (global config left alone)."""
     import kubernetes
 
-    client: Any = kubernetes.client
-    config: Any = kubernetes.config
-    configuration = client.Configuration()
-    try:
-        config.load_incluster_config(client_configuration=configuration)
-    except config.ConfigException:
-        config.load_kube_config(
-            config_file=_kubeconfig(), client_configuration=configuration, persist_config=False
-        )
-    return client.CustomObjectsApi(client.ApiClient(configuration))
+    return kubernetes.client.CustomObjectsApi(kubernetes.client.ApiClient(kubeconfig.load()))
 
 
 def current_namespace() -> str:
     """The pod's namespace in-cluster, else the current kubeconfig context's, else ``default``."""
-    if _in_cluster():
-        try:
-            return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
-        except OSError:
-            pass
-    try:
-        import kubernetes
-
-        config: Any = kubernetes.config
-        _, active = config.list_kube_config_contexts(config_file=_kubeconfig())
-        namespace = (active or {}).get("context", {}).get("namespace")
-        if isinstance(namespace, str) and namespace:
-            return namespace
-    except Exception:  # no kubeconfig, or an unreadable one
-        pass
-    return "default"
+    return kubeconfig.current_namespace()
 
 
 def _api(api: Any) -> Any:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client
 
 from jobline import names
 
@@ -40,15 +40,10 @@ class KubeError(Exception):
 
 
 def load_config(kubeconfig: str | None = None) -> client.Configuration:
-    """In-cluster config when running in a pod, else the kubeconfig (``KUBECONFIG`` or ~/.kube/config)."""
-    cfg = client.Configuration()
-    if kubeconfig is None:
-        try:
-            config.load_incluster_config(client_configuration=cfg)
-            return cfg
-        except config.ConfigException:
-            pass
-    config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+    """The operator's configuration, found as :mod:`jobline.kubeconfig` documents."""
+    from jobline import kubeconfig as loader
+
+    cfg: client.Configuration = loader.load(kubeconfig)
     return cfg
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final
 
 from jobline import client as sdk
-from jobline import names
+from jobline import kubeconfig, names
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1  # the job failed, an item of a bulk action failed, an API error
@@ -74,27 +72,14 @@ class Connection:
     _api: Any = field(default=None, repr=False)
     _ns: str | None = field(default=None, repr=False)
 
-    def _config_file(self) -> str | None:
-        return self.kubeconfig or os.environ.get("KUBECONFIG") or None
-
-    def _use_kubeconfig(self) -> bool:
-        if self.kubeconfig or os.environ.get("KUBECONFIG") or self.context:
-            return True
-        return Path("~/.kube/config").expanduser().exists() or not sdk._in_cluster()
-
     def api_client(self) -> Any:
         if self._api is not None:
             return self._api
         import kubernetes
 
         k8s: Any = kubernetes
-        cfg = k8s.client.Configuration()
         try:
-            if self._use_kubeconfig():
-                k8s.config.load_kube_config(config_file=self._config_file(), context=self.context,
-                                            client_configuration=cfg, persist_config=False)
-            else:
-                k8s.config.load_incluster_config(client_configuration=cfg)
+            cfg = kubeconfig.load(self.kubeconfig, self.context)
         except (k8s.config.ConfigException, OSError) as exc:
             raise CliError(f"cannot load the cluster configuration: {exc}", EXIT_USAGE) from None
         if self.token:
@@ -121,30 +106,15 @@ class Connection:
         return kubernetes.client.CoreV1Api(self.api_client())
 
     def ns(self) -> str:
-        """The namespace: -n, else the context's, else the pod's (in-cluster), else ``default``."""
+        """The namespace: -n, else the pod's (in-cluster), else the context's, else ``default``."""
         if self.namespace:
             return self.namespace
         if self._ns is None:
-            self._ns = self._context_namespace() or "default"
+            try:
+                self._ns = kubeconfig.current_namespace(self.kubeconfig, self.context)
+            except LookupError as exc:
+                raise CliError(str(exc.args[0]), EXIT_USAGE) from None
         return self._ns
-
-    def _context_namespace(self) -> str | None:
-        if not self._use_kubeconfig():
-            return sdk.current_namespace()
-        import kubernetes
-
-        k8s: Any = kubernetes
-        try:
-            contexts, active = k8s.config.list_kube_config_contexts(config_file=self._config_file())
-        except Exception:
-            return None
-        chosen = active
-        if self.context:
-            chosen = next((c for c in contexts or () if c.get("name") == self.context), None)
-            if chosen is None:
-                raise CliError(f"context {self.context!r} not found in the kubeconfig", EXIT_USAGE)
-        namespace = ((chosen or {}).get("context") or {}).get("namespace")
-        return namespace if isinstance(namespace, str) and namespace else None
 
     def scope(self) -> str | None:
         """None for all namespaces (-A), else the namespace."""

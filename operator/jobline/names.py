@@ -57,9 +57,10 @@ ANNOTATION_MANUAL_TRIGGER: Final = f"{GROUP}/manual-trigger"  # trigger value th
 # Operating it: the dashboard, metrics and `kubectl jobline` (jobline.dashboard, jobline.metrics, jobline.cli).
 FIELD_MANAGER_DASHBOARD: Final = "jobline-dashboard"
 FIELD_MANAGER_CLI: Final = "kubectl-jobline"
-ENV_HEALTH_ADDR: Final = "JOBLINE_HEALTH_ADDR"  # main.py -> handlers/servers.py
-ENV_HEALTH_PORT: Final = "JOBLINE_HEALTH_PORT"
-ENV_METRICS_PORT: Final = "JOBLINE_METRICS_PORT"
-ENV_DASHBOARD_ADDR: Final = "JOBLINE_DASHBOARD_ADDR"
-ENV_DASHBOARD_PORT: Final = "JOBLINE_DASHBOARD_PORT"
-ENV_DASHBOARD_AUTH: Final = "JOBLINE_DASHBOARD_AUTH"
+
+# The operator's own settings come from its command line (jobline.settings); a pod may set these
+# defaults through its environment instead (the chart sets the certificate directory).
+ENV_OPERATOR_WEBHOOK_PORT: Final = "JOBLINE_WEBHOOK_PORT"
+ENV_OPERATOR_WEBHOOK_CERT_DIR: Final = "JOBLINE_WEBHOOK_CERT_DIR"
+ENV_OPERATOR_PEERING: Final = "JOBLINE_PEERING"
+ENV_LOG_LEVEL: Final = "JOBLINE_LOG_LEVEL"  # the operator's and the worker's

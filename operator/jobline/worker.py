@@ -536,7 +536,7 @@ def main(
     reg = default_registry if registry is None else registry
     if not logging.getLogger().handlers:
         logging.basicConfig(
-            level=os.environ.get("JOBLINE_LOG_LEVEL", "INFO").upper(),
+            level=os.environ.get(names.ENV_LOG_LEVEL, "INFO").upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
             stream=sys.stderr,
         )

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobline import metrics, names
 from jobline.handlers.servers import health_app
+from jobline.runtime import Runtime
 
 
 def sample(name: str, **labels: str) -> float:
@@ -97,7 +98,7 @@ def test_healthz_and_metrics_endpoints() -> None:
     async def go() -> None:
         loop = asyncio.get_running_loop()
         task = loop.create_future()  # a "running" controller task
-        memo = SimpleNamespace(controller=SimpleNamespace(synced=True), controller_task=task)
+        memo = Runtime(controller=cast(Any, SimpleNamespace(synced=True)), controller_task=cast(Any, task))
         async with TestClient(TestServer(health_app(memo, with_metrics=True))) as client:
             resp = await client.get("/healthz")
             assert resp.status == 200 and (await resp.json())["synced"] is True
@@ -119,7 +120,7 @@ def test_readyz_waits_for_the_controllers_sync() -> None:
     async def go() -> None:
         task = asyncio.get_running_loop().create_future()
         controller = SimpleNamespace(synced=False)
-        memo = SimpleNamespace(controller=controller, controller_task=task)
+        memo = Runtime(controller=cast(Any, controller), controller_task=cast(Any, task))
         async with TestClient(TestServer(health_app(memo, with_metrics=False))) as client:
             resp = await client.get("/readyz")
             assert resp.status == 503 and (await resp.json())["status"] == "not ready"
@@ -128,6 +129,22 @@ def test_readyz_waits_for_the_controllers_sync() -> None:
             assert (await client.get("/readyz")).status == 200
             task.set_result(None)
             assert (await client.get("/readyz")).status == 503
+        task.cancel()
+
+    asyncio.run(go())
+
+
+def test_readyz_waits_for_the_schedule_loop_too() -> None:
+    async def go() -> None:
+        task = asyncio.get_running_loop().create_future()
+        schedules = SimpleNamespace(synced=False)
+        memo = Runtime(controller=cast(Any, SimpleNamespace(synced=True)), schedules=cast(Any, schedules),
+                       controller_task=cast(Any, task))
+        async with TestClient(TestServer(health_app(memo, with_metrics=False))) as client:
+            resp = await client.get("/readyz")
+            assert resp.status == 503 and (await resp.json())["schedules_synced"] is False
+            schedules.synced = True
+            assert (await client.get("/readyz")).status == 200
         task.cancel()
 
     asyncio.run(go())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from jobline.handlers.peering import _watch_leadership
+from jobline.runtime import Runtime
 
 
 class FakeKube:
@@ -31,11 +31,11 @@ class Loop:
 def test_leadership_waits_for_the_client_instead_of_dying() -> None:
     async def go() -> None:
         controller = Loop()
-        memo = SimpleNamespace(controller=controller)  # no memo.kube yet: startup.configure has not run
+        memo = Runtime(controller=cast(Any, controller))  # no kube yet: startup.configure has not run
         task = asyncio.create_task(_watch_leadership(memo, "p", "apps", "me@1", 200))
         await asyncio.sleep(0.1)
         assert not task.done() and not controller.active
-        memo.kube = FakeKube()
+        memo.kube = cast(Any, FakeKube())
         for _ in range(40):
             if controller.active:
                 break

@@ -8,6 +8,7 @@ from . import (  # jobschedule: the schedule loop
     admission,
     jobqueue,
     jobschedule,
+    login,  # kopf's own connection, from jobline.kubeconfig
     peering,  # after startup: it pauses the loops startup created
     pod,
     queuedjob,
@@ -15,4 +16,4 @@ from . import (  # jobschedule: the schedule loop
     startup,
 )
 
-__all__ = ["admission", "jobqueue", "jobschedule", "peering", "pod", "queuedjob", "servers", "startup"]
+__all__ = ["admission", "jobqueue", "jobschedule", "login", "peering", "pod", "queuedjob", "servers", "startup"]

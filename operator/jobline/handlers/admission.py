@@ -6,7 +6,6 @@ the controller enforces both rules again (PayloadTooLarge, Duplicate) for anythi
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from jobline import names
+from jobline import names, runtime
 from jobline.core.models import DEFAULT_QUEUE, FINISHED_PHASES, MAX_PAYLOAD_BYTES, payload_size
 from jobline.webhook import write_pair
 
@@ -22,15 +21,13 @@ WEBHOOK_CONFIG = "jobline.dev"
 
 
 @kopf.on.startup()
-async def configure_admission(settings: kopf.OperatorSettings, **_: Any) -> None:
-    port = int(os.environ.get("JOBLINE_WEBHOOK_PORT", "0") or 0)
-    if not port:
+async def configure_admission(settings: kopf.OperatorSettings, memo: object, **_: Any) -> None:
+    own = runtime.of(memo).settings
+    if not own.webhook_port:
         return
-    addr = os.environ.get("JOBLINE_WEBHOOK_ADDR", "127.0.0.1")
-    host = os.environ.get("JOBLINE_WEBHOOK_HOST", addr)
-    service = os.environ.get("JOBLINE_WEBHOOK_SERVICE", "")  # "namespace/name" when running in a cluster
-    certdir = Path(os.environ.get("JOBLINE_WEBHOOK_CERT_DIR") or tempfile.mkdtemp(prefix="jobline-webhook-"))
-    if (certdir / "webhook.crt").exists() and (certdir / "webhook.key").exists():
+    addr, host, service = own.webhook_addr, own.advertised_webhook_host, own.webhook_service
+    certdir = Path(own.webhook_cert_dir) if own.webhook_cert_dir else None
+    if certdir is not None and (certdir / "webhook.crt").exists() and (certdir / "webhook.key").exists():
         # A certificate shared by all replicas (the chart's Secret), signed by ca.crt.
         certfile, keyfile = certdir / "webhook.crt", certdir / "webhook.key"
         ca = certdir / "ca.crt"
@@ -41,10 +38,14 @@ async def configure_admission(settings: kopf.OperatorSettings, **_: Any) -> None
             ns, _sep, svc = service.partition("/")
             names_ += [f"{svc}.{ns}.svc", f"{svc}.{ns}.svc.cluster.local"]
         certfile, keyfile, cadata = write_pair(Path(tempfile.mkdtemp(prefix="jobline-webhook-")), names_)
-    cls = ServiceWebhookServer if service else kopf.WebhookServer
-    server = cls(addr=addr, port=port, host=host, certfile=str(certfile), pkeyfile=str(keyfile), cadata=cadata)
-    if isinstance(server, ServiceWebhookServer):
+    server: kopf.WebhookServer
+    if service:
+        server = ServiceWebhookServer(addr=addr, port=own.webhook_port, host=host, certfile=str(certfile),
+                                      pkeyfile=str(keyfile), cadata=cadata)
         server.service = service
+    else:
+        server = kopf.WebhookServer(addr=addr, port=own.webhook_port, host=host, certfile=str(certfile),
+                                    pkeyfile=str(keyfile), cadata=cadata)
     settings.admission.server = server
     settings.admission.managed = WEBHOOK_CONFIG
 
@@ -70,7 +71,7 @@ def register() -> None:
                      operations=["CREATE", "UPDATE"], ignore_failures=True)(validate_queuedjob)
 
 
-def validate_queuedjob(spec: kopf.Spec, namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
+def validate_queuedjob(spec: kopf.Spec, namespace: str | None, name: str, memo: object, **kwargs: Any) -> None:
     operation = kwargs.get("operation")
     size = payload_size(spec.get("payload"))
     if size > MAX_PAYLOAD_BYTES:
@@ -78,7 +79,7 @@ def validate_queuedjob(spec: kopf.Spec, namespace: str | None, name: str, memo: 
             f"spec.payload: {size} bytes of JSON, more than the {MAX_PAYLOAD_BYTES} allowed; "
             "store large inputs elsewhere and pass a reference", code=422)
     unique = spec.get("uniqueKey")
-    controller = getattr(memo, "controller", None)
+    controller = runtime.of(memo).controller
     if operation != "CREATE" or not unique or controller is None or namespace is None:
         return
     queue = spec.get("queue") or DEFAULT_QUEUE

@@ -6,9 +6,11 @@ from typing import Any
 
 import kopf
 
-from jobline import names
+from jobline import names, runtime
 
 
 @kopf.on.event(names.GROUP, names.VERSION, names.PLURAL_JOBQUEUES)
-async def jobqueue_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
-    memo.controller.on_queue(event.get("type"), dict(event["object"]))
+async def jobqueue_event(event: kopf.RawEvent, memo: object, **_: Any) -> None:
+    controller = runtime.of(memo).controller
+    if controller is not None:
+        controller.on_queue(event.get("type"), dict(event["object"]))

@@ -6,9 +6,11 @@ from typing import Any
 
 import kopf
 
-from jobline import names
+from jobline import names, runtime
 
 
 @kopf.on.event(names.GROUP, names.VERSION, names.PLURAL_JOBSCHEDULES)
-async def jobschedule_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
-    memo.schedules.on_schedule(event.get("type"), dict(event["object"]))
+async def jobschedule_event(event: kopf.RawEvent, memo: object, **_: Any) -> None:
+    schedules = runtime.of(memo).schedules
+    if schedules is not None:
+        schedules.on_schedule(event.get("type"), dict(event["object"]))

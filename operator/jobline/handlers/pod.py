@@ -6,9 +6,11 @@ from typing import Any
 
 import kopf
 
-from jobline import names
+from jobline import names, runtime
 
 
 @kopf.on.event("v1", "pods", labels={names.LABEL_JOB: kopf.PRESENT})
-async def pod_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
-    memo.controller.on_pod(event.get("type"), dict(event["object"]))
+async def pod_event(event: kopf.RawEvent, memo: object, **_: Any) -> None:
+    controller = runtime.of(memo).controller
+    if controller is not None:
+        controller.on_pod(event.get("type"), dict(event["object"]))

@@ -1,4 +1,4 @@
-"""QueuedJob watch events -> the controller's store."""
+"""QueuedJob watch events -> the controller's store (the schedule loop reads the same store)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,11 @@ from typing import Any
 
 import kopf
 
-from jobline import names
+from jobline import names, runtime
 
 
 @kopf.on.event(names.GROUP, names.VERSION, names.PLURAL_QUEUEDJOBS)
-async def queuedjob_event(event: kopf.RawEvent, memo: Any, **_: Any) -> None:
-    obj = dict(event["object"])
-    memo.controller.on_job(event.get("type"), obj)
-    # JobSchedule loop: it follows the jobs its schedules created (active, finished) without listing.
-    schedules = getattr(memo, "schedules", None)
-    if schedules is not None:
-        schedules.on_job(event.get("type"), obj)
+async def queuedjob_event(event: kopf.RawEvent, memo: object, **_: Any) -> None:
+    controller = runtime.of(memo).controller
+    if controller is not None:
+        controller.on_job(event.get("type"), dict(event["object"]))

@@ -1,8 +1,8 @@
 """The operator's HTTP servers: ``/healthz`` + ``/metrics`` (health port) and the dashboard (its own port).
 
 kopf's own liveness endpoint is not used: it owns its port and cannot serve ``/metrics`` beside
-``/healthz``. ``jobline-operator`` passes the ports through the environment (see main.py); without
-them (e.g. under ``kopf run``) nothing is started.
+``/healthz``. The ports are the runtime's settings (``jobline-operator --help``); port 0 is off.
+``/readyz`` is what a test or a rollout waits on: ready once both loops have listed everything.
 """
 
 from __future__ import annotations
@@ -10,53 +10,44 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import os
 from typing import Any
 
 import kopf
 from aiohttp import web
 
-from jobline import metrics, names
+from jobline import metrics, runtime
 from jobline.kube import Kube, load_config
+from jobline.runtime import Runtime
 
 log = logging.getLogger("jobline")
 
 
-def _port(env: str) -> int:
-    try:
-        return int(os.environ.get(env, "0") or 0)
-    except ValueError:
-        raise kopf.PermanentError(f"{env} must be a port number") from None
-
-
-def _tasks_alive(memo: Any) -> tuple[bool, dict[str, Any]]:
-    """The controller (and schedule) loops are running; their state for /healthz."""
+def _tasks_alive(rt: Runtime) -> tuple[bool, dict[str, Any]]:
+    """The controller (and schedule) loops are running; their state for /healthz and /readyz."""
     info: dict[str, Any] = {}
     ok = True
-    for attr in ("controller_task", "schedules_task"):
-        task = getattr(memo, attr, None)
-        if task is None:
-            continue
+    for name, task in rt.tasks().items():
         alive = not task.done()
-        info[attr.removesuffix("_task")] = "running" if alive else "stopped"
+        info[name] = "running" if alive else "stopped"
         ok = ok and alive
-    controller = getattr(memo, "controller", None)
-    info["synced"] = bool(controller is not None and controller.synced)
-    return ok and controller is not None, info
+    info["synced"] = bool(rt.controller is not None and rt.controller.synced)
+    if rt.schedules is not None:
+        info["schedules_synced"] = rt.schedules.synced
+    return ok and rt.controller is not None, info
 
 
-def health_app(memo: Any, *, with_metrics: bool, with_health: bool = True) -> web.Application:
+def health_app(rt: Runtime, *, with_metrics: bool, with_health: bool = True) -> web.Application:
     app = web.Application()
 
     async def healthz(request: web.Request) -> web.Response:
-        ok, info = _tasks_alive(memo)
+        ok, info = _tasks_alive(rt)
         return web.json_response({"status": "ok" if ok else "failing", **info}, status=200 if ok else 503)
 
     async def readyz(request: web.Request) -> web.Response:
-        # Ready once the controller has listed everything: before that its answers (webhook
-        # uniqueness, dashboard, metrics) would come from a partial view.
-        ok, info = _tasks_alive(memo)
-        ready = ok and bool(info.get("synced"))
+        # Ready once the loops have listed everything: before that their answers (webhook
+        # uniqueness, dashboard, metrics, schedules) would come from a partial view.
+        ok, info = _tasks_alive(rt)
+        ready = ok and bool(info.get("synced")) and info.get("schedules_synced", True) is True
         return web.json_response({"status": "ready" if ready else "not ready", **info}, status=200 if ready else 503)
 
     async def metrics_page(request: web.Request) -> web.Response:
@@ -93,44 +84,40 @@ def _loopback(addr: str) -> bool:
 
 
 @kopf.on.startup()
-async def start_servers(memo: kopf.Memo, **_: Any) -> None:
-    # Everything reads memo.controller lazily (at request time), so the order of startup handlers
-    # does not matter; the dashboard has its own API client for TokenReviews, SARs and actions.
-    metrics.watch_jobs(lambda: memo.controller.store.jobs.values() if getattr(memo, "controller", None) else None)
-    runners: list[web.AppRunner] = []
-    memo.server_runners = runners
-    health_addr = os.environ.get(names.ENV_HEALTH_ADDR, "127.0.0.1")
-    health_port = _port(names.ENV_HEALTH_PORT)
-    metrics_port = _port(names.ENV_METRICS_PORT)
-    if health_port:
-        runners.append(await _serve(health_app(memo, with_metrics=metrics_port == health_port), health_addr,
-                                    health_port, "/healthz" + (" and /metrics" if metrics_port == health_port else "")))
-    if metrics_port and metrics_port != health_port:
-        runners.append(await _serve(health_app(memo, with_metrics=True, with_health=False), health_addr,
-                                    metrics_port, "/metrics"))
-    dashboard_port = _port(names.ENV_DASHBOARD_PORT)
-    if not dashboard_port:
+async def start_servers(memo: object, **_: Any) -> None:
+    # Everything reads the runtime's controller lazily (at request time), so the order of startup
+    # handlers does not matter; the dashboard has its own API client for TokenReviews, SARs and actions.
+    rt = runtime.of(memo)
+    own = rt.settings
+    metrics.watch_jobs(lambda: rt.controller.store.jobs.values() if rt.controller is not None else None)
+    health, metrics_port = own.health_port, own.metrics_port
+    if health:
+        rt.server_runners.append(await _serve(health_app(rt, with_metrics=metrics_port == health), own.health_host,
+                                              health, "/healthz" + (" and /metrics" if metrics_port == health else "")))
+    if metrics_port and metrics_port != health:
+        rt.server_runners.append(await _serve(health_app(rt, with_metrics=True, with_health=False), own.health_host,
+                                              metrics_port, "/metrics"))
+    if not own.dashboard_port:
         return
     from jobline.dashboard import MemoSource, create_app, make_auth
 
-    mode = os.environ.get(names.ENV_DASHBOARD_AUTH, "token")
-    addr = os.environ.get(names.ENV_DASHBOARD_ADDR, "127.0.0.1")
+    mode, addr = own.dashboard_auth, own.dashboard_addr
     if mode == "none":
         log.warning("DASHBOARD AUTHENTICATION IS OFF (--dashboard-auth=none): whoever reaches %s:%d can read "
                     "every job and retry, delete and trigger without any Kubernetes rights. "
-                    "For local development only.", addr, dashboard_port)
+                    "For local development only.", addr, own.dashboard_port)
         if not _loopback(addr):
             log.warning("the unauthenticated dashboard listens on %s, which is NOT a loopback address", addr)
-    kube = Kube(load_config(os.environ.get("JOBLINE_KUBECONFIG") or None), workers=4)
-    memo.dashboard_kube = kube
-    app = create_app(make_auth(mode, kube), MemoSource(memo, kube), kube)
-    runners.append(await _serve(app, addr, dashboard_port, f"the dashboard (auth: {mode})"))
+    kube = Kube(load_config(own.kubeconfig), workers=4)
+    rt.dashboard_kube = kube
+    app = create_app(make_auth(mode, kube), MemoSource(rt, kube), kube)
+    rt.server_runners.append(await _serve(app, addr, own.dashboard_port, f"the dashboard (auth: {mode})"))
 
 
 @kopf.on.cleanup()
-async def stop_servers(memo: kopf.Memo, **_: Any) -> None:
-    for runner in reversed(getattr(memo, "server_runners", None) or []):
+async def stop_servers(memo: object, **_: Any) -> None:
+    rt = runtime.of(memo)
+    for runner in reversed(rt.server_runners):
         await runner.cleanup()
-    kube: Kube | None = getattr(memo, "dashboard_kube", None)
-    if kube is not None:
-        kube.close()
+    if rt.dashboard_kube is not None:
+        rt.dashboard_kube.close()

@@ -1,16 +1,16 @@
-"""Operator start and stop: kopf settings, the API client and the controller loop."""
+"""Operator start and stop: kopf settings, the API clients and the two loops."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Iterable
 from typing import Any, cast
 
 import kopf
 
+from jobline import runtime
 from jobline.controller.loop import Controller
 from jobline.controller.schedules import ScheduleLoop
 from jobline.kube import Kube, load_config
@@ -34,37 +34,36 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: object, **_: Any) -> None:
+    rt = runtime.of(memo)
     settings.posting.enabled = False  # we post our own Events, one per job transition
     settings.persistence.diffbase_storage = NoDiffBase()
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
-    namespaces = [ns for ns in os.environ.get("JOBLINE_NAMESPACES", "").split(",") if ns]
-    kube = Kube(load_config(os.environ.get("JOBLINE_KUBECONFIG") or None))
-    controller = Controller(kube, namespaces or None)
-    controller.active = not os.environ.get("JOBLINE_PEERING")  # HA: standby until peering says so
-    memo.kube = kube
-    memo.controller = controller
-    memo.controller_task = asyncio.create_task(controller.run(), name="jobline-controller")
-    # JobSchedule loop: one task firing every schedule, next to the controller, with an API client of
-    # its own (threads, connections) so fire times never queue behind the controller's writes.
-    memo.schedules_kube = Kube(load_config(os.environ.get("JOBLINE_KUBECONFIG") or None), workers=32)
-    memo.schedules = ScheduleLoop(memo.schedules_kube, namespaces or None)
-    memo.schedules.active = not os.environ.get("JOBLINE_PEERING")  # HA: standby until peering says so
-    memo.schedules_task = asyncio.create_task(memo.schedules.run(), name="jobline-schedules")
-    log.info("controller started (namespaces: %s)", ", ".join(namespaces) or "all")
+    namespaces = list(rt.settings.namespaces) or None
+    rt.kube = Kube(load_config(rt.settings.kubeconfig))
+    rt.controller = Controller(rt.kube, namespaces)
+    # The schedule loop reads the controller's store of jobs and has an API client of its own
+    # (threads, connections), so fire times never queue behind the controller's writes.
+    rt.schedules_kube = Kube(load_config(rt.settings.kubeconfig), workers=32)
+    rt.schedules = ScheduleLoop(rt.schedules_kube, namespaces, jobs=rt.controller)
+    if rt.settings.standby_first:  # HA: standby until kopf's peering says this replica leads
+        for loop in rt.loops():
+            loop.deactivate()
+    rt.controller_task = asyncio.create_task(rt.controller.run(), name="jobline-controller")
+    rt.schedules_task = asyncio.create_task(rt.schedules.run(), name="jobline-schedules")
+    log.info("controller started (namespaces: %s)", ", ".join(rt.settings.namespaces) or "all")
 
 
 @kopf.on.cleanup()
-async def stop(memo: kopf.Memo, **_: Any) -> None:
-    for attr in ("schedules_task", "controller_task"):  # schedules_task: the JobSchedule loop
-        task: asyncio.Task[None] | None = getattr(memo, attr, None)
+async def stop(memo: object, **_: Any) -> None:
+    rt = runtime.of(memo)
+    for task in (rt.schedules_task, rt.controller_task):
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    for attr in ("kube", "schedules_kube"):  # schedules_kube: the JobSchedule loop's client
-        kube: Kube | None = getattr(memo, attr, None)
+    for kube in (rt.kube, rt.schedules_kube):
         if kube is not None:
             kube.close()

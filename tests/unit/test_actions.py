@@ -65,10 +65,10 @@ def test_named_holds(make: Callable[[], actions.Patch], body: dict[str, Any]) ->
 @pytest.mark.parametrize(("phase", "refusal"), [
     ("Succeeded", None),
     ("Failed", None),
-    ("Pending", "is Pending: only a finished job (Succeeded or Failed) can be retried"),
-    ("Running", "is Running: only a finished job (Succeeded or Failed) can be retried"),
-    ("Suspended", "is Suspended: only a finished job (Succeeded or Failed) can be retried"),
-    (None, "is Pending: only a finished job (Succeeded or Failed) can be retried"),
+    ("Pending", "is Pending: only a finished job can be retried (Succeeded or Failed)"),
+    ("Running", "is Running: only a finished job can be retried (Succeeded or Failed)"),
+    ("Suspended", "is Suspended: only a finished job can be retried (Succeeded or Failed)"),
+    (None, "is Pending: only a finished job can be retried (Succeeded or Failed)"),
 ])
 def test_retry_refusal(phase: str | None, refusal: str | None) -> None:
     assert actions.retry_refusal({"status": {"phase": phase}}) == refusal

@@ -93,7 +93,7 @@ def retry_refusal(job: Mapping[str, Any]) -> str | None:
     """Why `job` cannot be requeued (None: it can): only Succeeded and Failed jobs are."""
     if is_finished(job):
         return None
-    return f"is {phase_of(job)}: only a finished job (Succeeded or Failed) can be retried"
+    return f"is {phase_of(job)}: only a finished job can be retried (Succeeded or Failed)"
 
 
 def cleanup_phases(values: Iterable[str]) -> list[str]:

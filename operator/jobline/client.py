@@ -81,7 +81,7 @@ def custom_objects_api() -> Any:
 
 
 def current_namespace() -> str:
-    """The pod's namespace in-cluster, else the current kubeconfig context's, else ``default``."""
+    """The namespace of the source :mod:`jobline.kubeconfig` chooses (context's or pod's), else ``default``."""
     return kubeconfig.current_namespace()
 
 

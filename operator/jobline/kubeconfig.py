@@ -62,8 +62,9 @@ def load(path: str | None = None, context: str | None = None, *, environ: Mappin
 
 def current_namespace(path: str | None = None, context: str | None = None, *,
                       environ: Mapping[str, str] | None = None, sa_dir: Path = SERVICE_ACCOUNT_DIR) -> str:
-    """The namespace to work in: the pod's (in-cluster), else the context's, else ``default``. Raises
-    LookupError when an explicit ``context`` is not in the kubeconfig."""
+    """The namespace of the source :func:`kubeconfig_path` chooses: the pod's service-account namespace
+    (in-cluster), else the kubeconfig context's; ``default`` when it has none. Raises LookupError when an
+    explicit ``context`` is not in the kubeconfig."""
     chosen = kubeconfig_path(path, context, environ=environ, sa_dir=sa_dir)
     if chosen is None:
         try:

@@ -93,6 +93,12 @@ def test_current_namespace(tmp_path: Path, sa_dir: Path, context: str | None, po
     assert kubeconfig.current_namespace(path, context, environ=environ, sa_dir=sa_dir) == want
 
 
+def test_the_namespace_follows_the_chosen_source(tmp_path: Path, sa_dir: Path) -> None:
+    """In a pod with $KUBECONFIG set the kubeconfig is used, so its context's namespace is too, not the pod's."""
+    environ = {**IN_POD, "KUBECONFIG": write(tmp_path / "k", "x.example")}
+    assert kubeconfig.current_namespace(environ=environ, sa_dir=sa_dir) == "team-one"
+
+
 def test_current_namespace_without_any_kubeconfig_is_default(tmp_path: Path) -> None:
     assert kubeconfig.current_namespace(str(tmp_path / "missing"), environ={}, sa_dir=tmp_path) == "default"
 

@@ -106,7 +106,7 @@ class Connection:
         return kubernetes.client.CoreV1Api(self.api_client())
 
     def ns(self) -> str:
-        """The namespace: -n, else the pod's (in-cluster), else the context's, else ``default``."""
+        """The namespace: -n, else the chosen source's (the context's, or the pod's in-cluster), else ``default``."""
         if self.namespace:
             return self.namespace
         if self._ns is None:

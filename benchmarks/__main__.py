@@ -18,8 +18,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from tests.kube import Api, Bulk, kubectl
+
 from . import env as benv
-from .kube import Api, Bulk
 from .report import targets, write_json, write_readme
 from .scenarios import NUMBERS, SCENARIOS, SIZES, Ctx, combine_ceiling
 
@@ -82,9 +83,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         meta["cluster_start_s"] = round(cluster.start(), 1)
         _log(f"cluster up in {meta['cluster_start_s']}s ({cluster.workdir})")
-        benv.kubectl(cluster.kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(benv.REPO / "crds"))
-        benv.kubectl(cluster.kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
-                     "crd/queuedjobs.jobline.dev", "crd/jobqueues.jobline.dev", "crd/jobschedules.jobline.dev")
+        kubectl(cluster.kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(benv.REPO / "crds"),
+                timeout=120)
+        kubectl(cluster.kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
+                "crd/queuedjobs.jobline.dev", "crd/jobqueues.jobline.dev", "crd/jobschedules.jobline.dev", timeout=120)
         api = Api(cluster.kubeconfig)
         bulk = Bulk(cluster.kubeconfig)
         ctx = Ctx(env=cluster, api=api, bulk=bulk, sizes=sizes, workdir=cluster.workdir / "bench", log=_log,

@@ -1,9 +1,8 @@
-"""The benchmark environment: the machine, the control plane with kwok nodes, the operator process."""
+"""The benchmark environment: the machine, the control plane with kwok nodes, the operator process, py-spy."""
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import platform
 import re
@@ -11,21 +10,20 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from tests.cluster import procs
+from tests.cluster.operator_process import OperatorProcess
+from tests.kube import KUBECTL
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
 KWOK_SELECTOR = {"type": "kwok"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def _die_with_parent() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 # ------------------------------------------------------------------------------------------ machine
@@ -143,65 +141,17 @@ class ClusterEnv:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-class Operator:
-    """``jobline-operator`` as a process watching one namespace (webhook, dashboard, health off)."""
+class Operator(OperatorProcess):
+    """``jobline-operator`` watching one namespace (webhook and dashboard off), with what it costs."""
 
     def __init__(self, kubeconfig: Path, log: Path, namespace: str) -> None:
-        self.kubeconfig = kubeconfig
-        self.log = log
-        self.namespace = namespace
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.started = 0.0
-        self.synced: float | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
+        super().__init__(kubeconfig, log, ["--dashboard-port", "0", "--webhook-port", "0",
+                                           "--namespace", namespace, "--log-level", "info"])
 
     def start(self, wait: bool = True, timeout: float = 120) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self.log.write_text("")
-        out = open(self.log, "ab")  # noqa: SIM115 - the child keeps it
-        self.started = time.monotonic()
-        exe = str(Path(sys.executable).with_name("jobline-operator"))
-        self.proc = subprocess.Popen(
-            [exe, "--kubeconfig", str(self.kubeconfig), "--health-port", "0", "--dashboard-port", "0",
-             "--webhook-port", "0", "--namespace", self.namespace, "--log-level", "info"],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
-            env=dict(os.environ, KUBECONFIG=str(self.kubeconfig)), preexec_fn=_die_with_parent)
-        out.close()
-        threading.Thread(target=self._watch_log, name="bench-operator-log", daemon=True).start()
-        if wait:
-            self.wait_synced(timeout)
-
-    def _watch_log(self) -> None:
-        """Note when the operator logs "synced:" (it prints no timestamps), within 50 ms."""
-        deadline = time.monotonic() + 1800
-        while self.synced is None and time.monotonic() < deadline:
-            if self.proc is None or self.proc.poll() is not None:
-                return
-            with contextlib.suppress(OSError):
-                self.poll_synced()
-            time.sleep(0.05)
-
-    def poll_synced(self) -> float | None:
-        # The controller's line ("synced: 10000 jobs, 1 queues"), not the schedule loop's earlier
-        # "schedules synced: 0 schedules, 0 jobs".
-        if self.synced is None and re.search(r"\bsynced: \d+ jobs", self.log.read_text(errors="replace")):
-            self.synced = time.monotonic()
-        return self.synced
-
-    def wait_synced(self, timeout: float) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.poll_synced() is not None:
-                assert self.synced is not None
-                return self.synced
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"the operator exited with {self.proc.returncode}; see {self.log}")
-            time.sleep(0.05)
-        raise TimeoutError(f"the operator did not sync within {timeout}s; see {self.log}")
+        super().start(wait, timeout)
 
     def memory(self) -> dict[str, float]:
         return proc_memory_mb(self.pid) if self.proc else {}
@@ -211,21 +161,6 @@ class Operator:
 
     def tracebacks(self) -> int:
         return self.log.read_text(errors="replace").count("Traceback")
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        else:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 class Profiler:
@@ -245,24 +180,13 @@ class Profiler:
             self.error = "py-spy not installed (pip install py-spy)"
             return
         self.log = out.with_suffix(".log")
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(
-                [binary, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--output", str(out),
-                 "--nonblocking", "--gil"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=_die_with_parent)
+        self.proc = procs.spawn([binary, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
+                                 "--output", str(out), "--nonblocking", "--gil"], self.log)
 
     def stop(self) -> Path | None:
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        procs.stop(self.proc, grace=60, sig=signal.SIGINT)  # SIGINT: py-spy writes what it sampled
         if not self.out.exists():
             self.error = f"py-spy wrote nothing: {self.log.read_text(errors='replace')[-300:]}"
             return None
@@ -271,17 +195,7 @@ class Profiler:
 
 def kubectl_seconds(kubeconfig: Path, *args: str, timeout: float = 300) -> tuple[float, int]:
     """Wall time of one kubectl call (output discarded) and its exit code."""
-    exe = str(Path(sys.executable).with_name("kubectl"))
     env = dict(os.environ, KUBECONFIG=str(kubeconfig))
     started = time.monotonic()
-    proc = subprocess.run([exe, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout)
+    proc = subprocess.run([KUBECTL, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout)
     return time.monotonic() - started, proc.returncode
-
-
-def kubectl(kubeconfig: Path, *args: str, timeout: float = 120) -> str:
-    exe = str(Path(sys.executable).with_name("kubectl"))
-    env = dict(os.environ, KUBECONFIG=str(kubeconfig))
-    proc = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"kubectl {' '.join(args)}: {proc.stderr.strip()}")
-    return proc.stdout

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.kube import wait_for
+from tests.kube import MERGE, Api, Bulk, Request, Watch, Watches, kubectl, wait_for
 
 from .env import (
     KWOK_SELECTOR,
@@ -22,15 +22,15 @@ from .env import (
     ClusterEnv,
     Operator,
     Profiler,
-    kubectl,
     kubectl_seconds,
     proc_cpu_seconds,
 )
-from .kube import MERGE, Api, Bulk, Recorder, Request, Watch, Watches, diff_counts, wall
+from .measure import Recorder, diff_counts, wall, write_counts
 from .stats import ratio, read_profile, summary
 
 GROUP, VERSION = "jobline.dev", "v1alpha1"
 BENCH_GROUP = "bench.jobline.dev"
+BENCH_LABELS = {"jobline.dev/bench": "true"}  # on every namespace the benchmarks make
 CRD_FILE = Path(__file__).with_name("bench-crd.yaml")
 JOB_NAME_ANNOTATION = "jobline.dev/job-name"
 JOBLINE_SCHEDULED = "jobline.dev/scheduled-time"
@@ -184,13 +184,19 @@ def watch_side(ctx: Ctx, watches: Watches, rec: Recorder, side: str, ns: str, ob
 
 
 def setup_side(ctx: Ctx, side: str, ns: str, concurrency: int | None = None) -> None:
-    ctx.api.ensure_namespace(ns)
+    ctx.api.ensure_namespace(ns, BENCH_LABELS)
     if side == "jobline":
         try:
             ctx.api.request("POST", path_of("jobline", ns, "jobqueues"), queue_body("bench", concurrency))
         except Exception as exc:
             if "409" not in str(exc):
                 raise
+
+
+def _ratios(res: dict[str, Any], key: str) -> None:
+    """Jobline's p50 and p99 of ``key`` over its peer's."""
+    for p in ("p50", "p99"):
+        res[f"ratio_{p}"] = ratio(res["jobline"][key][p], res["job"][key][p])
 
 
 def _check_operator(op: Operator | None, out: dict[str, Any]) -> None:
@@ -238,8 +244,7 @@ def dispatch_latency(ctx: Ctx) -> dict[str, Any]:
                 op.stop()
         res[side] = out
         ctx.log(f"  dispatch {side}: p50 {out['latency_s']['p50']}s p99 {out['latency_s']['p99']}s")
-    res["ratio_p50"] = ratio(res["jobline"]["latency_s"]["p50"], res["job"]["latency_s"]["p50"])
-    res["ratio_p99"] = ratio(res["jobline"]["latency_s"]["p99"], res["job"]["latency_s"]["p99"])
+    _ratios(res, "latency_s")
     return res
 
 
@@ -271,7 +276,7 @@ def run_batch(ctx: Ctx, side: str, ns: str, n: int, concurrency: int | None = No
                 time.sleep(0.5)
         with Watches() as watches:
             watch_side(ctx, watches, rec, side, ns)
-            before = ctx.api.write_counts()
+            before = write_counts(ctx.api)
             cpu0 = ctx.component_cpu()
             op_cpu0 = op.cpu_seconds() if op else 0.0
             requests = [Request("POST", path_of(side, ns), qj_body(f"t-{i}") if side == "jobline" else job_body(f"t-{i}"))
@@ -281,7 +286,7 @@ def run_batch(ctx: Ctx, side: str, ns: str, n: int, concurrency: int | None = No
             complete = rec.wait_count("done", n, deadline)
             t_end = time.monotonic()
             time.sleep(3)  # Events posted in the background, the queue's status (every 2 s)
-            after = ctx.api.write_counts()
+            after = write_counts(ctx.api)
             cpu1 = ctx.component_cpu()
             op_cpu1 = op.cpu_seconds() if op else 0.0
         done, pods, objs = rec.get("done"), rec.get("pod"), rec.get("obj")
@@ -463,8 +468,7 @@ def cron_lateness(ctx: Ctx) -> dict[str, Any]:
                 op.stop()
         res[side] = out
         ctx.log(f"  cron {side}: {out['lateness_s']} missed {out['missed']}")
-    res["ratio_p50"] = ratio(res["jobline"]["lateness_s"]["p50"], res["job"]["lateness_s"]["p50"])
-    res["ratio_p99"] = ratio(res["jobline"]["lateness_s"]["p99"], res["job"]["lateness_s"]["p99"])
+    _ratios(res, "lateness_s")
     return res
 
 
@@ -494,8 +498,8 @@ def scale(ctx: Ctx) -> dict[str, Any]:
                 prof = Profiler(op.pid, ctx.workdir / "profile-scale.txt")
             deadline = op.started + s.scale_first_deadline
             while rec.count("pod") == 0 and time.monotonic() < deadline:
-                if "rss_mb_at_sync" not in res and op.poll_synced() is not None:
-                    res["rss_mb_at_sync"] = op.memory().get("VmRSS")  # within 0.2 s of the "synced" line
+                if "rss_mb_at_sync" not in res and op.poll_ready() is not None:
+                    res["rss_mb_at_sync"] = op.memory().get("VmRSS")  # within 0.2 s of /readyz saying ready
                 rss.append(op.memory().get("VmRSS", 0.0))
                 if op.proc is not None and op.proc.poll() is not None:
                     raise RuntimeError(f"the operator exited; see {op.log}")
@@ -504,7 +508,7 @@ def scale(ctx: Ctx) -> dict[str, Any]:
             conc = s.drain_concurrency
             if pods:
                 first = min(pods.values())
-                res["seconds_start_to_synced"] = round(op.synced - op.started, 2) if op.synced else None
+                res["seconds_start_to_synced"] = round(op.ready_at - op.started, 2) if op.ready_at else None
                 res["seconds_start_to_first_dispatch"] = round(first - op.started, 2)
                 # The first batch (`concurrency` pods) starts at once; the refill of the queue comes
                 # after the operator's first step ends. Draining is measured from that refill on.
@@ -552,9 +556,10 @@ def ceiling(ctx: Ctx) -> dict[str, Any]:
     s = ctx.sizes
     n = s.ceiling_n
     ns = "bench-ceiling"
-    kubectl(ctx.env.kubeconfig, "apply", "--server-side", "-f", str(CRD_FILE))
-    kubectl(ctx.env.kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", f"crd/benchitems.{BENCH_GROUP}")
-    ctx.api.ensure_namespace(ns)
+    kubectl(ctx.env.kubeconfig, "apply", "--server-side", "-f", str(CRD_FILE), timeout=120)
+    kubectl(ctx.env.kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", f"crd/benchitems.{BENCH_GROUP}",
+            timeout=120)
+    ctx.api.ensure_namespace(ns, BENCH_LABELS)
     base = f"/apis/{BENCH_GROUP}/v1/namespaces/{ns}/benchitems"
     # The discovery cache of the apiserver needs a moment for a new CRD: the first create proves it is served.
     wait_for(lambda: ctx.api.request("POST", base, {"apiVersion": f"{BENCH_GROUP}/v1", "kind": "BenchItem",

@@ -87,7 +87,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
 def local_cluster(cluster: ClusterHandle) -> ClusterHandle:
     """The cluster, when it is ours: for tests of its local node (processes as pods) and its kwok nodes."""
     if not cluster.local:
-        pytest.skip("tests this repository's own test nodes (tests/cluster/localnode.py runs pods as processes; "
+        pytest.skip("tests this repository's own test nodes (tests/cluster/localnode/ runs pods as processes; "
                     "kwok nodes fake them), which only its built-in test cluster has")
     return cluster
 

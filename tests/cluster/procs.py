@@ -42,14 +42,14 @@ def spawn(argv: list[str], log: Path, *, env: dict[str, str] | None = None, cwd:
         out.close()
 
 
-def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """SIGTERM the process group, then SIGKILL it after ``grace`` seconds."""
+def stop(proc: subprocess.Popen[bytes], grace: float = 10.0, sig: int = signal.SIGTERM) -> None:
+    """``sig`` (SIGTERM) to the process group, then SIGKILL it after ``grace`` seconds."""
     if proc.poll() is not None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)  # reap stragglers of an exited leader
         return
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, sig)
     try:
         proc.wait(grace)
     except subprocess.TimeoutExpired:

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +10,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from tests.cluster import operator_process
+from tests.cluster.procs import free_port
 from tests.conftest import ClusterHandle
 from tests.e2e.workers import worker_template
 from tests.kube import kubectl, wait_for
@@ -24,49 +21,15 @@ GROUP, VERSION = "jobline.dev", "v1alpha1"
 __all__ = ["Jobs", "OperatorProcess", "worker_template"]
 
 
-class OperatorProcess:
+class OperatorProcess(operator_process.OperatorProcess):
+    """The operator as the e2e tests run it: its admission webhook on a port of its own (the same one
+    across restarts), no dashboard unless ``extra`` asks for one; ready when its ``/readyz`` says so."""
+
     def __init__(self, kubeconfig: Path, log: Path, extra: list[str] | None = None) -> None:
-        self.kubeconfig = kubeconfig
-        self.log = log
         self.extra = extra or []
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.webhook_port: int | None = None
-
-    def start(self) -> None:
-        exe = str(Path(sys.executable).with_name("jobline-operator"))
-        out = open(self.log, "ab")  # noqa: SIM115 - the child keeps it
-        if self.webhook_port is None:
-            from tests.cluster.procs import free_port
-
-            self.webhook_port = free_port()
-        self.proc = subprocess.Popen([exe, "--kubeconfig", str(self.kubeconfig), "--health-port", "0",
-                                      "--webhook-port", str(self.webhook_port), "--dashboard-port", "0",
-                                      *self.extra],
-                                     stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
-        out.close()
-        # The controller's "synced: N jobs" (the schedule loop logs "schedules synced: ..." first).
-        wait_for(lambda: re.search(r"\bsynced: \d+ jobs", self.log.read_text(errors="replace").split("--- start ---")[-1]),
-                 60, "the operator to sync")
-
-    def kill(self) -> None:
-        """SIGKILL: no cleanup, like a node crash."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        with open(self.log, "a") as f:
-            f.write("\n--- start ---\n")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        self.webhook_port = free_port()
+        super().__init__(kubeconfig, log, ["--webhook-port", str(self.webhook_port), "--dashboard-port", "0",
+                                           *self.extra])
 
 
 @pytest.fixture(scope="session")

@@ -34,8 +34,6 @@ def operator_with(operator: OperatorProcess, cluster: ClusterHandle, log: Path, 
     The session operator is restarted by the next test that asks for `running_operator`.
     """
     operator.stop()
-    with open(operator.log, "a") as f:
-        f.write("\n--- start ---\n")  # its next start waits for its own "synced:"
     op = OperatorProcess(cluster.kubeconfig, log, list(extra))
     op.start()
     try:

@@ -28,9 +28,10 @@ ifndef JOBLINE_TEST_KUBECONFIG
 	$(PY) -m tests.cluster.build
 endif
 
-# ruff (style), mypy (types) and import-linter (the layering contracts in pyproject.toml).
+# ruff (lint and the one formatter), mypy (types) and import-linter (the layering contracts in pyproject.toml).
 lint: venv
 	$(VENV)/bin/ruff check operator tests benchmarks
+	$(VENV)/bin/ruff format --check operator tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 

@@ -1,1 +1,1 @@
-"""Jobline benchmarks against the Kubernetes Job and CronJob controllers (issue 7)."""
+"""Jobline benchmarks against the Kubernetes Job and CronJob controllers, side by side in one run."""

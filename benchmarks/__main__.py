@@ -32,15 +32,22 @@ def _log(msg: str) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run", help="run the benchmarks")
     size = r.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smaller sizes, under 10 minutes")
-    size.add_argument("--smoke", action="store_true", help="tiny sizes, for the test suite (numbers mean nothing)")
-    r.add_argument("--only", action="append", default=[],
-                   help=f"run only this scenario (repeatable): {', '.join(f'{NUMBERS[k]}/{k}' for k in SCENARIOS)}")
+    size.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, for the test suite (numbers mean nothing)"
+    )
+    r.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help=f"run only this scenario (repeatable): {', '.join(f'{NUMBERS[k]}/{k}' for k in SCENARIOS)}",
+    )
     r.add_argument("--out-dir", type=Path, default=HERE / "results", help="where <date>.json goes")
     r.add_argument("--readme", type=Path, default=HERE / "README.md", help="the Markdown file with the table")
     r.add_argument("--kwok-nodes", type=int, default=4)
@@ -70,8 +77,12 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     meta: dict[str, Any] = {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "mode": mode, "command": command,
-        "sizes": sizes.__dict__, "kwok_nodes": args.kwok_nodes, "machine": benv.machine(),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "mode": mode,
+        "command": command,
+        "sizes": sizes.__dict__,
+        "kwok_nodes": args.kwok_nodes,
+        "machine": benv.machine(),
         "loadavg_before": benv.loadavg(),
     }
     _log(f"benchmarks ({mode}): {', '.join(selected)}; load average {meta['loadavg_before']}")
@@ -83,14 +94,36 @@ def run(args: argparse.Namespace) -> int:
     try:
         meta["cluster_start_s"] = round(cluster.start(), 1)
         _log(f"cluster up in {meta['cluster_start_s']}s ({cluster.workdir})")
-        kubectl(cluster.kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(benv.REPO / "crds"),
-                timeout=120)
-        kubectl(cluster.kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
-                "crd/queuedjobs.jobline.dev", "crd/jobqueues.jobline.dev", "crd/jobschedules.jobline.dev", timeout=120)
+        kubectl(
+            cluster.kubeconfig,
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            str(benv.REPO / "crds"),
+            timeout=120,
+        )
+        kubectl(
+            cluster.kubeconfig,
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/queuedjobs.jobline.dev",
+            "crd/jobqueues.jobline.dev",
+            "crd/jobschedules.jobline.dev",
+            timeout=120,
+        )
         api = Api(cluster.kubeconfig)
         bulk = Bulk(cluster.kubeconfig)
-        ctx = Ctx(env=cluster, api=api, bulk=bulk, sizes=sizes, workdir=cluster.workdir / "bench", log=_log,
-                  profile=not args.no_profile)
+        ctx = Ctx(
+            env=cluster,
+            api=api,
+            bulk=bulk,
+            sizes=sizes,
+            workdir=cluster.workdir / "bench",
+            log=_log,
+            profile=not args.no_profile,
+        )
         ctx.workdir.mkdir(parents=True, exist_ok=True)
         for name in selected:
             _log(f"scenario {NUMBERS[name]}: {name}")
@@ -99,7 +132,10 @@ def run(args: argparse.Namespace) -> int:
                 scenarios[name] = SCENARIOS[name](ctx)
             except Exception as exc:
                 failed = True
-                scenarios[name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+                scenarios[name] = {
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc(),
+                }
                 _log(f"  failed: {exc}")
             scenarios[name]["duration_s"] = round(time.monotonic() - t0, 1)
     except BaseException:

@@ -64,8 +64,9 @@ def versions(bin_dir: Path | None) -> dict[str, Any]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[f"py_{dist}"] = metadata.version(dist)
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                                           text=True, timeout=10).stdout.strip()
+        out["git_commit"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     if bin_dir is not None:
         out["controller_manager_defaults"] = controller_manager_defaults(bin_dir)
     return out
@@ -74,13 +75,19 @@ def versions(bin_dir: Path | None) -> dict[str, Any]:
 def controller_manager_defaults(bin_dir: Path) -> dict[str, str]:
     """The flag defaults the peers run with (the launcher sets none of these)."""
     try:
-        text = subprocess.run([str(bin_dir / "kube-controller-manager"), "--help"], capture_output=True, text=True,
-                              timeout=30).stdout
+        text = subprocess.run(
+            [str(bin_dir / "kube-controller-manager"), "--help"], capture_output=True, text=True, timeout=30
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return {}
     found = {}
-    for flag in ("kube-api-qps", "kube-api-burst", "concurrent-job-syncs", "concurrent-cron-job-syncs",
-                 "concurrent-gc-syncs"):
+    for flag in (
+        "kube-api-qps",
+        "kube-api-burst",
+        "concurrent-job-syncs",
+        "concurrent-cron-job-syncs",
+        "concurrent-gc-syncs",
+    ):
         m = re.search(rf"--{flag} \S+\s+.*?\(default ([^)]+)\)", text)
         if m:
             found[flag] = m.group(1)
@@ -120,7 +127,9 @@ class ClusterEnv:
         self.own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="jobline-bench-"))
         # Pods of both sides land on kwok nodes: no local node, no real node (its kubelet would share the 2 cores).
-        self.cluster = Cluster(self.workdir, self.bin_dir, local_node=False, kwok_nodes=kwok_nodes, real_node=False)
+        self.cluster = Cluster(
+            self.workdir, self.bin_dir, local_node=False, kwok_nodes=kwok_nodes, real_node=False
+        )
         self.kwok_nodes = kwok_nodes
 
     @property
@@ -145,8 +154,11 @@ class Operator(OperatorProcess):
     """``jobline-operator`` watching one namespace (webhook and dashboard off), with what it costs."""
 
     def __init__(self, kubeconfig: Path, log: Path, namespace: str) -> None:
-        super().__init__(kubeconfig, log, ["--dashboard-port", "0", "--webhook-port", "0",
-                                           "--namespace", namespace, "--log-level", "info"])
+        super().__init__(
+            kubeconfig,
+            log,
+            ["--dashboard-port", "0", "--webhook-port", "0", "--namespace", namespace, "--log-level", "info"],
+        )
 
     def start(self, wait: bool = True, timeout: float = 120) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -180,8 +192,23 @@ class Profiler:
             self.error = "py-spy not installed (pip install py-spy)"
             return
         self.log = out.with_suffix(".log")
-        self.proc = procs.spawn([binary, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
-                                 "--output", str(out), "--nonblocking", "--gil"], self.log)
+        self.proc = procs.spawn(
+            [
+                binary,
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                str(rate),
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+                "--nonblocking",
+                "--gil",
+            ],
+            self.log,
+        )
 
     def stop(self) -> Path | None:
         if self.proc is None:
@@ -197,5 +224,7 @@ def kubectl_seconds(kubeconfig: Path, *args: str, timeout: float = 300) -> tuple
     """Wall time of one kubectl call (output discarded) and its exit code."""
     env = dict(os.environ, KUBECONFIG=str(kubeconfig))
     started = time.monotonic()
-    proc = subprocess.run([KUBECTL, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout)
+    proc = subprocess.run(
+        [KUBECTL, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout
+    )
     return time.monotonic() - started, proc.returncode

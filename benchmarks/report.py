@@ -78,8 +78,9 @@ def markdown(doc: dict[str, Any]) -> str:
         f"{meta['loadavg_after']} — other developers' test clusters share this machine.",
         f"- Versions: Kubernetes {v.get('kubernetes_version')}, etcd {v.get('etcd_version')}, kwok "
         f"{v.get('kwok_version')}, kopf {v.get('py_kopf')}, jobline {v.get('py_jobline')} (commit "
-        f"{v.get('git_commit')}); {meta['kwok_nodes']} kwok nodes, pods \"complete\" at once.",
-        "- Peers: kube-controller-manager with its defaults: " + ", ".join(f"`--{k}={val}`" for k, val in cm.items())
+        f'{v.get("git_commit")}); {meta["kwok_nodes"]} kwok nodes, pods "complete" at once.',
+        "- Peers: kube-controller-manager with its defaults: "
+        + ", ".join(f"`--{k}={val}`" for k, val in cm.items())
         + ". Jobline: `jobline-operator` with the admission webhook off (the peers have none), watching the "
         "scenario's namespace.",
         "",
@@ -94,7 +95,8 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append(
             f"| 1 | dispatch latency, n={d['n']} one at a time | created → pod, p50 / p99 | {_ms(jl['p50'])} / "
             f"{_ms(jl['p99'])} | Job: {_ms(job['p50'])} / {_ms(job['p99'])} | {d['ratio_p50']} / {d['ratio_p99']} "
-            f"| p50 ≤ 0.5 | {_ok(t['dispatch_p50_at_most_half_of_job'])} |")
+            f"| p50 ≤ 0.5 | {_ok(t['dispatch_p50_at_most_half_of_job'])} |"
+        )
     tp = sc.get("throughput") or {}
     if "error" in tp:
         lines.append(f"| 2 | throughput | error | {tp['error'][:80]} | | | | |")
@@ -104,17 +106,21 @@ def markdown(doc: dict[str, Any]) -> str:
             f"| 2 | throughput, N={tp['n']} at once | all finished in (jobs/s) | {_s(jl['seconds_to_all_finished'], 's', 1)} "
             f"({jl['jobs_per_s']}/s) | Job: {_s(job['seconds_to_all_finished'], 's', 1)} ({job['jobs_per_s']}/s) | "
             f"{tp['ratio_jobs_per_s']} (jobs/s) | ≥ 1.0 (2.0) | {_ok(t['throughput_ratio_at_least_1'])}"
-            f"{' (stretch met)' if t['throughput_ratio_at_least_2_stretch'] else ''} |")
+            f"{' (stretch met)' if t['throughput_ratio_at_least_2_stretch'] else ''} |"
+        )
         lines.append(
             f"| 2 | | created → pod under load, p50 / p99 | {_ms(jl['pod_latency_s']['p50'])} / "
             f"{_ms(jl['pod_latency_s']['p99'])} | {_ms(job['pod_latency_s']['p50'])} / "
-            f"{_ms(job['pod_latency_s']['p99'])} | | | |")
+            f"{_ms(job['pod_latency_s']['p99'])} | | | |"
+        )
         lines.append(
             f"| 2 | | API writes per job: all (by the controller) | {jl['writes_per_job']} "
-            f"({jl['controller_writes_per_job']}) | {job['writes_per_job']} ({job['controller_writes_per_job']}) | | | |")
+            f"({jl['controller_writes_per_job']}) | {job['writes_per_job']} ({job['controller_writes_per_job']}) | | | |"
+        )
         lines.append(
             f"| 2 | drain, N={dr['n']}, `concurrency: {dr['concurrency']}` | jobs/s | {dr['jobs_per_s']}/s "
-            f"({_s(dr['seconds_to_all_finished'], 's', 1)}) | no peer knob | | | |")
+            f"({_s(dr['seconds_to_all_finished'], 's', 1)}) | no peer knob | | | |"
+        )
     cr = sc.get("cron") or {}
     if "error" in cr:
         lines.append(f"| 3 | cron lateness | error | {cr['error'][:80]} | | | | |")
@@ -123,12 +129,15 @@ def markdown(doc: dict[str, Any]) -> str:
 
         def lat(x: dict[str, Any]) -> str:
             s = x["lateness_s"]
-            return f"{_s(s['p50'])} / {_s(s['p99'])} / {_s(s['max'])}" + (f", {x['missed']} missed" if x["missed"] else "")
+            return f"{_s(s['p50'])} / {_s(s['p99'])} / {_s(s['max'])}" + (
+                f", {x['missed']} missed" if x["missed"] else ""
+            )
 
         lines.append(
             f"| 3 | cron lateness, M={cr['m']} x {cr['fires']} run(s), `{cr['schedule']}` | instant → job, "
             f"p50 / p99 / max | {lat(jl)} | CronJob: {lat(job)} | {cr['ratio_p50']} / {cr['ratio_p99']} | "
-            f"p99 < 1 s, < CronJob | {_ok(t['cron_p99_under_1s'])}, {_ok(t['cron_p99_below_cronjob'])} |")
+            f"p99 < 1 s, < CronJob | {_ok(t['cron_p99_under_1s'])}, {_ok(t['cron_p99_below_cronjob'])} |"
+        )
     s4 = sc.get("scale") or {}
     if "error" in s4 and "rss_mb_hwm" not in s4:
         lines.append(f"| 4 | scale | error | {s4['error'][:80]} | | | | |")
@@ -137,31 +146,38 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append(
             f"| 4 | scale, N={s4['n']} pending in one queue | operator RSS at sync / peak | "
             f"{_s(s4.get('rss_mb_at_sync'), 'MB', 0)} / {_s(s4.get('rss_mb_hwm'), 'MB', 0)} | — | | < 300 MB at 10k "
-            f"| {_ok(t['rss_under_300mb'])}{at_n} |")
+            f"| {_ok(t['rss_under_300mb'])}{at_n} |"
+        )
         lines.append(
             f"| 4 | | operator start → synced / → first dispatch | {_s(s4.get('seconds_start_to_synced'), 's', 1)} / "
-            f"{_s(s4.get('seconds_start_to_first_dispatch'), 's', 1)} | — | | | |")
+            f"{_s(s4.get('seconds_start_to_first_dispatch'), 's', 1)} | — | | | |"
+        )
         lines.append(
             f"| 4 | | first batch → refill of the queue (`concurrency: {s4['queue_concurrency']}`) | "
-            f"{_s(s4.get('seconds_first_dispatch_to_refill'), 's', 1)} | — | | | |")
+            f"{_s(s4.get('seconds_first_dispatch_to_refill'), 's', 1)} | — | | | |"
+        )
         lines.append(
-            f"| 4 | | dispatch rate once draining | {s4.get('dispatch_per_s')}/s over {s4.get('window_s')} s | — | | | |")
+            f"| 4 | | dispatch rate once draining | {s4.get('dispatch_per_s')}/s over {s4.get('window_s')} s | — | | | |"
+        )
         lines.append(
             f"| 4 | | `kubectl get qj` (fresh / after the operator) | {', '.join(map(str, s4['kubectl_get_qj_s_before']))} s / "
-            f"{', '.join(map(str, s4.get('kubectl_get_qj_s_after') or []))} s | — | | | |")
+            f"{', '.join(map(str, s4.get('kubectl_get_qj_s_after') or []))} s | — | | | |"
+        )
     c5 = sc.get("ceiling") or {}
     if "error" in c5:
         lines.append(f"| 5 | ceiling | error | {c5['error'][:80]} | | | | |")
     elif c5:
         lines.append(
             f"| 5 | ceiling: trivial CR, n={c5['n']} ({c5['client']}) | creates/s, status patches/s | "
-            f"{c5['create']['per_s']}/s, {c5['status_patch']['per_s']}/s | | | | |")
+            f"{c5['create']['per_s']}/s, {c5['status_patch']['per_s']}/s | | | | |"
+        )
         pj = c5.get("per_job")
         if pj:
             lines.append(
                 f"| 5 | | jobs/s the ceiling allows at the writes per job measured in 2 (throughput ÷ that) | "
                 f"{pj['jobline']['ceiling_jobs_per_s']}/s ({pj['jobline']['fraction_of_ceiling']}) | "
-                f"Job: {pj['job']['ceiling_jobs_per_s']}/s ({pj['job']['fraction_of_ceiling']}) | | | |")
+                f"Job: {pj['job']['ceiling_jobs_per_s']}/s ({pj['job']['fraction_of_ceiling']}) | | | |"
+            )
     lines.append("")
     for tag, where in (("throughput", ("throughput", "jobline", "profile")), ("scale", ("scale", "profile"))):
         prof = _get(sc, *where)
@@ -172,8 +188,10 @@ def markdown(doc: dict[str, Any]) -> str:
             continue
         buckets = ", ".join(f"{b['where']} {b['pct']} %" for b in prof["buckets"][:6])
         top = ", ".join(f"`{b['where']}` {b['pct']} %" for b in prof["top_self"][:6])
-        lines.append(f"Profile of the operator during {tag} (py-spy, {prof['samples']} samples on CPU): {buckets}. "
-                     f"Top self time: {top}.")
+        lines.append(
+            f"Profile of the operator during {tag} (py-spy, {prof['samples']} samples on CPU): {buckets}. "
+            f"Top self time: {top}."
+        )
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

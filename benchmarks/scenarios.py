@@ -1,4 +1,4 @@
-"""The five scenarios of issue 7, each run for Jobline and then for its peer in the controller-manager.
+"""The five scenarios (dispatch, throughput, cron, scale, ceiling), each run for Jobline and then for its peer in the controller-manager.
 
 Every time is a client-side monotonic time taken by this process's watches when it first sees
 an object in a state (API timestamps have one-second resolution). Each wait has a deadline.
@@ -57,15 +57,57 @@ class Sizes:
 
 
 SIZES = {
-    "full": Sizes("full", dispatch_n=50, dispatch_warmup=2, throughput_n=1000, drain_n=1000, drain_concurrency=50,
-                  cron_m=200, cron_fires=3, cron_schedule="* * * * *", cron_grace=60, scale_n=10_000,
-                  scale_window=60, scale_first_deadline=900, ceiling_n=3000, kubectl_runs=3),
-    "quick": Sizes("quick", dispatch_n=20, dispatch_warmup=2, throughput_n=200, drain_n=200, drain_concurrency=50,
-                   cron_m=200, cron_fires=1, cron_schedule="* * * * *", cron_grace=45, scale_n=2000,
-                   scale_window=20, scale_first_deadline=300, ceiling_n=1000, kubectl_runs=2),
-    "smoke": Sizes("smoke", dispatch_n=3, dispatch_warmup=1, throughput_n=5, drain_n=5, drain_concurrency=2,
-                   cron_m=2, cron_fires=1, cron_schedule="@every 5s", cron_grace=40, scale_n=50,
-                   scale_window=3, scale_first_deadline=60, ceiling_n=20, kubectl_runs=1),
+    "full": Sizes(
+        "full",
+        dispatch_n=50,
+        dispatch_warmup=2,
+        throughput_n=1000,
+        drain_n=1000,
+        drain_concurrency=50,
+        cron_m=200,
+        cron_fires=3,
+        cron_schedule="* * * * *",
+        cron_grace=60,
+        scale_n=10_000,
+        scale_window=60,
+        scale_first_deadline=900,
+        ceiling_n=3000,
+        kubectl_runs=3,
+    ),
+    "quick": Sizes(
+        "quick",
+        dispatch_n=20,
+        dispatch_warmup=2,
+        throughput_n=200,
+        drain_n=200,
+        drain_concurrency=50,
+        cron_m=200,
+        cron_fires=1,
+        cron_schedule="* * * * *",
+        cron_grace=45,
+        scale_n=2000,
+        scale_window=20,
+        scale_first_deadline=300,
+        ceiling_n=1000,
+        kubectl_runs=2,
+    ),
+    "smoke": Sizes(
+        "smoke",
+        dispatch_n=3,
+        dispatch_warmup=1,
+        throughput_n=5,
+        drain_n=5,
+        drain_concurrency=2,
+        cron_m=2,
+        cron_fires=1,
+        cron_schedule="@every 5s",
+        cron_grace=40,
+        scale_n=50,
+        scale_window=3,
+        scale_first_deadline=60,
+        ceiling_n=20,
+        kubectl_runs=1,
+    ),
 }
 
 
@@ -89,13 +131,21 @@ class Ctx:
 
 # ------------------------------------------------------------------------------------------ objects
 def worker_template() -> dict[str, Any]:
-    return {"image": "bench", "command": ["true"], "nodeSelector": dict(KWOK_SELECTOR),
-            "tolerations": [dict(KWOK_TOLERATION)]}
+    return {
+        "image": "bench",
+        "command": ["true"],
+        "nodeSelector": dict(KWOK_SELECTOR),
+        "tolerations": [dict(KWOK_TOLERATION)],
+    }
 
 
 def pod_spec() -> dict[str, Any]:
-    return {"restartPolicy": "Never", "nodeSelector": dict(KWOK_SELECTOR), "tolerations": [dict(KWOK_TOLERATION)],
-            "containers": [{"name": "worker", "image": "bench", "command": ["true"]}]}
+    return {
+        "restartPolicy": "Never",
+        "nodeSelector": dict(KWOK_SELECTOR),
+        "tolerations": [dict(KWOK_TOLERATION)],
+        "containers": [{"name": "worker", "image": "bench", "command": ["true"]}],
+    }
 
 
 def queue_body(name: str, concurrency: int | None = None) -> dict[str, Any]:
@@ -110,12 +160,21 @@ def qj_spec() -> dict[str, Any]:
 
 
 def qj_body(name: str) -> dict[str, Any]:
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "QueuedJob", "metadata": {"name": name}, "spec": qj_spec()}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "QueuedJob",
+        "metadata": {"name": name},
+        "spec": qj_spec(),
+    }
 
 
 def job_body(name: str) -> dict[str, Any]:
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
-            "spec": {"backoffLimit": 0, "template": {"spec": pod_spec()}}}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {"backoffLimit": 0, "template": {"spec": pod_spec()}},
+    }
 
 
 def path_of(side: str, ns: str, plural: str | None = None) -> str:
@@ -179,8 +238,15 @@ def pod_handler(rec: Recorder, side: str) -> Callable[[str, dict[str, Any], floa
 def watch_side(ctx: Ctx, watches: Watches, rec: Recorder, side: str, ns: str, objects: bool = True) -> None:
     if objects:
         watches.add(Watch(ctx.api, path_of(side, ns), object_handler(rec, side), name=f"{side}-objects"))
-    watches.add(Watch(ctx.api, f"/api/v1/namespaces/{ns}/pods", pod_handler(rec, side),
-                      label_selector=POD_SELECTOR[side], name=f"{side}-pods"))
+    watches.add(
+        Watch(
+            ctx.api,
+            f"/api/v1/namespaces/{ns}/pods",
+            pod_handler(rec, side),
+            label_selector=POD_SELECTOR[side],
+            name=f"{side}-pods",
+        )
+    )
 
 
 def setup_side(ctx: Ctx, side: str, ns: str, concurrency: int | None = None) -> None:
@@ -207,8 +273,11 @@ def _check_operator(op: Operator | None, out: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------ 1 dispatch latency
 def dispatch_latency(ctx: Ctx) -> dict[str, Any]:
     s = ctx.sizes
-    res: dict[str, Any] = {"n": s.dispatch_n, "warmup": s.dispatch_warmup,
-                           "what": "object first seen by a client watch -> its worker pod first seen, one job at a time"}
+    res: dict[str, Any] = {
+        "n": s.dispatch_n,
+        "warmup": s.dispatch_warmup,
+        "what": "object first seen by a client watch -> its worker pod first seen, one job at a time",
+    }
     for side in ("jobline", "job"):
         ns = f"bench-dispatch-{side}"
         setup_side(ctx, side, ns)
@@ -252,16 +321,28 @@ def dispatch_latency(ctx: Ctx) -> dict[str, Any]:
 # Writes made by the controller under test (the rest: our own creates, the scheduler's bindings and
 # events, kwok's pod/node status and leases).
 CONTROLLER_WRITES = {
-    "jobline": lambda k: (f" {GROUP} " in k and k != f"POST {GROUP} queuedjobs")
-    or k in ("POST core pods", "DELETE core pods", "POST core events", "PATCH core events"),
-    "job": lambda k: (" batch " in k and k != "POST batch jobs")
-    or k in ("POST core pods", "PATCH core pods", "PUT core pods", "DELETE core pods", "POST core events",
-             "PATCH core events"),
+    "jobline": lambda k: (
+        (f" {GROUP} " in k and k != f"POST {GROUP} queuedjobs")
+        or k in ("POST core pods", "DELETE core pods", "POST core events", "PATCH core events")
+    ),
+    "job": lambda k: (
+        (" batch " in k and k != "POST batch jobs")
+        or k
+        in (
+            "POST core pods",
+            "PATCH core pods",
+            "PUT core pods",
+            "DELETE core pods",
+            "POST core events",
+            "PATCH core events",
+        )
+    ),
 }
 
 
-def run_batch(ctx: Ctx, side: str, ns: str, n: int, concurrency: int | None = None,
-              profile_tag: str | None = None) -> dict[str, Any]:
+def run_batch(
+    ctx: Ctx, side: str, ns: str, n: int, concurrency: int | None = None, profile_tag: str | None = None
+) -> dict[str, Any]:
     """Create ``n`` jobs at once; until all finished. Counts the apiserver's writes meanwhile."""
     setup_side(ctx, side, ns, concurrency)
     rec = Recorder()
@@ -279,8 +360,12 @@ def run_batch(ctx: Ctx, side: str, ns: str, n: int, concurrency: int | None = No
             before = write_counts(ctx.api)
             cpu0 = ctx.component_cpu()
             op_cpu0 = op.cpu_seconds() if op else 0.0
-            requests = [Request("POST", path_of(side, ns), qj_body(f"t-{i}") if side == "jobline" else job_body(f"t-{i}"))
-                        for i in range(n)]
+            requests = [
+                Request(
+                    "POST", path_of(side, ns), qj_body(f"t-{i}") if side == "jobline" else job_body(f"t-{i}")
+                )
+                for i in range(n)
+            ]
             bulk = ctx.bulk.run(requests)
             deadline = bulk.started + 120 + n * 1.0
             complete = rec.wait_count("done", n, deadline)
@@ -295,14 +380,20 @@ def run_batch(ctx: Ctx, side: str, ns: str, n: int, concurrency: int | None = No
         writes = diff_counts(before, after)
         controller = {k: v for k, v in writes.items() if CONTROLLER_WRITES[side](k)}
         out.update(
-            complete=complete, finished=len(done), failed=rec.count("failed"), create_errors=len(bulk.errors),
-            create_seconds=round(bulk.seconds, 3), seconds_to_all_finished=round(seconds, 3),
+            complete=complete,
+            finished=len(done),
+            failed=rec.count("failed"),
+            create_errors=len(bulk.errors),
+            create_seconds=round(bulk.seconds, 3),
+            seconds_to_all_finished=round(seconds, 3),
             jobs_per_s=round(len(done) / seconds, 2) if seconds > 0 else None,
             seconds_to_all_pods=round(max(pods.values()) - bulk.started, 3) if pods else None,
             pod_latency_s=summary([pods[k] - objs[k] for k in pods if k in objs]),
-            writes_total=sum(writes.values()), writes_per_job=round(sum(writes.values()) / n, 2),
+            writes_total=sum(writes.values()),
+            writes_per_job=round(sum(writes.values()) / n, 2),
             controller_writes_per_job=round(sum(controller.values()) / n, 2),
-            writes=writes, controller_writes=controller,
+            writes=writes,
+            controller_writes=controller,
             cpu_seconds={k: round(cpu1.get(k, 0) - v, 2) for k, v in cpu0.items()},
         )
         if op is not None:
@@ -322,14 +413,19 @@ def run_batch(ctx: Ctx, side: str, ns: str, n: int, concurrency: int | None = No
 
 def throughput(ctx: Ctx) -> dict[str, Any]:
     s = ctx.sizes
-    res: dict[str, Any] = {"n": s.throughput_n,
-                           "what": "N no-op jobs created at once (no concurrency limit) -> all finished"}
+    res: dict[str, Any] = {
+        "n": s.throughput_n,
+        "what": "N no-op jobs created at once (no concurrency limit) -> all finished",
+    }
     res["jobline"] = run_batch(ctx, "jobline", "bench-tput-jobline", s.throughput_n, profile_tag="throughput")
-    ctx.log(f"  throughput jobline: {res['jobline']['seconds_to_all_finished']}s ({res['jobline']['jobs_per_s']}/s)")
+    ctx.log(
+        f"  throughput jobline: {res['jobline']['seconds_to_all_finished']}s ({res['jobline']['jobs_per_s']}/s)"
+    )
     res["job"] = run_batch(ctx, "job", "bench-tput-job", s.throughput_n)
     ctx.log(f"  throughput job: {res['job']['seconds_to_all_finished']}s ({res['job']['jobs_per_s']}/s)")
-    res["jobline_drain"] = run_batch(ctx, "jobline", "bench-drain-jobline", s.drain_n,
-                                     concurrency=s.drain_concurrency)
+    res["jobline_drain"] = run_batch(
+        ctx, "jobline", "bench-drain-jobline", s.drain_n, concurrency=s.drain_concurrency
+    )
     ctx.log(f"  drain (concurrency {s.drain_concurrency}): {res['jobline_drain']['jobs_per_s']}/s")
     res["ratio_jobs_per_s"] = ratio(res["jobline"]["jobs_per_s"], res["job"]["jobs_per_s"])
     return res
@@ -373,7 +469,7 @@ def _every_seconds(schedule: str) -> float | None:
     if not schedule.startswith("@every "):
         return None
     total, num = 0.0, ""
-    for ch in schedule[len("@every "):]:
+    for ch in schedule[len("@every ") :]:
         if ch.isdigit():
             num += ch
         else:
@@ -382,7 +478,9 @@ def _every_seconds(schedule: str) -> float | None:
     return total
 
 
-def _counted(rec: Recorder, m: int, fires: int, created_wall: float, boundaries: list[float] | None) -> dict[str, float]:
+def _counted(
+    rec: Recorder, m: int, fires: int, created_wall: float, boundaries: list[float] | None
+) -> dict[str, float]:
     """The runs that count: nominal after the schedules were made; per schedule its first ``fires`` runs
     (every-minute schedules: only the expected minute boundaries). -> run name: lateness (s)."""
     seen = rec.get("run")
@@ -404,8 +502,12 @@ def _counted(rec: Recorder, m: int, fires: int, created_wall: float, boundaries:
 def cron_lateness(ctx: Ctx) -> dict[str, Any]:
     s = ctx.sizes
     every = _every_seconds(s.cron_schedule)
-    res: dict[str, Any] = {"m": s.cron_m, "fires": s.cron_fires, "schedule": s.cron_schedule,
-                           "what": "scheduled instant -> the run's job first seen by a client watch"}
+    res: dict[str, Any] = {
+        "m": s.cron_m,
+        "fires": s.cron_fires,
+        "schedule": s.cron_schedule,
+        "what": "scheduled instant -> the run's job first seen by a client watch",
+    }
     for side in ("jobline", "job"):
         ns = f"bench-cron-{side}"
         setup_side(ctx, side, ns)
@@ -426,14 +528,24 @@ def cron_lateness(ctx: Ctx) -> dict[str, Any]:
                 reqs = []
                 for i in range(s.cron_m):
                     if side == "jobline":
-                        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "JobSchedule",
-                                "metadata": {"name": f"s-{i}"},
-                                "spec": {"schedule": s.cron_schedule, "jobTemplate": {"spec": qj_spec()}}}
+                        body = {
+                            "apiVersion": f"{GROUP}/{VERSION}",
+                            "kind": "JobSchedule",
+                            "metadata": {"name": f"s-{i}"},
+                            "spec": {"schedule": s.cron_schedule, "jobTemplate": {"spec": qj_spec()}},
+                        }
                     else:
-                        body = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": f"s-{i}"},
-                                "spec": {"schedule": s.cron_schedule,
-                                         "jobTemplate": {"spec": {"backoffLimit": 0,
-                                                                  "template": {"spec": pod_spec()}}}}}
+                        body = {
+                            "apiVersion": "batch/v1",
+                            "kind": "CronJob",
+                            "metadata": {"name": f"s-{i}"},
+                            "spec": {
+                                "schedule": s.cron_schedule,
+                                "jobTemplate": {
+                                    "spec": {"backoffLimit": 0, "template": {"spec": pod_spec()}}
+                                },
+                            },
+                        }
                     reqs.append(Request("POST", path_of(side, ns, plural), body))
                 bulk = ctx.bulk.run(reqs)
                 made_wall = time.time()
@@ -457,12 +569,24 @@ def cron_lateness(ctx: Ctx) -> dict[str, Any]:
                 op.stop()
                 op = None
             else:
-                ctx.bulk.run([Request("PATCH", f"{path_of(side, ns, plural)}/s-{i}", {"spec": {"suspend": True}},
-                                      MERGE) for i in range(s.cron_m)])
+                ctx.bulk.run(
+                    [
+                        Request(
+                            "PATCH", f"{path_of(side, ns, plural)}/s-{i}", {"spec": {"suspend": True}}, MERGE
+                        )
+                        for i in range(s.cron_m)
+                    ]
+                )
             values = list(late.values())
-            out.update(lateness_s=summary(values, 3), expected=expected, seen=len(values),
-                       missed=expected - len(values), create_seconds=round(bulk.seconds, 2),
-                       create_errors=len(bulk.errors), instants=boundaries)
+            out.update(
+                lateness_s=summary(values, 3),
+                expected=expected,
+                seen=len(values),
+                missed=expected - len(values),
+                create_seconds=round(bulk.seconds, 2),
+                create_errors=len(bulk.errors),
+                instants=boundaries,
+            )
         finally:
             if op is not None:
                 op.stop()
@@ -477,14 +601,18 @@ def scale(ctx: Ctx) -> dict[str, Any]:
     s = ctx.sizes
     ns = "bench-scale"
     n = s.scale_n
-    res: dict[str, Any] = {"n": n, "queue_concurrency": s.drain_concurrency,
-                           "what": "N pending QueuedJobs in one queue, created while the operator is down; then it starts"}
+    res: dict[str, Any] = {
+        "n": n,
+        "queue_concurrency": s.drain_concurrency,
+        "what": "N pending QueuedJobs in one queue, created while the operator is down; then it starts",
+    }
     setup_side(ctx, "jobline", ns, s.drain_concurrency)
     bulk = ctx.bulk.run([Request("POST", path_of("jobline", ns), qj_body(f"p-{i}")) for i in range(n)])
     res["create_seconds"] = round(bulk.seconds, 2)
     res["create_errors"] = len(bulk.errors)
-    res["kubectl_get_qj_s_before"] = [round(kubectl_seconds(ctx.env.kubeconfig, "get", "qj", "-n", ns)[0], 2)
-                                      for _ in range(s.kubectl_runs)]
+    res["kubectl_get_qj_s_before"] = [
+        round(kubectl_seconds(ctx.env.kubeconfig, "get", "qj", "-n", ns)[0], 2) for _ in range(s.kubectl_runs)
+    ]
     rec = Recorder()
     op = ctx.operator(ns, "scale")
     prof: Profiler | None = None
@@ -544,10 +672,13 @@ def scale(ctx: Ctx) -> dict[str, Any]:
             raw = prof.stop()
             res["profile"] = read_profile(raw) if raw else {"error": prof.error}
         op.stop()
-    res["kubectl_get_qj_s_after"] = [round(kubectl_seconds(ctx.env.kubeconfig, "get", "qj", "-n", ns)[0], 2)
-                                     for _ in range(s.kubectl_runs)]
-    ctx.log(f"  scale: first dispatch {res.get('seconds_start_to_first_dispatch')}s, "
-            f"{res.get('dispatch_per_s')}/s, RSS {res.get('rss_mb_hwm')} MB")
+    res["kubectl_get_qj_s_after"] = [
+        round(kubectl_seconds(ctx.env.kubeconfig, "get", "qj", "-n", ns)[0], 2) for _ in range(s.kubectl_runs)
+    ]
+    ctx.log(
+        f"  scale: first dispatch {res.get('seconds_start_to_first_dispatch')}s, "
+        f"{res.get('dispatch_per_s')}/s, RSS {res.get('rss_mb_hwm')} MB"
+    )
     return res
 
 
@@ -557,29 +688,73 @@ def ceiling(ctx: Ctx) -> dict[str, Any]:
     n = s.ceiling_n
     ns = "bench-ceiling"
     kubectl(ctx.env.kubeconfig, "apply", "--server-side", "-f", str(CRD_FILE), timeout=120)
-    kubectl(ctx.env.kubeconfig, "wait", "--for=condition=Established", "--timeout=60s", f"crd/benchitems.{BENCH_GROUP}",
-            timeout=120)
+    kubectl(
+        ctx.env.kubeconfig,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        f"crd/benchitems.{BENCH_GROUP}",
+        timeout=120,
+    )
     ctx.api.ensure_namespace(ns, BENCH_LABELS)
     base = f"/apis/{BENCH_GROUP}/v1/namespaces/{ns}/benchitems"
     # The discovery cache of the apiserver needs a moment for a new CRD: the first create proves it is served.
-    wait_for(lambda: ctx.api.request("POST", base, {"apiVersion": f"{BENCH_GROUP}/v1", "kind": "BenchItem",
-                                                    "metadata": {"name": "warm"}, "spec": {"n": -1}}), 30,
-             "the bench CRD to be served")
-    res: dict[str, Any] = {"n": n, "client": f"{ctx.bulk.processes} processes x {ctx.bulk.threads} threads",
-                           "what": "a trivial namespaced custom resource with a status subresource"}
+    wait_for(
+        lambda: ctx.api.request(
+            "POST",
+            base,
+            {
+                "apiVersion": f"{BENCH_GROUP}/v1",
+                "kind": "BenchItem",
+                "metadata": {"name": "warm"},
+                "spec": {"n": -1},
+            },
+        ),
+        30,
+        "the bench CRD to be served",
+    )
+    res: dict[str, Any] = {
+        "n": n,
+        "client": f"{ctx.bulk.processes} processes x {ctx.bulk.threads} threads",
+        "what": "a trivial namespaced custom resource with a status subresource",
+    }
     for what, reqs in (
-        ("create", [Request("POST", base, {"apiVersion": f"{BENCH_GROUP}/v1", "kind": "BenchItem",
-                                           "metadata": {"name": f"b-{i}"}, "spec": {"n": i}}) for i in range(n)]),
-        ("status_patch", [Request("PATCH", f"{base}/b-{i}/status", {"status": {"phase": "Done", "n": i}}, MERGE)
-                          for i in range(n)]),
+        (
+            "create",
+            [
+                Request(
+                    "POST",
+                    base,
+                    {
+                        "apiVersion": f"{BENCH_GROUP}/v1",
+                        "kind": "BenchItem",
+                        "metadata": {"name": f"b-{i}"},
+                        "spec": {"n": i},
+                    },
+                )
+                for i in range(n)
+            ],
+        ),
+        (
+            "status_patch",
+            [
+                Request("PATCH", f"{base}/b-{i}/status", {"status": {"phase": "Done", "n": i}}, MERGE)
+                for i in range(n)
+            ],
+        ),
     ):
         cpu0 = ctx.component_cpu()
         r = ctx.bulk.run(reqs)
         cpu1 = ctx.component_cpu()
-        res[what] = {"per_s": round(n / r.seconds, 1), "seconds": round(r.seconds, 2), "errors": len(r.errors),
-                     "cpu_seconds": {k: round(cpu1.get(k, 0) - v, 2) for k, v in cpu0.items()
-                                     if k in ("kube-apiserver", "etcd")},
-                     "client_cpu_seconds": round(r.client_cpu_seconds, 2)}
+        res[what] = {
+            "per_s": round(n / r.seconds, 1),
+            "seconds": round(r.seconds, 2),
+            "errors": len(r.errors),
+            "cpu_seconds": {
+                k: round(cpu1.get(k, 0) - v, 2) for k, v in cpu0.items() if k in ("kube-apiserver", "etcd")
+            },
+            "client_cpu_seconds": round(r.client_cpu_seconds, 2),
+        }
         ctx.log(f"  ceiling {what}: {res[what]['per_s']}/s")
     return res
 
@@ -599,10 +774,12 @@ def combine_ceiling(results: dict[str, Any]) -> None:
         n = tput[side]["n"]
         seconds_per_job = (creates / n) / create_rate + (others / n) / patch_rate
         limit = 1 / seconds_per_job if seconds_per_job > 0 else None
-        out[side] = {"writes_per_job": tput[side]["writes_per_job"],
-                     "controller_writes_per_job": tput[side]["controller_writes_per_job"],
-                     "ceiling_jobs_per_s": round(limit, 1) if limit else None,
-                     "fraction_of_ceiling": ratio(tput[side]["jobs_per_s"], limit)}
+        out[side] = {
+            "writes_per_job": tput[side]["writes_per_job"],
+            "controller_writes_per_job": tput[side]["controller_writes_per_job"],
+            "ceiling_jobs_per_s": round(limit, 1) if limit else None,
+            "fraction_of_ceiling": ratio(tput[side]["jobs_per_s"], limit),
+        }
     ceil["per_job"] = out
 
 

@@ -22,8 +22,13 @@ def summary(values: list[float], digits: int = 4) -> dict[str, Any]:
     def r(x: float | None) -> float | None:
         return None if x is None else round(x, digits)
 
-    return {"n": len(values), "p50": r(percentile(values, 50)), "p99": r(percentile(values, 99)),
-            "max": r(max(values) if values else None), "min": r(min(values) if values else None)}
+    return {
+        "n": len(values),
+        "p50": r(percentile(values, 50)),
+        "p99": r(percentile(values, 99)),
+        "max": r(max(values) if values else None),
+        "min": r(min(values) if values else None),
+    }
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -41,8 +46,10 @@ BUCKETS: list[tuple[str, tuple[str, ...]]] = [
     ("operator: Controller._write_queue_status", ("loop.py:Controller._write_queue_status",)),
     ("operator: Controller.sync (initial list)", ("loop.py:Controller.sync",)),
     ("operator: Controller.start (build pod + apply)", ("loop.py:Controller.start",)),
-    ("operator: Controller.plan/apply (state machine + writes)",
-     ("loop.py:Controller.plan", "loop.py:Controller._apply_safely", "loop.py:Controller._apply_deferred")),
+    (
+        "operator: Controller.plan/apply (state machine + writes)",
+        ("loop.py:Controller.plan", "loop.py:Controller._apply_safely", "loop.py:Controller._apply_deferred"),
+    ),
     ("operator: Controller.on_job/on_pod (feed the store)", ("loop.py:Controller.on_",)),
     ("operator: ScheduleLoop", ("schedules.py:ScheduleLoop",)),
     ("kube client: HTTP+TLS+JSON in the thread pool", ("kube.py:Kube.request_sync",)),

@@ -34,8 +34,12 @@ def helm() -> str:
 
 
 def render(*args: str) -> str:
-    return subprocess.run([helm(), "template", "jobline", str(CHART), "-n", NAMESPACE, *args],
-                          check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        [helm(), "template", "jobline", str(CHART), "-n", NAMESPACE, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 def install_yaml() -> str:

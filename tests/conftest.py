@@ -73,8 +73,12 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
         raise
     print(f"\ntest cluster up in {local.startup_seconds:.1f}s; logs in {workdir / 'logs'}")
     try:
-        yield ClusterHandle(local.kubeconfig, config.new_client_from_config(str(local.kubeconfig)), local=True,
-                          workdir=workdir)
+        yield ClusterHandle(
+            local.kubeconfig,
+            config.new_client_from_config(str(local.kubeconfig)),
+            local=True,
+            workdir=workdir,
+        )
     finally:
         local.stop()
         if request.session.testsfailed:
@@ -87,8 +91,10 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
 def local_cluster(cluster: ClusterHandle) -> ClusterHandle:
     """The cluster, when it is ours: for tests of its local node (processes as pods) and its kwok nodes."""
     if not cluster.local:
-        pytest.skip("tests this repository's own test nodes (tests/cluster/localnode/ runs pods as processes; "
-                    "kwok nodes fake them), which only its built-in test cluster has")
+        pytest.skip(
+            "tests this repository's own test nodes (tests/cluster/localnode/ runs pods as processes; "
+            "kwok nodes fake them), which only its built-in test cluster has"
+        )
     return cluster
 
 
@@ -97,8 +103,12 @@ def namespace(cluster: ClusterHandle, request: pytest.FixtureRequest) -> Iterato
     base = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
     name = f"{base}-{uuid.uuid4().hex[:5]}"
     core = cluster.core
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"jobline.dev/test": "true"})))
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"jobline.dev/test": "true"}))
+    )
     # Pods cannot be created before the controller-manager has made the default ServiceAccount.
-    wait_for(lambda: core.read_namespaced_service_account("default", name), 30, f"ServiceAccount {name}/default")
+    wait_for(
+        lambda: core.read_namespaced_service_account("default", name), 30, f"ServiceAccount {name}/default"
+    )
     yield name
     core.delete_namespace(name)

@@ -48,10 +48,13 @@ def wait_for(fn: Callable[[], T | None], timeout: float, what: str, interval: fl
         time.sleep(interval)
 
 
-def kubectl(kubeconfig: Path, *args: str, check: bool = True, input: str | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def kubectl(
+    kubeconfig: Path, *args: str, check: bool = True, input: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, KUBECONFIG=str(kubeconfig))
-    proc = subprocess.run([KUBECTL, *args], env=env, capture_output=True, text=True, input=input, timeout=timeout)
+    proc = subprocess.run(
+        [KUBECTL, *args], env=env, capture_output=True, text=True, input=input, timeout=timeout
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
     return proc
@@ -82,11 +85,25 @@ class Api:
     def url(self, path: str, query: dict[str, str] | None = None) -> str:
         return self.host + path + ("?" + urlencode(query) if query else "")
 
-    def raw(self, method: str, path: str, body: Any = None, *, query: dict[str, str] | None = None,
-            content_type: str = "application/json", timeout: float = 60) -> bytes:
+    def raw(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: dict[str, str] | None = None,
+        content_type: str = "application/json",
+        timeout: float = 60,
+    ) -> bytes:
         data = json.dumps(body).encode() if body is not None else None
-        resp = self.http.request(method, self.url(path, query), body=data, timeout=timeout, retries=False,
-                                 headers={"Content-Type": content_type, "Accept": "application/json"})
+        resp = self.http.request(
+            method,
+            self.url(path, query),
+            body=data,
+            timeout=timeout,
+            retries=False,
+            headers={"Content-Type": content_type, "Accept": "application/json"},
+        )
         if not 200 <= resp.status < 300:
             raise ApiError(resp.status, method, path, resp.data)
         return bytes(resp.data)
@@ -111,8 +128,11 @@ class Api:
             if exc.status != 409:
                 raise
         # Pods cannot be created before the controller-manager made the default ServiceAccount.
-        wait_for(lambda: self.get_or_none(f"/api/v1/namespaces/{name}/serviceaccounts/default"), timeout,
-                 f"ServiceAccount {name}/default")
+        wait_for(
+            lambda: self.get_or_none(f"/api/v1/namespaces/{name}/serviceaccounts/default"),
+            timeout,
+            f"ServiceAccount {name}/default",
+        )
 
 
 Handler = Callable[[str, dict[str, Any], float], None]
@@ -125,8 +145,9 @@ class Watch(threading.Thread):
     Re-watches on timeouts, re-lists (and replays) on 410 Gone; stops within a second of ``stop()``.
     """
 
-    def __init__(self, api: Api, path: str, handler: Handler, label_selector: str | None = None,
-                 name: str = "watch") -> None:
+    def __init__(
+        self, api: Api, path: str, handler: Handler, label_selector: str | None = None, name: str = "watch"
+    ) -> None:
         super().__init__(name=f"kube-{name}", daemon=True)
         self.api = api
         self.path = path
@@ -188,9 +209,14 @@ class Watch(threading.Thread):
 
     def _watch(self, rv: str) -> tuple[str, bool]:
         query = self._query(watch="1", resourceVersion=rv, allowWatchBookmarks="true", timeoutSeconds="30")
-        resp = self.api.http.request("GET", self.api.url(self.path, query), preload_content=False, retries=False,
-                                     timeout=urllib3.Timeout(connect=10, read=45),
-                                     headers={"Accept": "application/json"})
+        resp = self.api.http.request(
+            "GET",
+            self.api.url(self.path, query),
+            preload_content=False,
+            retries=False,
+            timeout=urllib3.Timeout(connect=10, read=45),
+            headers={"Accept": "application/json"},
+        )
         self._resp = resp
         try:
             if resp.status != 200:
@@ -320,7 +346,7 @@ class Bulk:
         self.pool.map(_worker_ping, range(processes * 2))  # warm: imports and clients ready
 
     def run(self, requests: list[Request]) -> BulkResult:
-        chunks = [requests[i::self.processes] for i in range(self.processes)]
+        chunks = [requests[i :: self.processes] for i in range(self.processes)]
         started = time.monotonic()
         results = self.pool.map(_worker_run, [(c, self.threads) for c in chunks if c])
         finished = time.monotonic()

@@ -272,12 +272,7 @@ def get(name: str, *, namespace: str | None = None, api: Any = None) -> QueuedJo
 
 
 def wait(
-    name: str,
-    *,
-    timeout: float,
-    namespace: str | None = None,
-    api: Any = None,
-    poll_interval: float = 1.0,
+    name: str, *, timeout: float, namespace: str | None = None, api: Any = None, poll_interval: float = 1.0
 ) -> QueuedJob:
     """Poll the QueuedJob until it is Succeeded or Failed; raises TimeoutError after `timeout` seconds."""
     ns = namespace or current_namespace()

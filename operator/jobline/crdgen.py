@@ -329,12 +329,7 @@ def crd(config: KindConfig) -> dict[str, Any]:
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {"name": config.crd_name},
-        "spec": {
-            "group": names.GROUP,
-            "names": crd_names,
-            "scope": "Namespaced",
-            "versions": [version],
-        },
+        "spec": {"group": names.GROUP, "names": crd_names, "scope": "Namespaced", "versions": [version]},
     }
 
 

@@ -86,17 +86,29 @@ class Kube:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.api.close()
 
-    def request_sync(self, method: str, path: str, body: Any = None, *, query: Mapping[str, str] | None = None,
-                     content_type: str = "application/json") -> Any:
+    def request_sync(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
         if method != "GET":
             self.writes += 1
         m, url, headers, data, post = self.api.param_serialize(
-            method=method, resource_path=path, query_params=list((query or {}).items()),
+            method=method,
+            resource_path=path,
+            query_params=list((query or {}).items()),
             header_params={"Content-Type": content_type, "Accept": "application/json"},
-            body=body, auth_settings=["BearerToken"],
+            body=body,
+            auth_settings=["BearerToken"],
         )
         try:
-            resp = self.api.call_api(m, url, header_params=headers, body=data, post_params=post, _request_timeout=60)
+            resp = self.api.call_api(
+                m, url, header_params=headers, body=data, post_params=post, _request_timeout=60
+            )
             resp.read()
         except client.ApiException as exc:  # raised by the REST client for transport-level failures
             raise KubeError(exc.status or 0, exc.reason or "Error", str(exc.body or exc)) from exc
@@ -111,11 +123,19 @@ class Kube:
             raise KubeError(resp.status, str(reason), str(message))
         return json.loads(raw) if raw else None
 
-    async def request(self, method: str, path: str, body: Any = None, *, query: Mapping[str, str] | None = None,
-                      content_type: str = "application/json") -> Any:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self.pool, lambda: self.request_sync(method, path, body, query=query, content_type=content_type))
+            self.pool, lambda: self.request_sync(method, path, body, query=query, content_type=content_type)
+        )
 
     # --- QueuedJobs and other custom resources
     async def get_object(self, plural: str, namespace: str, name: str) -> Any:
@@ -124,19 +144,36 @@ class Kube:
     async def create_object(self, plural: str, namespace: str, body: Mapping[str, Any]) -> Any:
         return await self.request("POST", job_path(namespace, None, plural), body)
 
-    async def patch_status(self, plural: str, namespace: str, name: str, patch: Mapping[str, Any], *,
-                           resource_version: str | None = None) -> Any:
+    async def patch_status(
+        self,
+        plural: str,
+        namespace: str,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        resource_version: str | None = None,
+    ) -> Any:
         """A merge patch of ``status``; with ``resource_version``, only over that version (else 409), so a
         status computed from an object is never written over a newer one."""
         body: dict[str, Any] = {"status": patch}
         if resource_version is not None:
             body["metadata"] = {"resourceVersion": resource_version}
-        return await self.request("PATCH", job_path(namespace, name, plural) + "/status", body,
-                                  content_type=MERGE, query={"fieldManager": names.FIELD_MANAGER})
+        return await self.request(
+            "PATCH",
+            job_path(namespace, name, plural) + "/status",
+            body,
+            content_type=MERGE,
+            query={"fieldManager": names.FIELD_MANAGER},
+        )
 
     async def patch_meta(self, plural: str, namespace: str, name: str, metadata: Mapping[str, Any]) -> Any:
-        return await self.request("PATCH", job_path(namespace, name, plural), {"metadata": metadata},
-                                  content_type=MERGE, query={"fieldManager": names.FIELD_MANAGER})
+        return await self.request(
+            "PATCH",
+            job_path(namespace, name, plural),
+            {"metadata": metadata},
+            content_type=MERGE,
+            query={"fieldManager": names.FIELD_MANAGER},
+        )
 
     async def delete_object(self, plural: str, namespace: str, name: str, uid: str | None = None) -> None:
         body = {"preconditions": {"uid": uid}, "propagationPolicy": "Background"} if uid else None
@@ -149,8 +186,9 @@ class Kube:
     async def list_objects(self, path: str, label_selector: str | None = None) -> list[dict[str, Any]]:
         return (await self.list_with_version(path, label_selector))[0]
 
-    async def list_with_version(self, path: str, label_selector: str | None = None,
-                                kind: str | None = None) -> tuple[list[dict[str, Any]], int]:
+    async def list_with_version(
+        self, path: str, label_selector: str | None = None, kind: str | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
         """Every item (page by page) and the list's resourceVersion: an object the list lacks whose last
         known version is not newer than that was deleted meanwhile. ``kind`` is set on the items (a list's
         items carry none)."""
@@ -196,16 +234,27 @@ class Kube:
         meta = obj.get("metadata", {})
         ts = fmt(now())
         body = {
-            "metadata": {"generateName": f"{meta.get('name', 'x')[:200]}.", "namespace": meta.get("namespace")},
+            "metadata": {
+                "generateName": f"{meta.get('name', 'x')[:200]}.",
+                "namespace": meta.get("namespace"),
+            },
             "involvedObject": {
-                "apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "name": meta.get("name"),
-                "namespace": meta.get("namespace"), "uid": meta.get("uid"),
+                "apiVersion": obj.get("apiVersion"),
+                "kind": obj.get("kind"),
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
                 "resourceVersion": meta.get("resourceVersion"),
             },
-            "type": type_, "reason": reason, "message": message[:1024],
-            "source": {"component": "jobline-operator"}, "reportingComponent": "jobline.dev/operator",
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "jobline-operator"},
+            "reportingComponent": "jobline.dev/operator",
             "reportingInstance": "jobline-operator",
-            "firstTimestamp": ts, "lastTimestamp": ts, "count": 1,
+            "firstTimestamp": ts,
+            "lastTimestamp": ts,
+            "count": 1,
         }
         try:
             await self.request("POST", f"/api/v1/namespaces/{meta.get('namespace')}/events", body)

@@ -29,8 +29,13 @@ def in_cluster(environ: Mapping[str, str] | None = None, sa_dir: Path = SERVICE_
     return bool(env.get("KUBERNETES_SERVICE_HOST")) and (sa_dir / "token").exists()
 
 
-def kubeconfig_path(path: str | None = None, context: str | None = None, *,
-                    environ: Mapping[str, str] | None = None, sa_dir: Path = SERVICE_ACCOUNT_DIR) -> str | None:
+def kubeconfig_path(
+    path: str | None = None,
+    context: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    sa_dir: Path = SERVICE_ACCOUNT_DIR,
+) -> str | None:
     """The kubeconfig file(s) to read, or None for the in-cluster configuration (the order above)."""
     env = os.environ if environ is None else environ
     if path:
@@ -42,8 +47,13 @@ def kubeconfig_path(path: str | None = None, context: str | None = None, *,
     return str(Path("~/.kube/config").expanduser())
 
 
-def load(path: str | None = None, context: str | None = None, *, environ: Mapping[str, str] | None = None,
-         sa_dir: Path = SERVICE_ACCOUNT_DIR) -> Any:
+def load(
+    path: str | None = None,
+    context: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    sa_dir: Path = SERVICE_ACCOUNT_DIR,
+) -> Any:
     """A fresh ``kubernetes.client.Configuration`` (raises ``kubernetes.config.ConfigException`` or
     OSError when the chosen source cannot be read)."""
     from kubernetes import client, config
@@ -52,16 +62,25 @@ def load(path: str | None = None, context: str | None = None, *, environ: Mappin
     chosen = kubeconfig_path(path, context, environ=environ, sa_dir=sa_dir)
     if chosen is None:
         loader = config.incluster_config.InClusterConfigLoader(
-            token_filename=str(sa_dir / "token"), cert_filename=str(sa_dir / "ca.crt"),
-            environ=dict(os.environ if environ is None else environ))
+            token_filename=str(sa_dir / "token"),
+            cert_filename=str(sa_dir / "ca.crt"),
+            environ=dict(os.environ if environ is None else environ),
+        )
         loader.load_and_set(cfg)
     else:
-        config.load_kube_config(config_file=chosen, context=context, client_configuration=cfg, persist_config=False)
+        config.load_kube_config(
+            config_file=chosen, context=context, client_configuration=cfg, persist_config=False
+        )
     return cfg
 
 
-def current_namespace(path: str | None = None, context: str | None = None, *,
-                      environ: Mapping[str, str] | None = None, sa_dir: Path = SERVICE_ACCOUNT_DIR) -> str:
+def current_namespace(
+    path: str | None = None,
+    context: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    sa_dir: Path = SERVICE_ACCOUNT_DIR,
+) -> str:
     """The namespace of the source :func:`kubeconfig_path` chooses: the pod's service-account namespace
     (in-cluster), else the kubeconfig context's; ``default`` when it has none. Raises LookupError when an
     explicit ``context`` is not in the kubeconfig."""
@@ -77,7 +96,9 @@ def current_namespace(path: str | None = None, context: str | None = None, *,
         contexts, active = config.list_kube_config_contexts(config_file=chosen)
     except Exception:  # no kubeconfig, or an unreadable one: kubectl's answer is "default" too
         if context is not None:
-            raise LookupError(f"context {context!r} not found: the kubeconfig {chosen} cannot be read") from None
+            raise LookupError(
+                f"context {context!r} not found: the kubeconfig {chosen} cannot be read"
+            ) from None
         return DEFAULT_NAMESPACE
     if context is not None:
         active = next((c for c in contexts or () if c.get("name") == context), None)

@@ -34,15 +34,17 @@ def main(argv: list[str] | None = None) -> int:
         jobline.handlers.admission.register()
 
     try:
-        asyncio.run(kopf.operator(
-            clusterwide=not own.namespaces,
-            namespaces=own.namespaces,
-            standalone=own.peering is None,
-            peering_name=own.peering,
-            priority=own.priority,
-            identity=cast(Any, own.identity),  # kopf.Identity is a NewType of str, not exported
-            memo=Runtime(own),
-        ))
+        asyncio.run(
+            kopf.operator(
+                clusterwide=not own.namespaces,
+                namespaces=own.namespaces,
+                standalone=own.peering is None,
+                peering_name=own.peering,
+                priority=own.priority,
+                identity=cast(Any, own.identity),  # kopf.Identity is a NewType of str, not exported
+                memo=Runtime(own),
+            )
+        )
     except KeyboardInterrupt:
         return 130
     return 0

@@ -56,29 +56,50 @@ _DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600,
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 
 JOBS_STARTED: Final = Counter(
-    "jobline_jobs_started", "Attempts started (worker pods created); a retried job counts once per attempt.",
-    ["namespace", "queue", "handler"], registry=REGISTRY)
+    "jobline_jobs_started",
+    "Attempts started (worker pods created); a retried job counts once per attempt.",
+    ["namespace", "queue", "handler"],
+    registry=REGISTRY,
+)
 JOBS_FINISHED: Final = Counter(
-    "jobline_jobs_finished", "Jobs that reached Succeeded or Failed (outcome: succeeded, failed).",
-    ["namespace", "queue", "handler", "outcome"], registry=REGISTRY)
+    "jobline_jobs_finished",
+    "Jobs that reached Succeeded or Failed (outcome: succeeded, failed).",
+    ["namespace", "queue", "handler", "outcome"],
+    registry=REGISTRY,
+)
 ATTEMPT_DURATION: Final = Histogram(
     "jobline_attempt_duration_seconds",
     "Duration of finished attempts (outcome: succeeded, failed, stopped = suspended).",
-    ["namespace", "queue", "handler", "outcome"], buckets=_DURATION_BUCKETS, registry=REGISTRY)
+    ["namespace", "queue", "handler", "outcome"],
+    buckets=_DURATION_BUCKETS,
+    registry=REGISTRY,
+)
 DISPATCH_LATENCY: Final = Histogram(
     "jobline_dispatch_latency_seconds",
     "From when a job could first run (creation, or runAt when later) to its first worker pod's creation.",
-    ["namespace", "queue"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+    ["namespace", "queue"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
 SCHEDULE_RUNS: Final = Counter(
-    "jobline_schedule_runs", "QueuedJobs created by JobSchedules (trigger: scheduled, manual).",
-    ["namespace", "schedule", "trigger"], registry=REGISTRY)
+    "jobline_schedule_runs",
+    "QueuedJobs created by JobSchedules (trigger: scheduled, manual).",
+    ["namespace", "schedule", "trigger"],
+    registry=REGISTRY,
+)
 SCHEDULE_LATENESS: Final = Histogram(
     "jobline_schedule_lateness_seconds",
     "From a scheduled run's nominal time to the creation of its QueuedJob (manual runs not included).",
-    ["namespace", "schedule"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+    ["namespace", "schedule"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
 RECONCILE_ERRORS: Final = Counter(
-    "jobline_reconcile_errors", "Failed reconciles (stage: reconcile, start, schedule) that will be retried.",
-    ["stage"], registry=REGISTRY)
+    "jobline_reconcile_errors",
+    "Failed reconciles (stage: reconcile, start, schedule) that will be retried.",
+    ["stage"],
+    registry=REGISTRY,
+)
 for _stage in ("reconcile", "start", "schedule"):
     RECONCILE_ERRORS.labels(stage=_stage)  # every series exists from the start (0), for rate() and alerts
 
@@ -131,8 +152,9 @@ def job_transition(obj: Mapping[str, Any], old: Mapping[str, Any], new: Mapping[
             continue
         started, finished = parse(record.get("startedAt")), parse(record.get("finishedAt"))
         if started and finished:
-            ATTEMPT_DURATION.labels(namespace, queue, handler, _attempt_outcome(record.get("reason"))).observe(
-                max(0.0, (finished - started).total_seconds()))
+            ATTEMPT_DURATION.labels(
+                namespace, queue, handler, _attempt_outcome(record.get("reason"))
+            ).observe(max(0.0, (finished - started).total_seconds()))
     phase = new.get("phase")
     if phase in ("Succeeded", "Failed") and old.get("phase") != phase:
         JOBS_FINISHED.labels(namespace, queue, handler, str(phase).lower()).inc()
@@ -184,13 +206,21 @@ class QueueDepthCollector(Collector):
         self.source = source
 
     def describe(self) -> Iterable[Metric]:
-        return [GaugeMetricFamily("jobline_queue_depth", "QueuedJobs per queue and phase.",
-                                  labels=["namespace", "queue", "phase"])]
+        return [
+            GaugeMetricFamily(
+                "jobline_queue_depth",
+                "QueuedJobs per queue and phase.",
+                labels=["namespace", "queue", "phase"],
+            )
+        ]
 
     def collect(self) -> Iterable[Metric]:
-        family = GaugeMetricFamily("jobline_queue_depth", "QueuedJobs per queue and phase.",
-                                   labels=["namespace", "queue", "phase"])
-        for (namespace, queue), summary in readmodel.queue_summaries(list(self.source() or ()), utcnow()).items():
+        family = GaugeMetricFamily(
+            "jobline_queue_depth", "QueuedJobs per queue and phase.", labels=["namespace", "queue", "phase"]
+        )
+        for (namespace, queue), summary in readmodel.queue_summaries(
+            list(self.source() or ()), utcnow()
+        ).items():
             for phase in PHASES:
                 family.add_metric([namespace, queue, phase], summary.counts[phase.lower()])
         return [family]

@@ -41,8 +41,11 @@ class Runtime:
 
     def tasks(self) -> dict[str, asyncio.Task[None]]:
         """The loops' tasks by name, for /healthz."""
-        return {name: task for name, task in (("controller", self.controller_task),
-                                              ("schedules", self.schedules_task)) if task is not None}
+        return {
+            name: task
+            for name, task in (("controller", self.controller_task), ("schedules", self.schedules_task))
+            if task is not None
+        }
 
 
 def of(memo: object) -> Runtime:
@@ -51,5 +54,7 @@ def of(memo: object) -> Runtime:
     if not isinstance(memo, Runtime):
         import kopf
 
-        raise kopf.PermanentError("start Jobline with `jobline-operator` (it passes its settings to kopf as memo)")
+        raise kopf.PermanentError(
+            "start Jobline with `jobline-operator` (it passes its settings to kopf as memo)"
+        )
     return memo

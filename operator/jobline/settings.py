@@ -57,39 +57,92 @@ class Settings:
 
 def parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     env = os.environ if environ is None else environ
-    p = argparse.ArgumentParser(prog="jobline-operator",
-                                description="Run the Jobline operator (kopf) against the current cluster.")
-    p.add_argument("-n", "--namespace", action="append", default=[],
-                   help="watch only this namespace (repeatable); default: all namespaces")
-    p.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, else in-cluster, else ~/.kube/config)")
+    p = argparse.ArgumentParser(
+        prog="jobline-operator", description="Run the Jobline operator (kopf) against the current cluster."
+    )
+    p.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[],
+        help="watch only this namespace (repeatable); default: all namespaces",
+    )
+    p.add_argument(
+        "--kubeconfig", help="kubeconfig file (default: $KUBECONFIG, else in-cluster, else ~/.kube/config)"
+    )
     p.add_argument("--health-host", default="127.0.0.1", help="address of /healthz (0.0.0.0 in a pod)")
-    p.add_argument("--health-port", type=int, default=8080,
-                   help="port of /healthz, /readyz and /metrics (0 disables it); served by jobline, not kopf")
-    p.add_argument("--metrics-port", type=int, default=None,
-                   help="serve /metrics on this port instead of the health port (0 disables /metrics)")
-    p.add_argument("--dashboard-port", type=int, default=8081, help="port of the web dashboard (0 disables it)")
-    p.add_argument("--dashboard-addr", default="127.0.0.1", help="address of the dashboard (0.0.0.0 in a pod)")
-    p.add_argument("--dashboard-auth", default="token", choices=["token", "none"],
-                   help="token: Kubernetes bearer tokens checked by TokenReview/SubjectAccessReview; "
-                        "none: no auth at all, local development only")
-    p.add_argument("--webhook-port", type=int, default=int(env.get(names.ENV_OPERATOR_WEBHOOK_PORT) or 9443),
-                   help="port of the admission webhook (0 disables it: the operator still enforces the rules)")
-    p.add_argument("--webhook-addr", default="127.0.0.1", help="address the webhook listens on (0.0.0.0 in a pod)")
-    p.add_argument("--webhook-host", default=None,
-                   help="host name the apiserver calls the webhook by (in a cluster: the Service's DNS name)")
-    p.add_argument("--webhook-service", default=None,
-                   help="NAMESPACE/NAME of the Service in front of the webhook (in a cluster)")
-    p.add_argument("--webhook-cert-dir", default=env.get(names.ENV_OPERATOR_WEBHOOK_CERT_DIR) or None,
-                   help="directory with webhook.crt, webhook.key and ca.crt shared by all replicas "
-                        "(default: a self-signed certificate per process)")
-    p.add_argument("--peering", default=env.get(names.ENV_OPERATOR_PEERING) or None,
-                   help="kopf peering object for HA (replicas > 1): one replica is active; default: standalone")
-    p.add_argument("--priority", type=int, default=None,
-                   help="peering priority; replicas need distinct ones (default: random when peering)")
-    p.add_argument("--peering-lifetime", type=int, default=60,
-                   help="seconds after which a silent peer counts as dead (takeover time)")
-    p.add_argument("--log-level", default=env.get(names.ENV_LOG_LEVEL, "info"),
-                   choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--health-port",
+        type=int,
+        default=8080,
+        help="port of /healthz, /readyz and /metrics (0 disables it); served by jobline, not kopf",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve /metrics on this port instead of the health port (0 disables /metrics)",
+    )
+    p.add_argument(
+        "--dashboard-port", type=int, default=8081, help="port of the web dashboard (0 disables it)"
+    )
+    p.add_argument(
+        "--dashboard-addr", default="127.0.0.1", help="address of the dashboard (0.0.0.0 in a pod)"
+    )
+    p.add_argument(
+        "--dashboard-auth",
+        default="token",
+        choices=["token", "none"],
+        help="token: Kubernetes bearer tokens checked by TokenReview/SubjectAccessReview; "
+        "none: no auth at all, local development only",
+    )
+    p.add_argument(
+        "--webhook-port",
+        type=int,
+        default=int(env.get(names.ENV_OPERATOR_WEBHOOK_PORT) or 9443),
+        help="port of the admission webhook (0 disables it: the operator still enforces the rules)",
+    )
+    p.add_argument(
+        "--webhook-addr", default="127.0.0.1", help="address the webhook listens on (0.0.0.0 in a pod)"
+    )
+    p.add_argument(
+        "--webhook-host",
+        default=None,
+        help="host name the apiserver calls the webhook by (in a cluster: the Service's DNS name)",
+    )
+    p.add_argument(
+        "--webhook-service",
+        default=None,
+        help="NAMESPACE/NAME of the Service in front of the webhook (in a cluster)",
+    )
+    p.add_argument(
+        "--webhook-cert-dir",
+        default=env.get(names.ENV_OPERATOR_WEBHOOK_CERT_DIR) or None,
+        help="directory with webhook.crt, webhook.key and ca.crt shared by all replicas "
+        "(default: a self-signed certificate per process)",
+    )
+    p.add_argument(
+        "--peering",
+        default=env.get(names.ENV_OPERATOR_PEERING) or None,
+        help="kopf peering object for HA (replicas > 1): one replica is active; default: standalone",
+    )
+    p.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="peering priority; replicas need distinct ones (default: random when peering)",
+    )
+    p.add_argument(
+        "--peering-lifetime",
+        type=int,
+        default=60,
+        help="seconds after which a silent peer counts as dead (takeover time)",
+    )
+    p.add_argument(
+        "--log-level",
+        default=env.get(names.ENV_LOG_LEVEL, "info"),
+        choices=["debug", "info", "warning", "error"],
+    )
     p.add_argument("--log-format", default="text", choices=["text", "json"])
     return p
 

@@ -437,10 +437,7 @@ def _call(func: Handler, payload: Any, ctx: Context) -> Any:
 
 
 def run(
-    registry: Registry,
-    environ: Mapping[str, str],
-    *,
-    progress_transport: ProgressTransport | None = None,
+    registry: Registry, environ: Mapping[str, str], *, progress_transport: ProgressTransport | None = None
 ) -> int:
     """Run the attempt described by `environ` with `registry`'s handler; returns the exit code."""
     result_path = environ.get(ENV_RESULT_PATH) or DEFAULT_RESULT_PATH

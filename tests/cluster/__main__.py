@@ -55,17 +55,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    cluster = Cluster(workdir, Path(args.bin_dir), local_node=not args.no_localnode, kwok_nodes=args.kwok_nodes,
-                      ports=Ports(apiserver=args.apiserver_port), real_node=not args.no_realnode,
-                      pod_cidr=args.pod_cidr, images=built_archives(), image_aliases=published_aliases(VERSION))
+    cluster = Cluster(
+        workdir,
+        Path(args.bin_dir),
+        local_node=not args.no_localnode,
+        kwok_nodes=args.kwok_nodes,
+        ports=Ports(apiserver=args.apiserver_port),
+        real_node=not args.no_realnode,
+        pod_cidr=args.pod_cidr,
+        images=built_archives(),
+        image_aliases=published_aliases(VERSION),
+    )
     try:
         cluster.start()
     except ClusterError as exc:
         _write_state(workdir, pid=os.getpid(), ready=False, error=str(exc))
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
-    _write_state(workdir, pid=os.getpid(), ready=True, server=cluster.server, kubeconfig=str(cluster.kubeconfig),
-                 components=cluster.pids(), startup_seconds=round(cluster.startup_seconds, 1))
+    _write_state(
+        workdir,
+        pid=os.getpid(),
+        ready=True,
+        server=cluster.server,
+        kubeconfig=str(cluster.kubeconfig),
+        components=cluster.pids(),
+        startup_seconds=round(cluster.startup_seconds, 1),
+    )
     print(f"cluster ready in {cluster.startup_seconds:.1f}s at {cluster.server}", flush=True)
     try:
         while not stopping:
@@ -97,8 +112,20 @@ def cmd_up(args: argparse.Namespace) -> int:
     (workdir / STATE).unlink(missing_ok=True)
     (workdir / "logs").mkdir(exist_ok=True)
     log = workdir / "logs" / "supervisor.log"
-    argv = [sys.executable, "-m", "tests.cluster", "serve", "--workdir", str(workdir), "--bin-dir", str(bin_dir),
-            "--kwok-nodes", str(args.kwok_nodes), "--apiserver-port", str(args.apiserver_port)]
+    argv = [
+        sys.executable,
+        "-m",
+        "tests.cluster",
+        "serve",
+        "--workdir",
+        str(workdir),
+        "--bin-dir",
+        str(bin_dir),
+        "--kwok-nodes",
+        str(args.kwok_nodes),
+        "--apiserver-port",
+        str(args.apiserver_port),
+    ]
     if args.no_localnode:
         argv.append("--no-localnode")
     if args.no_realnode:
@@ -106,15 +133,23 @@ def cmd_up(args: argparse.Namespace) -> int:
     if args.pod_cidr:
         argv += ["--pod-cidr", args.pod_cidr]
     with open(log, "ab") as out:
-        sup = subprocess.Popen(argv, cwd=REPO, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+        sup = subprocess.Popen(
+            argv,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     started = time.monotonic()
     while True:
         state = _state(workdir)
         if state.get("ready"):
             break
         if state.get("error") or sup.poll() is not None:
-            print(f"error: the cluster did not start.\n{state.get('error') or procs.tail(log)}", file=sys.stderr)
+            print(
+                f"error: the cluster did not start.\n{state.get('error') or procs.tail(log)}", file=sys.stderr
+            )
             return 1
         if time.monotonic() - started > 180:
             print(f"error: the cluster is not ready after 180s; see {workdir / 'logs'}", file=sys.stderr)
@@ -149,8 +184,10 @@ def cmd_down(args: argparse.Namespace) -> int:
 # The names the published manifests use (the chart's default image, the examples' worker image): loaded
 # under them too, as `kind load docker-image` would, so `kubectl apply -f manifests/...` runs here unchanged.
 def published_aliases(version: str) -> dict[str, str]:
-    return {f"jobline:{version}": f"ghcr.io/jobline/jobline:{version}",
-            f"jobline-worker:{version}": f"ghcr.io/jobline/worker:{version}"}
+    return {
+        f"jobline:{version}": f"ghcr.io/jobline/jobline:{version}",
+        f"jobline-worker:{version}": f"ghcr.io/jobline/worker:{version}",
+    }
 
 
 def cmd_load(args: argparse.Namespace) -> int:
@@ -166,7 +203,9 @@ def cmd_load(args: argparse.Namespace) -> int:
         return 1
     node_dir = workdir / "node"
     if not (node_dir / "unshare.pid").exists():
-        print(f"error: the cluster in {workdir} has no real node (started with --no-realnode)", file=sys.stderr)
+        print(
+            f"error: the cluster in {workdir} has no real node (started with --no-realnode)", file=sys.stderr
+        )
         return 1
     built = built_images()
     if built is None:
@@ -200,17 +239,26 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--workdir", type=Path, default=REPO / ".dev")
         if name in ("up", "serve"):
             p.add_argument("--no-localnode", action="store_true", help="do not start the local node")
-            p.add_argument("--no-realnode", action="store_true",
-                           help="do not start the real node (kubelet + containerd, needs root)")
-            p.add_argument("--pod-cidr", default=None, help="the real node's pod CIDR (default: a free 10.244.<k>.0/24)")
+            p.add_argument(
+                "--no-realnode",
+                action="store_true",
+                help="do not start the real node (kubelet + containerd, needs root)",
+            )
+            p.add_argument(
+                "--pod-cidr", default=None, help="the real node's pod CIDR (default: a free 10.244.<k>.0/24)"
+            )
             p.add_argument("--kwok-nodes", type=int, default=2)
-            p.add_argument("--apiserver-port", type=int, default=0, help="fixed apiserver port (default: a free one)")
+            p.add_argument(
+                "--apiserver-port", type=int, default=0, help="fixed apiserver port (default: a free one)"
+            )
         if name == "serve":
             p.add_argument("--bin-dir", required=True)
         if name == "load":
             p.add_argument("--if-running", action="store_true", help="do nothing when no cluster runs")
     args = parser.parse_args(argv)
-    return {"up": cmd_up, "serve": cmd_serve, "down": cmd_down, "status": cmd_status, "load": cmd_load}[args.cmd](args)
+    return {"up": cmd_up, "serve": cmd_serve, "down": cmd_down, "status": cmd_status, "load": cmd_load}[
+        args.cmd
+    ](args)
 
 
 if __name__ == "__main__":

@@ -123,10 +123,18 @@ def _build(comp: Component, out_dir: Path, versions: dict[str, str], step: str) 
     cmd = [go, "build", "-v", "-ldflags", _ldflags(comp, versions), "-o", str(tmp) + "/", *comp.packages]
     if len(comp.packages) == 1:
         cmd[-2] = str(tmp / comp.binaries[0])
-    print(f"{step} building {', '.join(comp.binaries)} ({comp.version_key}={versions[comp.version_key]})", flush=True)
+    print(
+        f"{step} building {', '.join(comp.binaries)} ({comp.version_key}={versions[comp.version_key]})",
+        flush=True,
+    )
     started = time.monotonic()
     proc = subprocess.Popen(
-        cmd, cwd=GO_DIR / comp.module_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        cmd,
+        cwd=GO_DIR / comp.module_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     assert proc.stdout is not None
     tail: list[str] = []

@@ -91,9 +91,15 @@ def _issue(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_encipherment=False, content_commitment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_encipherment=False,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -133,8 +139,19 @@ def ensure_pki(dir: Path) -> PKI:
         sa_key=dir / "sa.key",
         sa_pub=dir / "sa.pub",
     )
-    files = [f for pair in (pki.ca, pki.apiserver, pki.admin, pki.controller_manager, pki.scheduler,
-                            pki.kubelet_client, pki.node_serving) for f in (pair.cert, pair.key)]
+    files = [
+        f
+        for pair in (
+            pki.ca,
+            pki.apiserver,
+            pki.admin,
+            pki.controller_manager,
+            pki.scheduler,
+            pki.kubelet_client,
+            pki.node_serving,
+        )
+        for f in (pair.cert, pair.key)
+    ]
     if all(f.exists() for f in [*files, pki.sa_key, pki.sa_pub]):
         return pki
 
@@ -151,43 +168,78 @@ def ensure_pki(dir: Path) -> PKI:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_encipherment=False, content_commitment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_encipherment=False,
+                content_commitment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
         .sign(ca_key, hashes.SHA256())
     )
     _save(dir, "ca", ca_cert, ca_key)
-    api_sans = ("127.0.0.1", "localhost", "10.96.0.1", "kubernetes", "kubernetes.default",
-                "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
+    api_sans = (
+        "127.0.0.1",
+        "localhost",
+        "10.96.0.1",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+    )
     _save(dir, "apiserver", *_issue(ca_cert, ca_key, "kube-apiserver", server=True, sans=api_sans))
     _save(dir, "admin", *_issue(ca_cert, ca_key, "jobline-admin", org="system:masters", client=True))
     _save(dir, "controller-manager", *_issue(ca_cert, ca_key, "system:kube-controller-manager", client=True))
     _save(dir, "scheduler", *_issue(ca_cert, ca_key, "system:kube-scheduler", client=True))
-    _save(dir, "apiserver-kubelet-client",
-          *_issue(ca_cert, ca_key, "kube-apiserver-kubelet-client", org="system:masters", client=True))
-    _save(dir, "node-serving", *_issue(ca_cert, ca_key, "jobline-local", server=True,
-                                       sans=("127.0.0.1", "localhost", "jobline-local")))
+    _save(
+        dir,
+        "apiserver-kubelet-client",
+        *_issue(ca_cert, ca_key, "kube-apiserver-kubelet-client", org="system:masters", client=True),
+    )
+    _save(
+        dir,
+        "node-serving",
+        *_issue(
+            ca_cert, ca_key, "jobline-local", server=True, sans=("127.0.0.1", "localhost", "jobline-local")
+        ),
+    )
     sa = _key()
     _write_key(pki.sa_key, sa)
     pki.sa_pub.write_bytes(
-        sa.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        sa.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     )
     return pki
 
 
-def issue_pair(pki: PKI, stem: str, cn: str, *, org: str | None = None, server: bool = False,
-               client: bool = False, sans: tuple[str, ...] = ()) -> Pair:
+def issue_pair(
+    pki: PKI,
+    stem: str,
+    cn: str,
+    *,
+    org: str | None = None,
+    server: bool = False,
+    client: bool = False,
+    sans: tuple[str, ...] = (),
+) -> Pair:
     """Sign one more certificate with the cluster's CA (the real node's, made when its IP is known)."""
     ca_cert = x509.load_pem_x509_certificate(pki.ca.cert.read_bytes())
     ca_key = serialization.load_pem_private_key(pki.ca.key.read_bytes(), password=None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-    return _save(pki.dir, stem, *_issue(ca_cert, ca_key, cn, org=org, server=server, client=client, sans=sans))
+    return _save(
+        pki.dir, stem, *_issue(ca_cert, ca_key, cn, org=org, server=server, client=client, sans=sans)
+    )
 
 
-def write_kubeconfig(path: Path, server: str, ca: Path, pair: Pair, user: str, tls_server_name: str = "") -> None:
+def write_kubeconfig(
+    path: Path, server: str, ca: Path, pair: Pair, user: str, tls_server_name: str = ""
+) -> None:
     """Write a self-contained kubeconfig (certificates embedded, so it can be copied anywhere)."""
     b64 = lambda p: base64.b64encode(p.read_bytes()).decode()  # noqa: E731
     cluster: dict[str, str] = {"server": server, "certificate-authority-data": b64(ca)}
@@ -197,8 +249,18 @@ def write_kubeconfig(path: Path, server: str, ca: Path, pair: Pair, user: str, t
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "jobline-test", "cluster": cluster}],
-        "users": [{"name": user, "user": {"client-certificate-data": b64(pair.cert), "client-key-data": b64(pair.key)}}],
-        "contexts": [{"name": "jobline-test", "context": {"cluster": "jobline-test", "user": user, "namespace": "default"}}],
+        "users": [
+            {
+                "name": user,
+                "user": {"client-certificate-data": b64(pair.cert), "client-key-data": b64(pair.key)},
+            }
+        ],
+        "contexts": [
+            {
+                "name": "jobline-test",
+                "context": {"cluster": "jobline-test", "user": user, "namespace": "default"},
+            }
+        ],
         "current-context": "jobline-test",
     }
     path.write_text(json.dumps(config, indent=2))

@@ -113,120 +113,167 @@ class Cluster:
         self.logs.mkdir(exist_ok=True)
         self.ports.allocate()
         if self.real_node:
-            self.node = RealNode(self.workdir, self.bin_dir, SERVICE_CIDR, self.pod_cidr, list(self.images),
-                                 dict(self.image_aliases))
+            self.node = RealNode(
+                self.workdir,
+                self.bin_dir,
+                SERVICE_CIDR,
+                self.pod_cidr,
+                list(self.images),
+                dict(self.image_aliases),
+            )
             net = self.node.prepare()
             # The kubernetes Service's endpoint: the node reaches the apiserver at its own address.
             endpoint = [f"--advertise-address={net.node_ip}"]
         else:
-            endpoint = ["--advertise-address=127.0.0.1",
-                        "--endpoint-reconciler-type=none"]  # loopback is not a valid endpoint address
+            endpoint = [
+                "--advertise-address=127.0.0.1",
+                "--endpoint-reconciler-type=none",
+            ]  # loopback is not a valid endpoint address
         pki = ensure_pki(self.workdir / "pki")
         self._write_kubeconfigs(pki)
         deadline = time.monotonic() + timeout
 
         data = self.workdir / "etcd-data"
         shutil.rmtree(data, ignore_errors=True)  # a fresh cluster every start
-        self._spawn("etcd", [
-            str(self.bin_dir / "etcd"),
-            "--name=jobline-test",
-            f"--data-dir={data}",
-            f"--listen-client-urls=http://127.0.0.1:{self.ports.etcd_client}",
-            f"--advertise-client-urls=http://127.0.0.1:{self.ports.etcd_client}",
-            f"--listen-peer-urls=http://127.0.0.1:{self.ports.etcd_peer}",
-            f"--initial-advertise-peer-urls=http://127.0.0.1:{self.ports.etcd_peer}",
-            f"--initial-cluster=jobline-test=http://127.0.0.1:{self.ports.etcd_peer}",
-            "--unsafe-no-fsync",  # test data only: trades durability for speed on slow disks
-            "--quota-backend-bytes=4294967296",
-            "--log-level=warn",
-        ])
+        self._spawn(
+            "etcd",
+            [
+                str(self.bin_dir / "etcd"),
+                "--name=jobline-test",
+                f"--data-dir={data}",
+                f"--listen-client-urls=http://127.0.0.1:{self.ports.etcd_client}",
+                f"--advertise-client-urls=http://127.0.0.1:{self.ports.etcd_client}",
+                f"--listen-peer-urls=http://127.0.0.1:{self.ports.etcd_peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{self.ports.etcd_peer}",
+                f"--initial-cluster=jobline-test=http://127.0.0.1:{self.ports.etcd_peer}",
+                "--unsafe-no-fsync",  # test data only: trades durability for speed on slow disks
+                "--quota-backend-bytes=4294967296",
+                "--log-level=warn",
+            ],
+        )
         self._wait_http("etcd", f"http://127.0.0.1:{self.ports.etcd_client}/health", deadline)
 
-        self._spawn("kube-apiserver", [
-            str(self.bin_dir / "kube-apiserver"),
-            f"--etcd-servers=http://127.0.0.1:{self.ports.etcd_client}",
-            "--bind-address=127.0.0.1",
-            *endpoint,
-            # Webhooks and the service proxy dial endpoints (pod IPs, routed into the real node), not
-            # ClusterIPs (kube-proxy's rules live in the node's network namespace only).
-            "--enable-aggregator-routing=true",
-            f"--secure-port={self.ports.apiserver}",
-            f"--tls-cert-file={pki.apiserver.cert}",
-            f"--tls-private-key-file={pki.apiserver.key}",
-            f"--client-ca-file={pki.ca.cert}",
-            "--authorization-mode=Node,RBAC",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-account-key-file={pki.sa_pub}",
-            f"--service-account-signing-key-file={pki.sa_key}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            f"--kubelet-client-certificate={pki.kubelet_client.cert}",
-            f"--kubelet-client-key={pki.kubelet_client.key}",
-            "--kubelet-preferred-address-types=InternalIP",
-            "--allow-privileged=true",
-            "--enable-priority-and-fairness=true",
-            "--profiling=false",
-            "--v=1",
-        ])
+        self._spawn(
+            "kube-apiserver",
+            [
+                str(self.bin_dir / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{self.ports.etcd_client}",
+                "--bind-address=127.0.0.1",
+                *endpoint,
+                # Webhooks and the service proxy dial endpoints (pod IPs, routed into the real node), not
+                # ClusterIPs (kube-proxy's rules live in the node's network namespace only).
+                "--enable-aggregator-routing=true",
+                f"--secure-port={self.ports.apiserver}",
+                f"--tls-cert-file={pki.apiserver.cert}",
+                f"--tls-private-key-file={pki.apiserver.key}",
+                f"--client-ca-file={pki.ca.cert}",
+                "--authorization-mode=Node,RBAC",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={pki.sa_pub}",
+                f"--service-account-signing-key-file={pki.sa_key}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                f"--kubelet-client-certificate={pki.kubelet_client.cert}",
+                f"--kubelet-client-key={pki.kubelet_client.key}",
+                "--kubelet-preferred-address-types=InternalIP",
+                "--allow-privileged=true",
+                "--enable-priority-and-fairness=true",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
         self._wait_http("kube-apiserver", f"{self.server}/readyz", deadline, pki=pki)
 
-        self._spawn("kube-controller-manager", [
-            str(self.bin_dir / "kube-controller-manager"),
-            f"--kubeconfig={self.workdir / 'controller-manager.kubeconfig'}",
-            f"--authentication-kubeconfig={self.workdir / 'controller-manager.kubeconfig'}",
-            f"--authorization-kubeconfig={self.workdir / 'controller-manager.kubeconfig'}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={self.ports.controller_manager}",
-            "--leader-elect=false",
-            "--use-service-account-credentials=true",
-            f"--service-account-private-key-file={pki.sa_key}",
-            f"--root-ca-file={pki.ca.cert}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--controllers=*",
-            "--profiling=false",
-            "--v=1",
-        ])
-        self._spawn("kube-scheduler", [
-            str(self.bin_dir / "kube-scheduler"),
-            f"--kubeconfig={self.workdir / 'scheduler.kubeconfig'}",
-            f"--authentication-kubeconfig={self.workdir / 'scheduler.kubeconfig'}",
-            f"--authorization-kubeconfig={self.workdir / 'scheduler.kubeconfig'}",
-            "--bind-address=127.0.0.1",
-            f"--secure-port={self.ports.scheduler}",
-            "--leader-elect=false",
-            "--profiling=false",
-            "--v=1",
-        ])
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(self.bin_dir / "kube-controller-manager"),
+                f"--kubeconfig={self.workdir / 'controller-manager.kubeconfig'}",
+                f"--authentication-kubeconfig={self.workdir / 'controller-manager.kubeconfig'}",
+                f"--authorization-kubeconfig={self.workdir / 'controller-manager.kubeconfig'}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self.ports.controller_manager}",
+                "--leader-elect=false",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={pki.sa_key}",
+                f"--root-ca-file={pki.ca.cert}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--controllers=*",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
+        self._spawn(
+            "kube-scheduler",
+            [
+                str(self.bin_dir / "kube-scheduler"),
+                f"--kubeconfig={self.workdir / 'scheduler.kubeconfig'}",
+                f"--authentication-kubeconfig={self.workdir / 'scheduler.kubeconfig'}",
+                f"--authorization-kubeconfig={self.workdir / 'scheduler.kubeconfig'}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={self.ports.scheduler}",
+                "--leader-elect=false",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
         if self.node is not None:
             self.node.start(pki, self.ports.apiserver, self._spawn_child)
         if self.local_node:
-            self._spawn("localnode", [
-                sys.executable, "-m", "tests.cluster.localnode",
-                f"--kubeconfig={self.kubeconfig}",
-                f"--node-name={LOCAL_NODE}",
-                f"--state-dir={self.workdir / 'node'}",
-                f"--port={self.ports.local_node}",
-                f"--tls-cert={pki.node_serving.cert}",
-                f"--tls-key={pki.node_serving.key}",
-            ], cwd=REPO)
+            self._spawn(
+                "localnode",
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.cluster.localnode",
+                    f"--kubeconfig={self.kubeconfig}",
+                    f"--node-name={LOCAL_NODE}",
+                    f"--state-dir={self.workdir / 'node'}",
+                    f"--port={self.ports.local_node}",
+                    f"--tls-cert={pki.node_serving.cert}",
+                    f"--tls-key={pki.node_serving.key}",
+                ],
+                cwd=REPO,
+            )
         if self.kwok_nodes:
             config = kwok.write_config(self.workdir / "kwok.yaml")
             self._spawn("kwok", kwok.command(self.bin_dir / "kwok", self.kubeconfig, config, self.ports.kwok))
-        self._wait_http("kube-controller-manager", f"https://127.0.0.1:{self.ports.controller_manager}/healthz", deadline)
+        self._wait_http(
+            "kube-controller-manager", f"https://127.0.0.1:{self.ports.controller_manager}/healthz", deadline
+        )
         self._wait_http("kube-scheduler", f"https://127.0.0.1:{self.ports.scheduler}/healthz", deadline)
         if self.kwok_nodes:
             kwok.create_nodes(self.api, self.kwok_nodes)
         # The service-account controller is the last piece pods need; the default SA proves it runs.
-        self._wait_api("ServiceAccount default/default", "/api/v1/namespaces/default/serviceaccounts/default",
-                       deadline, owner="kube-controller-manager")
+        self._wait_api(
+            "ServiceAccount default/default",
+            "/api/v1/namespaces/default/serviceaccounts/default",
+            deadline,
+            owner="kube-controller-manager",
+        )
         if self.node is not None:
-            self._wait_api(f"Node {NODE_NAME} Ready", f"/api/v1/nodes/{NODE_NAME}", deadline,
-                           owner="kubelet", check=_node_ready)
+            self._wait_api(
+                f"Node {NODE_NAME} Ready",
+                f"/api/v1/nodes/{NODE_NAME}",
+                deadline,
+                owner="kubelet",
+                check=_node_ready,
+            )
         if self.local_node:
-            self._wait_api("Node jobline-local Ready", f"/api/v1/nodes/{LOCAL_NODE}", deadline,
-                           owner="localnode", check=_node_ready)
+            self._wait_api(
+                "Node jobline-local Ready",
+                f"/api/v1/nodes/{LOCAL_NODE}",
+                deadline,
+                owner="localnode",
+                check=_node_ready,
+            )
         for i in range(self.kwok_nodes):
-            self._wait_api(f"Node {kwok.node_name(i)} Ready", f"/api/v1/nodes/{kwok.node_name(i)}", deadline,
-                           owner="kwok", check=_node_ready)
+            self._wait_api(
+                f"Node {kwok.node_name(i)} Ready",
+                f"/api/v1/nodes/{kwok.node_name(i)}",
+                deadline,
+                owner="kwok",
+                check=_node_ready,
+            )
 
     # ------------------------------------------------------------------ stop
     def stop(self) -> None:
@@ -242,14 +289,17 @@ class Cluster:
     def _spawn(self, name: str, argv: list[str], cwd: Path | None = None) -> None:
         self._procs[name] = self._spawn_child(name, argv, cwd)
 
-    def _spawn_child(self, name: str, argv: list[str], cwd: Path | None = REPO,
-                     death_signal: int = signal.SIGTERM) -> subprocess.Popen[bytes]:
+    def _spawn_child(
+        self, name: str, argv: list[str], cwd: Path | None = REPO, death_signal: int = signal.SIGTERM
+    ) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
         env.pop("KUBECONFIG", None)
         # Pods on the local node run with the node's PATH: put this venv first, so `jobline-worker`
         # and `python3` are the project's own even when the venv is not activated.
         venv_bin = str(Path(sys.executable).parent)
-        env["PATH"] = os.pathsep.join([venv_bin, *[p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin]])
+        env["PATH"] = os.pathsep.join(
+            [venv_bin, *[p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin]]
+        )
         return procs.spawn(argv, self.logs / f"{name}.log", env=env, cwd=cwd, death_signal=death_signal)
 
     def _check_alive(self) -> None:
@@ -289,14 +339,17 @@ class Cluster:
                 last = str(exc)
             time.sleep(0.2)
         log = self.logs / f"{name}.log"
-        raise ClusterError(f"{name} not ready at {url} in time ({last}). Last lines of {log}:\n{procs.tail(log)}")
+        raise ClusterError(
+            f"{name} not ready at {url} in time ({last}). Last lines of {log}:\n{procs.tail(log)}"
+        )
 
     def api(self, path: str, method: str = "GET", body: Any = None) -> Any:
         """A minimal admin client (the launcher needs no kubernetes package)."""
         pki = ensure_pki(self.workdir / "pki")
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.server}{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{self.server}{path}", data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=10, context=self._ssl(pki)) as resp:
             return json.loads(resp.read() or b"null")
 
@@ -317,12 +370,24 @@ class Cluster:
 
     def _write_kubeconfigs(self, pki: PKI) -> None:
         write_kubeconfig(self.kubeconfig, self.server, pki.ca.cert, pki.admin, "jobline-admin")
-        write_kubeconfig(self.workdir / "controller-manager.kubeconfig", self.server, pki.ca.cert,
-                          pki.controller_manager, "system:kube-controller-manager")
-        write_kubeconfig(self.workdir / "scheduler.kubeconfig", self.server, pki.ca.cert, pki.scheduler,
-                          "system:kube-scheduler")
+        write_kubeconfig(
+            self.workdir / "controller-manager.kubeconfig",
+            self.server,
+            pki.ca.cert,
+            pki.controller_manager,
+            "system:kube-controller-manager",
+        )
+        write_kubeconfig(
+            self.workdir / "scheduler.kubeconfig",
+            self.server,
+            pki.ca.cert,
+            pki.scheduler,
+            "system:kube-scheduler",
+        )
 
 
 def _node_ready(node: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in node.get("status", {}).get("conditions", []))
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in node.get("status", {}).get("conditions", [])
+    )

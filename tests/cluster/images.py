@@ -155,7 +155,9 @@ def source_files(repo: Path = REPO, subdir: str = "operator") -> list[Path]:
     if git and (repo / ".git").exists():
         proc = subprocess.run(
             [git, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", subdir],
-            cwd=repo, capture_output=True, check=False,
+            cwd=repo,
+            capture_output=True,
+            check=False,
         )
         if proc.returncode == 0:
             listed = [Path(p.decode()) for p in proc.stdout.split(b"\0") if p]
@@ -169,8 +171,13 @@ def source_files(repo: Path = REPO, subdir: str = "operator") -> list[Path]:
 
 def operator_inputs(repo: Path = REPO) -> list[Path]:
     """Everything the jobline image's build context holds (besides the host-built wheelhouse)."""
-    return [Path("Dockerfile"), Path(".dockerignore"), Path("pyproject.toml"), Path("README.md"),
-            *source_files(repo)]
+    return [
+        Path("Dockerfile"),
+        Path(".dockerignore"),
+        Path("pyproject.toml"),
+        Path("README.md"),
+        *source_files(repo),
+    ]
 
 
 WORKER_FILES = (Path("tests/__init__.py"), Path("tests/e2e/__init__.py"), Path("tests/e2e/handlers.py"))
@@ -235,18 +242,34 @@ def _tool(name: str) -> str:
         (str(p) for d in ("/usr/sbin", "/sbin") if (p := Path(d) / name).is_file()), None
     )
     if not path:
-        raise ImageError(f"`{name}` was not found: the images are built with podman (Debian packages); {INSTALL_HINT}.")
+        raise ImageError(
+            f"`{name}` was not found: the images are built with podman (Debian packages); {INSTALL_HINT}."
+        )
     return path
 
 
-def _run(cmd: Sequence[str], what: str, *, timeout: float, verbose: bool, cwd: Path | None = None,
-         env: dict[str, str] | None = None) -> str:
+def _run(
+    cmd: Sequence[str],
+    what: str,
+    *,
+    timeout: float,
+    verbose: bool,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
     """Run ``cmd``; on failure (or timeout) raise ImageError with the last 40 lines of its output."""
     started = time.monotonic()
     try:
         proc = subprocess.Popen(
-            list(cmd), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True,
+            list(cmd),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,
         )
     except OSError as exc:
         raise ImageError(f"{what}: could not start {cmd[0]}: {exc}") from exc
@@ -280,10 +303,14 @@ def _run(cmd: Sequence[str], what: str, *, timeout: float, verbose: bool, cwd: P
     finally:
         timer.cancel()
     if timed_out.is_set():
-        raise ImageError(f"{what} did not finish within {timeout:.0f}s and was stopped; its last output:\n"
-                         + "\n".join(tail))
+        raise ImageError(
+            f"{what} did not finish within {timeout:.0f}s and was stopped; its last output:\n"
+            + "\n".join(tail)
+        )
     if rc != 0:
-        raise ImageError(f"{what} failed (exit {rc}): `{' '.join(cmd)}`; its last output:\n" + "\n".join(tail))
+        raise ImageError(
+            f"{what} failed (exit {rc}): `{' '.join(cmd)}`; its last output:\n" + "\n".join(tail)
+        )
     return "".join(out)
 
 
@@ -297,15 +324,23 @@ class _Podman:
 
     def quiet(self, *args: str) -> subprocess.CompletedProcess[str]:
         try:
-            return subprocess.run([self.exe, *args], capture_output=True, text=True, check=False,
-                                  stdin=subprocess.DEVNULL, timeout=120)
+            return subprocess.run(
+                [self.exe, *args],
+                capture_output=True,
+                text=True,
+                check=False,
+                stdin=subprocess.DEVNULL,
+                timeout=120,
+            )
         except subprocess.TimeoutExpired as exc:
-            raise ImageError(f"`podman {' '.join(args)}` did not answer within 120s: is another podman "
-                             "holding the store's lock (`ps -ef | grep podman`)?") from exc
+            raise ImageError(
+                f"`podman {' '.join(args)}` did not answer within 120s: is another podman "
+                "holding the store's lock (`ps -ef | grep podman`)?"
+            ) from exc
 
     def label(self, ref: str) -> str | None:
         """The image's cache-key label, or None if the store has no such image."""
-        proc = self.quiet("image", "inspect", "--format", "{{index .Labels \"" + KEY_LABEL + "\"}}", ref)
+        proc = self.quiet("image", "inspect", "--format", '{{index .Labels "' + KEY_LABEL + '"}}', ref)
         return proc.stdout.strip() if proc.returncode == 0 else None
 
     def image_id(self, ref: str) -> str | None:
@@ -357,9 +392,11 @@ def _prune_old(root: Path, pattern: str, current: str) -> None:
     Directories without an archive are leftovers of an interrupted build and go (the caller holds the lock).
     """
     others = [d for d in root.iterdir() if d.is_dir() and re.fullmatch(pattern, d.name) and d.name != current]
-    complete = [d for d in others if any(f.suffix == ".tar" and not f.name.startswith(".") for f in d.iterdir())]
+    complete = [
+        d for d in others if any(f.suffix == ".tar" and not f.name.startswith(".") for f in d.iterdir())
+    ]
     complete.sort(key=lambda d: d.stat().st_mtime, reverse=True)
-    keep = set(complete[:KEEP_BUILDS - 1])
+    keep = set(complete[: KEEP_BUILDS - 1])
     for old in others:
         if old not in keep:
             shutil.rmtree(old, ignore_errors=True)
@@ -408,15 +445,29 @@ class _Builder:
             mmdebstrap = _tool("mmdebstrap")
             cache.mkdir(parents=True, exist_ok=True)
             tmp = cache / f".rootfs-{os.getpid()}.tar"
-            self.say(f"building {BASE_REF}: mmdebstrap {DEBIAN_SUITE} with {', '.join(DEBIAN_PACKAGES)} "
-                     "(needs Debian's apt mirror; about 1-3 minutes)")
+            self.say(
+                f"building {BASE_REF}: mmdebstrap {DEBIAN_SUITE} with {', '.join(DEBIAN_PACKAGES)} "
+                "(needs Debian's apt mirror; about 1-3 minutes)"
+            )
             try:
-                _run([mmdebstrap, *MMDEBSTRAP_OPTIONS, "--include=" + ",".join(DEBIAN_PACKAGES), DEBIAN_SUITE,
-                      str(tmp), *DEBIAN_SOURCES], "mmdebstrap (the Debian base image's root filesystem)",
-                     timeout=MMDEBSTRAP_TIMEOUT, verbose=self.verbose)
+                _run(
+                    [
+                        mmdebstrap,
+                        *MMDEBSTRAP_OPTIONS,
+                        "--include=" + ",".join(DEBIAN_PACKAGES),
+                        DEBIAN_SUITE,
+                        str(tmp),
+                        *DEBIAN_SOURCES,
+                    ],
+                    "mmdebstrap (the Debian base image's root filesystem)",
+                    timeout=MMDEBSTRAP_TIMEOUT,
+                    verbose=self.verbose,
+                )
                 os.replace(tmp, rootfs)
             except ImageError as exc:
-                raise ImageError(f"{exc}\nmmdebstrap needs Debian's apt mirror (deb.debian.org) and root.") from exc
+                raise ImageError(
+                    f"{exc}\nmmdebstrap needs Debian's apt mirror (deb.debian.org) and root."
+                ) from exc
             finally:
                 tmp.unlink(missing_ok=True)
             how = "built"
@@ -436,40 +487,72 @@ class _Builder:
         """True if the store has the image built from ``key`` (after loading the cached archive if need be)."""
         started = time.monotonic()
         if image.archive.is_file() and self.podman.label(image.ref) == key:
-            self.reports.append(_Report(image.ref, "reused", 0.0, self.podman.size_mb(image.ref), image.archive))
+            self.reports.append(
+                _Report(image.ref, "reused", 0.0, self.podman.size_mb(image.ref), image.archive)
+            )
             return True
         if image.archive.is_file():
-            self.say(f"loading {image.ref} from the cached {image.archive} (the podman store has no image built from these inputs)")
+            self.say(
+                f"loading {image.ref} from the cached {image.archive} (the podman store has no image built from these inputs)"
+            )
             old = self.podman.image_id(image.ref)
             self.podman.run("load", "-i", str(image.archive), what=f"podman load of {image.archive}")
             if self.podman.label(image.ref) == key:
                 self.podman.remove_if_unused(old, self.podman.image_id(image.ref))
-                self.reports.append(_Report(image.ref, "loaded", time.monotonic() - started,
-                                            self.podman.size_mb(image.ref), image.archive))
+                self.reports.append(
+                    _Report(
+                        image.ref,
+                        "loaded",
+                        time.monotonic() - started,
+                        self.podman.size_mb(image.ref),
+                        image.archive,
+                    )
+                )
                 return True
         return False
 
-    def _podman_build(self, key: str, image: Image, context: Path, dockerfile: Path, args: dict[str, str],
-                      started: float) -> None:
+    def _podman_build(
+        self, key: str, image: Image, context: Path, dockerfile: Path, args: dict[str, str], started: float
+    ) -> None:
         old = self.podman.image_id(image.ref)
         build_args = [a for k, v in args.items() for a in ("--build-arg", f"{k}={v}")]
         self.say(f"building {image.ref} (podman build, {RUNTIME}, no network)")
         self.podman.run(
-            "build", f"--runtime={RUNTIME}", *BUILD_FLAGS, *build_args, "--label", f"{KEY_LABEL}={key}",
-            "-t", image.ref, "-f", str(dockerfile), str(context),
-            what=f"podman build of {image.ref}", timeout=BUILD_TIMEOUT,
+            "build",
+            f"--runtime={RUNTIME}",
+            *BUILD_FLAGS,
+            *build_args,
+            "--label",
+            f"{KEY_LABEL}={key}",
+            "-t",
+            image.ref,
+            "-f",
+            str(dockerfile),
+            str(context),
+            what=f"podman build of {image.ref}",
+            timeout=BUILD_TIMEOUT,
         )
         self.podman.remove_if_unused(old, self.podman.image_id(image.ref))
         tmp = image.archive.with_name(f".{image.archive.name}.{os.getpid()}")
         tmp.unlink(missing_ok=True)
         try:
-            self.podman.run("save", "--format", "docker-archive", "-o", str(tmp), image.ref,
-                            what=f"podman save of {image.ref}")
+            self.podman.run(
+                "save",
+                "--format",
+                "docker-archive",
+                "-o",
+                str(tmp),
+                image.ref,
+                what=f"podman save of {image.ref}",
+            )
             os.replace(tmp, image.archive)
         finally:
             tmp.unlink(missing_ok=True)
-        self.reports.append(_Report(image.ref, "built", time.monotonic() - started,
-                                    self.podman.size_mb(image.ref), image.archive))
+        self.reports.append(
+            _Report(
+                image.ref, "built", time.monotonic() - started, self.podman.size_mb(image.ref), image.archive
+            )
+        )
 
     def ensure_operator(self, key: str, image: Image) -> None:
         if self._reuse_or_load(key, image):
@@ -491,18 +574,40 @@ class _Builder:
         _copy_files(self.repo, inputs, src)
         context = _fresh_dir(cache / "context")
         wheelhouse = context / "wheelhouse"
-        self.say(f"building the wheelhouse for {image.ref} on the host (pip wheel: jobline and its dependencies)")
+        self.say(
+            f"building the wheelhouse for {image.ref} on the host (pip wheel: jobline and its dependencies)"
+        )
         try:
-            _run([sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "--wheel-dir",
-                  str(wheelhouse), str(src)], "pip wheel (jobline and its dependencies, on the host)",
-                 timeout=WHEEL_TIMEOUT, verbose=self.verbose)
+            _run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "wheel",
+                    "--disable-pip-version-check",
+                    "--wheel-dir",
+                    str(wheelhouse),
+                    str(src),
+                ],
+                "pip wheel (jobline and its dependencies, on the host)",
+                timeout=WHEEL_TIMEOUT,
+                verbose=self.verbose,
+            )
         except ImageError as exc:
-            raise ImageError(f"{exc}\nThe wheels are built on the host and need PyPI (or a pip mirror).") from exc
+            raise ImageError(
+                f"{exc}\nThe wheels are built on the host and need PyPI (or a pip mirror)."
+            ) from exc
         finally:
             shutil.rmtree(src, ignore_errors=True)
         _copy_files(self.repo, inputs, context)
-        self._podman_build(key, image, context, context / "Dockerfile",
-                           {"BASE": BASE_REF, "WHEELHOUSE": "wheelhouse", "VERSION": self.version}, started)
+        self._podman_build(
+            key,
+            image,
+            context,
+            context / "Dockerfile",
+            {"BASE": BASE_REF, "WHEELHOUSE": "wheelhouse", "VERSION": self.version},
+            started,
+        )
         shutil.rmtree(context, ignore_errors=True)  # the archive and the key are what is kept
 
     def ensure_worker(self, key: str, image: Image, operator: Image) -> None:

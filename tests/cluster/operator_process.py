@@ -57,8 +57,9 @@ class OperatorProcess:
     Each object can be started again after a stop or kill.
     """
 
-    def __init__(self, kubeconfig: Path, log: Path, args: Sequence[str] = (), *,
-                 env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, kubeconfig: Path, log: Path, args: Sequence[str] = (), *, env: Mapping[str, str] | None = None
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log = log
         self.args = list(args)
@@ -86,7 +87,14 @@ class OperatorProcess:
         given = _flag(self.args, "--health-port")
         if given is None:
             self.health_port = procs.free_port()
-            return [EXE, "--kubeconfig", str(self.kubeconfig), "--health-port", str(self.health_port), *self.args]
+            return [
+                EXE,
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--health-port",
+                str(self.health_port),
+                *self.args,
+            ]
         self.health_port = int(given)
         return [EXE, "--kubeconfig", str(self.kubeconfig), *self.args]
 
@@ -129,7 +137,11 @@ class OperatorProcess:
 
     def poll_ready(self) -> float | None:
         """The monotonic time it was first seen ready, checking now unless a background watch does."""
-        if self.ready_at is None and not (self._watcher is not None and self._watcher.is_alive()) and self.ready():
+        if (
+            self.ready_at is None
+            and not (self._watcher is not None and self._watcher.is_alive())
+            and self.ready()
+        ):
             self.ready_at = time.monotonic()
         return self.ready_at
 
@@ -142,11 +154,15 @@ class OperatorProcess:
                 return self.ready_at
             if self.proc is None or self.proc.poll() is not None:
                 code = None if self.proc is None else self.proc.returncode
-                raise OperatorError(f"the operator exited ({code}) before it was ready; see {self.log}:\n"
-                                    f"{procs.tail(self.log)}")
+                raise OperatorError(
+                    f"the operator exited ({code}) before it was ready; see {self.log}:\n"
+                    f"{procs.tail(self.log)}"
+                )
             if time.monotonic() > deadline:
-                raise OperatorError(f"the operator was not ready within {timeout}s ({self.health_url}/readyz); "
-                                    f"see {self.log}:\n{procs.tail(self.log)}")
+                raise OperatorError(
+                    f"the operator was not ready within {timeout}s ({self.health_url}/readyz); "
+                    f"see {self.log}:\n{procs.tail(self.log)}"
+                )
             time.sleep(POLL)
 
     def _watch_ready(self) -> None:

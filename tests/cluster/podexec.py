@@ -86,7 +86,10 @@ def private_mount_namespace() -> None:
     """Enter a new mount namespace whose mounts never propagate back to the host."""
     lib = libc()
     _check(lib.unshare(ctypes.c_int(CLONE_NEWNS)), "unshare(CLONE_NEWNS)")
-    _check(lib.mount(b"none", b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None), "mount(/, MS_REC|MS_PRIVATE)")
+    _check(
+        lib.mount(b"none", b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None),
+        "mount(/, MS_REC|MS_PRIVATE)",
+    )
 
 
 def ensure_bind_target(path: str) -> None:
@@ -105,16 +108,20 @@ def ensure_bind_target(path: str) -> None:
 
 def bind_mount(source: str, target: str, recursive: bool = False) -> None:
     flags = MS_BIND | (MS_REC if recursive else 0)
-    _check(libc().mount(source.encode(), target.encode(), None, ctypes.c_ulong(flags), None),
-           f"bind mount {source} -> {target}")
+    _check(
+        libc().mount(source.encode(), target.encode(), None, ctypes.c_ulong(flags), None),
+        f"bind mount {source} -> {target}",
+    )
 
 
 def remount_read_only(target: str) -> None:
     """Make the bind mount at ``target`` read-only, keeping its nosuid/nodev/noexec flags."""
     keep = os.statvfs(target).f_flag & (MS_NOSUID | MS_NODEV | MS_NOEXEC)  # ST_* have the MS_* values
     flags = MS_BIND | MS_REMOUNT | MS_RDONLY | keep
-    _check(libc().mount(b"none", target.encode(), None, ctypes.c_ulong(flags), None),
-           f"remount {target} read-only")
+    _check(
+        libc().mount(b"none", target.encode(), None, ctypes.c_ulong(flags), None),
+        f"remount {target} read-only",
+    )
 
 
 def split_mount(spec: str) -> tuple[str, str, bool]:
@@ -175,11 +182,15 @@ def mount_volumes(mounts: list[tuple[str, str, bool]]) -> None:
 
 
 def set_parent_death_signal(parent_pid: int | None) -> None:
-    _check(libc().prctl(ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGKILL), 0, 0, 0),
-           "prctl(PR_SET_PDEATHSIG)")
+    _check(
+        libc().prctl(ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGKILL), 0, 0, 0),
+        "prctl(PR_SET_PDEATHSIG)",
+    )
     if parent_pid is not None and os.getppid() != parent_pid:
         # The node died between fork and prctl: the death signal will never come, so go now.
-        sys.stderr.write(f"podexec: parent {parent_pid} is gone (parent is now {os.getppid()}); not starting\n")
+        sys.stderr.write(
+            f"podexec: parent {parent_pid} is gone (parent is now {os.getppid()}); not starting\n"
+        )
         sys.stderr.flush()
         os._exit(EXIT_EXEC_FAILED)
 
@@ -188,11 +199,20 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="podexec", description="local-node container shim")
     p.add_argument("--term-file", required=True, help="this container's own termination-message file")
     p.add_argument("--term-path", default="/dev/termination-log", help="terminationMessagePath to bind over")
-    p.add_argument("--mount", action="append", default=[], metavar="SRC:DST[:ro]",
-                   help="bind-mount SRC at DST (repeatable; ':ro' makes it read-only)")
+    p.add_argument(
+        "--mount",
+        action="append",
+        default=[],
+        metavar="SRC:DST[:ro]",
+        help="bind-mount SRC at DST (repeatable; ':ro' makes it read-only)",
+    )
     p.add_argument("--cwd", default=None, help="working directory of the workload")
-    p.add_argument("--status-fd", type=int, default=None, help="close-on-exec pipe to report exec failures on")
-    p.add_argument("--parent-pid", type=int, default=None, help="pid of the node (exit if it is already gone)")
+    p.add_argument(
+        "--status-fd", type=int, default=None, help="close-on-exec pipe to report exec failures on"
+    )
+    p.add_argument(
+        "--parent-pid", type=int, default=None, help="pid of the node (exit if it is already gone)"
+    )
     p.add_argument("argv", nargs=argparse.REMAINDER, help="-- command and arguments")
     ns = p.parse_args(argv)
     try:
@@ -236,7 +256,9 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         if ns.mounts:
             _fail(status_fd, f"cannot mount volumes: no private mount namespace ({exc})")
-        sys.stderr.write(f"podexec: warning: no private mount namespace ({exc}); termination message not captured\n")
+        sys.stderr.write(
+            f"podexec: warning: no private mount namespace ({exc}); termination message not captured\n"
+        )
     else:
         try:
             mount_volumes(ns.mounts)

@@ -21,8 +21,14 @@ def _die_with_parent(signum: int = signal.SIGTERM) -> None:
     libc.prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
 
 
-def spawn(argv: list[str], log: Path, *, env: dict[str, str] | None = None, cwd: Path | None = None,
-          death_signal: int = signal.SIGTERM) -> subprocess.Popen[bytes]:
+def spawn(
+    argv: list[str],
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    death_signal: int = signal.SIGTERM,
+) -> subprocess.Popen[bytes]:
     """``death_signal``: what the child gets when this process dies (SIGKILL for a child that blocks
     SIGTERM, as ``unshare --fork`` does while it waits)."""
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -126,15 +126,19 @@ def allocate_network(service_cidr: str, pod_cidr: str | None = None) -> Network:
         want = ipaddress.ip_network(pod_cidr)
         clash = [str(n) for n in taken if n.overlaps(want)]
         if clash:
-            raise NodeError(f"pod CIDR {pod_cidr} is already taken on this machine (it overlaps {', '.join(clash)} "
-                            "in `ip route`/`ip addr`): choose another with --pod-cidr")
+            raise NodeError(
+                f"pod CIDR {pod_cidr} is already taken on this machine (it overlaps {', '.join(clash)} "
+                "in `ip route`/`ip addr`): choose another with --pod-cidr"
+            )
     for slot in range(256):
         net = plan_network(slot, service_cidr, pod_cidr)
         mine = [ipaddress.ip_network(net.pod_cidr), ipaddress.ip_network(f"{net.host_ip}/30", strict=False)]
         if net.host_if in links or any(n.overlaps(m) for n in taken for m in mine):
             continue
         return net
-    raise NodeError("no free pod CIDR in 10.244.0.0/16 (every 10.244.<k>.0/24 is routed here): pass --pod-cidr")
+    raise NodeError(
+        "no free pod CIDR in 10.244.0.0/16 (every 10.244.<k>.0/24 is routed here): pass --pod-cidr"
+    )
 
 
 # ------------------------------------------------------------------------------------ sandbox image
@@ -148,8 +152,13 @@ def pause_archive(cache: Path) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     binary = cache / f".pause-{os.getpid()}"
     env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=readonly")
-    proc = subprocess.run(["go", "build", "-ldflags", "-s -w", "-o", str(binary), "."], cwd=src, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["go", "build", "-ldflags", "-s -w", "-o", str(binary), "."],
+        cwd=src,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise NodeError(f"building the sandbox image's pause binary failed:\n{proc.stdout}{proc.stderr}")
     layer = io.BytesIO()
@@ -164,7 +173,8 @@ def pause_archive(cache: Path) -> Path:
     layer_bytes = layer.getvalue()
     diff_id = "sha256:" + hashlib.sha256(layer_bytes).hexdigest()
     config = {
-        "architecture": "amd64", "os": "linux",
+        "architecture": "amd64",
+        "os": "linux",
         "config": {"Entrypoint": ["/pause"], "User": "65535:65535"},
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         "history": [{"created_by": "tests/cluster/realnode.py pause_archive"}],
@@ -174,8 +184,11 @@ def pause_archive(cache: Path) -> Path:
     manifest = [{"Config": config_name, "RepoTags": [PAUSE_IMAGE], "Layers": ["layer/layer.tar"]}]
     tmp = out.with_suffix(f".{os.getpid()}.tmp")
     with tarfile.open(tmp, "w") as tar:
-        for name, data in ((config_name, config_bytes), ("layer/layer.tar", layer_bytes),
-                           ("manifest.json", json.dumps(manifest).encode())):
+        for name, data in (
+            (config_name, config_bytes),
+            ("layer/layer.tar", layer_bytes),
+            ("manifest.json", json.dumps(manifest).encode()),
+        ):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -196,8 +209,12 @@ def ctr(node_dir: Path | None, *args: str, timeout: float = 300) -> subprocess.C
     """containerd's own client, in its ``k8s.io`` namespace (the one the CRI plugin serves); from the host
     (``node_dir``) it runs in the node's mount namespace, where the socket is."""
     enter = ["nsenter", f"--target={node_pid(node_dir)}", "--mount", "--"] if node_dir is not None else []
-    return subprocess.run([*enter, "ctr", "--address", str(SOCK), "-n", "k8s.io", *args], capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [*enter, "ctr", "--address", str(SOCK), "-n", "k8s.io", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def normalise(ref: str) -> str:
@@ -210,7 +227,9 @@ def normalise(ref: str) -> str:
     return ref
 
 
-def load_images(node_dir: Path | None, archives: list[Path], aliases: dict[str, str] | None = None) -> list[str]:
+def load_images(
+    node_dir: Path | None, archives: list[Path], aliases: dict[str, str] | None = None
+) -> list[str]:
     """Import docker-archives (``kind load`` for this node), then add ``aliases`` (name -> other name).
 
     ``node_dir``: the node's directory when called from the host; None inside the node."""
@@ -218,7 +237,9 @@ def load_images(node_dir: Path | None, archives: list[Path], aliases: dict[str, 
     for archive in archives:
         proc = ctr(node_dir, "images", "import", str(archive))
         if proc.returncode != 0:
-            raise NodeError(f"importing {archive} into the real node's containerd failed: {proc.stderr.strip()}")
+            raise NodeError(
+                f"importing {archive} into the real node's containerd failed: {proc.stderr.strip()}"
+            )
         done.append(archive.name)
     for src, dst in (aliases or {}).items():
         proc = ctr(node_dir, "images", "tag", "--force", normalise(src), normalise(dst))
@@ -275,7 +296,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
-        BinaryName = "{shutil.which('runc') or '/usr/sbin/runc'}"
+        BinaryName = "{shutil.which("runc") or "/usr/sbin/runc"}"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{cni_bin_dir()}"
     conf_dir = "{node}/cni/net.d"
@@ -294,9 +315,19 @@ def cni_config(node: Path, net: Network) -> dict[str, Any]:
         "cniVersion": "1.0.0",
         "name": "jobline",
         "plugins": [
-            {"type": "bridge", "bridge": "jl0", "isGateway": True, "ipMasq": True, "hairpinMode": True,
-             "ipam": {"type": "host-local", "ranges": [[{"subnet": net.pod_cidr, "gateway": net.gateway}]],
-                      "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(node / "cni" / "ipam")}},
+            {
+                "type": "bridge",
+                "bridge": "jl0",
+                "isGateway": True,
+                "ipMasq": True,
+                "hairpinMode": True,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": net.pod_cidr, "gateway": net.gateway}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "dataDir": str(node / "cni" / "ipam"),
+                },
+            },
             {"type": "portmap", "capabilities": {"portMappings": True}},
         ],
     }
@@ -318,8 +349,11 @@ def kubelet_config(node: Path, cfg: NodeConfig) -> dict[str, Any]:
         "healthzBindAddress": "127.0.0.1",
         "tlsCertFile": str(pki / "kubelet-serving.crt"),
         "tlsPrivateKeyFile": str(pki / "kubelet-serving.key"),
-        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
-                           "x509": {"clientCAFile": cfg.ca_cert}},
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": cfg.ca_cert},
+        },
         "authorization": {"mode": "Webhook"},
         "podLogsDir": str(node / "pod-logs"),
         "clusterDomain": "cluster.local",
@@ -329,8 +363,12 @@ def kubelet_config(node: Path, cfg: NodeConfig) -> dict[str, Any]:
         # Images cannot be pulled again here: never garbage-collect them, never evict for disk.
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,
-        "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%",
-                         "nodefs.inodesFree": "1%"},
+        "evictionHard": {
+            "memory.available": "100Mi",
+            "nodefs.available": "1%",
+            "imagefs.available": "1%",
+            "nodefs.inodesFree": "1%",
+        },
         "serializeImagePulls": False,
         "kubeAPIQPS": 50,
         "kubeAPIBurst": 100,
@@ -361,8 +399,14 @@ def kube_proxy_config(node: Path, cfg: NodeConfig) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------- the launcher side
 REQUIRED_TOOLS = {  # tool -> the Debian package that has it
-    "containerd": "containerd", "ctr": "containerd", "containerd-shim-runc-v2": "containerd", "runc": "runc",
-    "iptables": "iptables", "ip": "iproute2", "unshare": "util-linux", "conntrack": "conntrack",
+    "containerd": "containerd",
+    "ctr": "containerd",
+    "containerd-shim-runc-v2": "containerd",
+    "runc": "runc",
+    "iptables": "iptables",
+    "ip": "iproute2",
+    "unshare": "util-linux",
+    "conntrack": "conntrack",
 }
 NODE_PACKAGES = "containerd runc containernetworking-plugins iptables iproute2 conntrack"
 
@@ -373,15 +417,19 @@ def preflight(bin_dir: Path) -> None:
     if not Path(cni_bin_dir(), "bridge").exists():
         missing.append("containernetworking-plugins")
     if missing:
-        raise NodeError(f"the real node needs Debian packages that are not installed: {' '.join(missing)}. "
-                        f"Run `make node-deps` (as root it runs `apt-get install {NODE_PACKAGES}`), or start "
-                        "the cluster without it (`--no-realnode`).")
+        raise NodeError(
+            f"the real node needs Debian packages that are not installed: {' '.join(missing)}. "
+            f"Run `make node-deps` (as root it runs `apt-get install {NODE_PACKAGES}`), or start "
+            "the cluster without it (`--no-realnode`)."
+        )
     for b in ("kubelet", "kube-proxy"):
         if not (bin_dir / b).exists():
             raise NodeError(f"{bin_dir / b} is missing: run `python -m tests.cluster.build`")
     if os.geteuid() != 0:
-        raise NodeError("the real node needs root (network and mount namespaces, cgroups): run as root or "
-                        "start the cluster with --no-realnode")
+        raise NodeError(
+            "the real node needs root (network and mount namespaces, cgroups): run as root or "
+            "start the cluster with --no-realnode"
+        )
     if not cgroup_hierarchies():
         raise NodeError("no cgroup hierarchy is mounted under /sys/fs/cgroup: the kubelet cannot run here")
 
@@ -423,29 +471,67 @@ class RealNode:
         shutil.rmtree(self.dir, ignore_errors=True)
         (self.dir / "pki").mkdir(parents=True)
         server = f"https://{net.node_ip}:{apiserver_port}"
-        kubelet = issue_pair(pki, "kubelet-client", f"system:node:{NODE_NAME}", org="system:nodes", client=True)
+        kubelet = issue_pair(
+            pki, "kubelet-client", f"system:node:{NODE_NAME}", org="system:nodes", client=True
+        )
         proxy = issue_pair(pki, "kube-proxy-client", "system:kube-proxy", client=True)
         serving = issue_pair(pki, "kubelet-serving", NODE_NAME, server=True, sans=(net.node_ip, NODE_NAME))
         for src, stem in ((serving, "kubelet-serving"),):
             shutil.copy(src.cert, self.dir / "pki" / f"{stem}.crt")
             shutil.copy(src.key, self.dir / "pki" / f"{stem}.key")
         # The apiserver's certificate names "kubernetes"; the node reaches it at its own IP.
-        write_kubeconfig(self.dir / "kubelet.kubeconfig", server, pki.ca.cert, kubelet, f"system:node:{NODE_NAME}",
-                         tls_server_name="kubernetes")
-        write_kubeconfig(self.dir / "kube-proxy.kubeconfig", server, pki.ca.cert, proxy, "system:kube-proxy",
-                         tls_server_name="kubernetes")
+        write_kubeconfig(
+            self.dir / "kubelet.kubeconfig",
+            server,
+            pki.ca.cert,
+            kubelet,
+            f"system:node:{NODE_NAME}",
+            tls_server_name="kubernetes",
+        )
+        write_kubeconfig(
+            self.dir / "kube-proxy.kubeconfig",
+            server,
+            pki.ca.cert,
+            proxy,
+            "system:kube-proxy",
+            tls_server_name="kubernetes",
+        )
         images = [pause_archive(self.bin_dir.parent / "images"), *self.images]
-        cfg = NodeConfig(dir=str(self.dir), logs=str(self.logs), bin_dir=str(self.bin_dir), network=asdict(net),
-                         apiserver_port=apiserver_port, ca_cert=str(pki.ca.cert), images=[str(i) for i in images],
-                         aliases=self.aliases)
+        cfg = NodeConfig(
+            dir=str(self.dir),
+            logs=str(self.logs),
+            bin_dir=str(self.bin_dir),
+            network=asdict(net),
+            apiserver_port=apiserver_port,
+            ca_cert=str(pki.ca.cert),
+            images=[str(i) for i in images],
+            aliases=self.aliases,
+        )
         conf = self.dir / "config.json"
         conf.write_text(json.dumps(asdict(cfg), indent=2))
         # unshare blocks SIGTERM while it waits for its child, so it must die of SIGKILL with the launcher;
         # --kill-child then hands PID 1 a SIGTERM, and PID 1 cleans up.
-        self._procs["realnode"] = spawn("realnode", [
-            "unshare", "--net", "--mount", "--uts", "--pid", "--fork", "--mount-proc", "--propagation", "private",
-            "--kill-child=SIGTERM", sys.executable, "-m", "tests.cluster.realnode", "init", f"--config={conf}"],
-            death_signal=signal.SIGKILL)
+        self._procs["realnode"] = spawn(
+            "realnode",
+            [
+                "unshare",
+                "--net",
+                "--mount",
+                "--uts",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--propagation",
+                "private",
+                "--kill-child=SIGTERM",
+                sys.executable,
+                "-m",
+                "tests.cluster.realnode",
+                "init",
+                f"--config={conf}",
+            ],
+            death_signal=signal.SIGKILL,
+        )
         unshare = self._procs["realnode"].pid
         (self.dir / "unshare.pid").write_text(str(unshare))
         deadline = time.monotonic() + 20
@@ -455,11 +541,25 @@ class RealNode:
                 if os.readlink(f"/proc/{unshare}/ns/net") != own:
                     break
             if self._procs["realnode"].poll() is not None or time.monotonic() > deadline:
-                raise NodeError("the node's namespaces could not be made (`unshare --net --mount --pid` failed); "
-                                f"see {self.logs / 'realnode.log'}:\n{procs.tail(self.logs / 'realnode.log')}")
+                raise NodeError(
+                    "the node's namespaces could not be made (`unshare --net --mount --pid` failed); "
+                    f"see {self.logs / 'realnode.log'}:\n{procs.tail(self.logs / 'realnode.log')}"
+                )
             time.sleep(0.02)
         try:
-            _run("ip", "link", "add", net.host_if, "type", "veth", "peer", "name", "eth0", "netns", str(unshare))
+            _run(
+                "ip",
+                "link",
+                "add",
+                net.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                str(unshare),
+            )
         except NodeError as exc:
             raise NodeError(f"cannot create the node's veth pair {net.host_if}: {exc}") from exc
         _run("ip", "addr", "add", f"{net.host_ip}/30", "dev", net.host_if)
@@ -468,15 +568,25 @@ class RealNode:
             _run("ip", "route", "add", net.pod_cidr, "via", net.node_ip, "dev", net.host_if)
         except NodeError as exc:
             raise NodeError(f"pod CIDR {net.pod_cidr} is already taken on this machine: {exc}") from exc
-        self._procs["node-forwarder"] = spawn("node-forwarder", [
-            sys.executable, "-m", "tests.cluster.realnode", "forward", f"--pid={unshare}",
-            f"--port={apiserver_port}"])
+        self._procs["node-forwarder"] = spawn(
+            "node-forwarder",
+            [
+                sys.executable,
+                "-m",
+                "tests.cluster.realnode",
+                "forward",
+                f"--pid={unshare}",
+                f"--port={apiserver_port}",
+            ],
+        )
 
     def check_alive(self) -> None:
         for name, proc in self._procs.items():
             if proc.poll() is not None:
                 log = self.logs / f"{name}.log"
-                raise NodeError(f"{name} exited early with code {proc.returncode}. Last lines of {log}:\n{procs.tail(log)}")
+                raise NodeError(
+                    f"{name} exited early with code {proc.returncode}. Last lines of {log}:\n{procs.tail(log)}"
+                )
 
     def pids(self) -> dict[str, int]:
         return {name: p.pid for name, p in self._procs.items()}
@@ -525,7 +635,9 @@ class RealNode:
 def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(list(argv), capture_output=True, text=True)
     if check and proc.returncode != 0:
-        raise NodeError(f"`{' '.join(argv)}` failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+        raise NodeError(
+            f"`{' '.join(argv)}` failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}"
+        )
     return proc
 
 
@@ -562,8 +674,9 @@ def make_cgroup_root(slot: int) -> None:
             try:
                 d.mkdir(exist_ok=True)
             except OSError as exc:
-                raise NodeError(f"cannot create cgroup {d}: {exc} (the kubelet needs its cgroup root in every "
-                                "hierarchy)") from exc
+                raise NodeError(
+                    f"cannot create cgroup {d}: {exc} (the kubelet needs its cgroup root in every hierarchy)"
+                ) from exc
             for knob in ("cpuset.cpus", "cpuset.mems"):  # a new cpuset is empty: inherit the parent's
                 if (d / knob).exists() and not (d / knob).read_text().strip():
                     (d / knob).write_text((d.parent / knob).read_text())
@@ -621,8 +734,9 @@ class Init:
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
         out = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         finally:
             out.close()
         self.children[name] = proc
@@ -633,7 +747,9 @@ class Init:
         for name, proc in self.children.items():
             if proc.poll() is not None:
                 log = self.logs / f"{name}.log"
-                raise NodeError(f"{name} exited with {proc.returncode}. Last lines of {log}:\n{procs.tail(log, 15)}")
+                raise NodeError(
+                    f"{name} exited with {proc.returncode}. Last lines of {log}:\n{procs.tail(log, 15)}"
+                )
 
     def setup_network(self) -> None:
         net = self.cfg.net
@@ -653,7 +769,9 @@ class Init:
         if Path("/proc/sys/net/bridge").exists():
             _write_sysctl("net.bridge.bridge-nf-call-iptables", "1")
         else:
-            _log("br_netfilter is not loaded: Service traffic between pods on the bridge relies on hairpin mode")
+            _log(
+                "br_netfilter is not loaded: Service traffic between pods on the bridge relies on hairpin mode"
+            )
 
     def setup_mounts(self) -> None:
         # containerd puts its shims' sockets under /run/containerd whatever its state dir; the kubelet
@@ -671,7 +789,8 @@ class Init:
         conf = self.node / "containerd.toml"
         conf.write_text(containerd_config(self.node, PAUSE_IMAGE))
         (self.node / "cni" / "net.d" / "10-jobline.conflist").write_text(
-            json.dumps(cni_config(self.node, self.cfg.net), indent=2))
+            json.dumps(cni_config(self.node, self.cfg.net), indent=2)
+        )
         sock = SOCK
         self._spawn("containerd", ["containerd", "--config", str(conf)])
         deadline = time.monotonic() + 60
@@ -680,7 +799,9 @@ class Init:
             if sock.exists() and _run("ctr", "--address", str(sock), "version", check=False).returncode == 0:
                 break
             if time.monotonic() > deadline:
-                raise NodeError(f"containerd did not answer on {sock} in 60 s; see {self.logs / 'containerd.log'}")
+                raise NodeError(
+                    f"containerd did not answer on {sock} in 60 s; see {self.logs / 'containerd.log'}"
+                )
             time.sleep(0.1)
 
     def import_images(self) -> None:
@@ -699,17 +820,20 @@ class Init:
         proxy_conf.write_text(json.dumps(kube_proxy_config(self.node, self.cfg), indent=2))
         make_cgroup_root(self.cfg.net.slot)
         self._spawn("kube-proxy", [str(bin_dir / "kube-proxy"), f"--config={proxy_conf}", "--v=1"])
-        self._spawn("kubelet", [
-            str(bin_dir / "kubelet"),
-            f"--config={kubelet_conf}",
-            f"--kubeconfig={self.node / 'kubelet.kubeconfig'}",
-            f"--hostname-override={NODE_NAME}",
-            f"--node-ip={self.cfg.net.node_ip}",
-            f"--root-dir={RUN / 'kubelet'}",
-            f"--cert-dir={RUN / 'kubelet' / 'pki'}",
-            f"--node-labels={NODE_LABEL}=real",
-            "--v=1",
-        ])
+        self._spawn(
+            "kubelet",
+            [
+                str(bin_dir / "kubelet"),
+                f"--config={kubelet_conf}",
+                f"--kubeconfig={self.node / 'kubelet.kubeconfig'}",
+                f"--hostname-override={NODE_NAME}",
+                f"--node-ip={self.cfg.net.node_ip}",
+                f"--root-dir={RUN / 'kubelet'}",
+                f"--cert-dir={RUN / 'kubelet' / 'pki'}",
+                f"--node-labels={NODE_LABEL}=real",
+                "--v=1",
+            ],
+        )
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -857,4 +981,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -27,8 +27,10 @@ def shared() -> Iterator[Path]:
     """A directory the test and its handlers both write to (see tests/e2e/workers.py)."""
     base = workers.shared_dir()
     if base is None:
-        pytest.skip("needs a directory shared by the test and its handlers (hostPath of this machine): the "
-                    "worker's node must share this machine's filesystem, as this repository's test cluster does")
+        pytest.skip(
+            "needs a directory shared by the test and its handlers (hostPath of this machine): the "
+            "worker's node must share this machine's filesystem, as this repository's test cluster does"
+        )
     d = base / uuid.uuid4().hex[:8]
     d.mkdir()
     d.chmod(0o777)

@@ -28,21 +28,33 @@ class OperatorProcess(operator_process.OperatorProcess):
     def __init__(self, kubeconfig: Path, log: Path, extra: list[str] | None = None) -> None:
         self.extra = extra or []
         self.webhook_port = free_port()
-        super().__init__(kubeconfig, log, ["--webhook-port", str(self.webhook_port), "--dashboard-port", "0",
-                                           *self.extra])
+        super().__init__(
+            kubeconfig, log, ["--webhook-port", str(self.webhook_port), "--dashboard-port", "0", *self.extra]
+        )
 
 
 @pytest.fixture(scope="session")
 def crds(cluster: ClusterHandle) -> None:
     kubectl(cluster.kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-    kubectl(cluster.kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
-            "crd/queuedjobs.jobline.dev", "crd/jobqueues.jobline.dev", "crd/jobschedules.jobline.dev")
+    kubectl(
+        cluster.kubeconfig,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/queuedjobs.jobline.dev",
+        "crd/jobqueues.jobline.dev",
+        "crd/jobschedules.jobline.dev",
+    )
 
 
 @pytest.fixture(scope="session")
-def operator(cluster: ClusterHandle, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def operator(
+    cluster: ClusterHandle, crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
     # Next to the cluster's component logs when the cluster is ours: kept when a test fails.
-    log = (cluster.workdir / "logs" if cluster.workdir else tmp_path_factory.mktemp("operator")) / "operator.log"
+    log = (
+        cluster.workdir / "logs" if cluster.workdir else tmp_path_factory.mktemp("operator")
+    ) / "operator.log"
     op = OperatorProcess(cluster.kubeconfig, log)
     op.start()
     yield op
@@ -69,15 +81,24 @@ class Jobs:
 
     def queue(self, name: str = "default", **spec: Any) -> dict[str, Any]:
         spec.setdefault("template", worker_template())
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "JobQueue", "metadata": {"name": name}, "spec": spec}
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "JobQueue",
+            "metadata": {"name": name},
+            "spec": spec,
+        }
         return dict(self.api.create_namespaced_custom_object(GROUP, VERSION, self.ns, "jobqueues", body))
 
     def patch_queue(self, name: str, spec: dict[str, Any]) -> None:
         self.api.patch_namespaced_custom_object(GROUP, VERSION, self.ns, "jobqueues", name, {"spec": spec})
 
     def create(self, name: str, handler: str, payload: Any = None, **spec: Any) -> dict[str, Any]:
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "QueuedJob", "metadata": {"name": name},
-                "spec": {"handler": handler, "payload": payload, **spec}}
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "QueuedJob",
+            "metadata": {"name": name},
+            "spec": {"handler": handler, "payload": payload, **spec},
+        }
         return dict(self.api.create_namespaced_custom_object(GROUP, VERSION, self.ns, "queuedjobs", body))
 
     def get(self, name: str) -> dict[str, Any]:
@@ -99,6 +120,7 @@ class Jobs:
         def check() -> dict[str, Any] | None:
             st = self.status(name)
             return st if st.get("phase") in phases else None
+
         return wait_for(check, timeout, f"job {name} to reach {'/'.join(phases)}")
 
     def exists(self, name: str) -> bool:
@@ -111,10 +133,14 @@ class Jobs:
         return True
 
     def pods(self, job: str) -> list[client.V1Pod]:
-        return list(self.cluster.core.list_namespaced_pod(self.ns, label_selector=f"jobline.dev/job={job}").items)
+        return list(
+            self.cluster.core.list_namespaced_pod(self.ns, label_selector=f"jobline.dev/job={job}").items
+        )
 
     def events(self, name: str) -> list[tuple[str, str]]:
-        evs = self.cluster.core.list_namespaced_event(self.ns, field_selector=f"involvedObject.name={name}").items
+        evs = self.cluster.core.list_namespaced_event(
+            self.ns, field_selector=f"involvedObject.name={name}"
+        ).items
         return [(e.reason, e.message) for e in sorted(evs, key=lambda e: e.metadata.creation_timestamp)]
 
 

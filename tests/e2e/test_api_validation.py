@@ -22,16 +22,20 @@ spec:
     return proc.stderr
 
 
-@pytest.mark.parametrize(("spec", "field", "words"), [
-    ("  handler: x\n  priority: high", "spec.priority", "integer"),
-    ("  handler: x\n  retry: {limit: -1}", "spec.retry.limit", "0"),
-    ("  handler: x\n  runAt: tomorrow", "spec.runAt", "date-time"),
-    ("  handler: x\n  retry: {limit: 1, tries: 3}", "spec.retry.tries", "unknown field"),
-    ("  handler: x\n  retry: {backoff: {jitter: 1.5}}", "spec.retry.backoff.jitter", "1"),
-    ("  priority: 1", "spec.handler", "Required"),
-])
-def test_invalid_manifest_is_refused(cluster: ClusterHandle, namespace: str, spec: str, field: str,
-                                     words: str) -> None:
+@pytest.mark.parametrize(
+    ("spec", "field", "words"),
+    [
+        ("  handler: x\n  priority: high", "spec.priority", "integer"),
+        ("  handler: x\n  retry: {limit: -1}", "spec.retry.limit", "0"),
+        ("  handler: x\n  runAt: tomorrow", "spec.runAt", "date-time"),
+        ("  handler: x\n  retry: {limit: 1, tries: 3}", "spec.retry.tries", "unknown field"),
+        ("  handler: x\n  retry: {backoff: {jitter: 1.5}}", "spec.retry.backoff.jitter", "1"),
+        ("  priority: 1", "spec.handler", "Required"),
+    ],
+)
+def test_invalid_manifest_is_refused(
+    cluster: ClusterHandle, namespace: str, spec: str, field: str, words: str
+) -> None:
     message = _apply(cluster, namespace, spec)
     assert field in message, message
     assert words in message, message
@@ -55,8 +59,16 @@ metadata: {{name: one, namespace: {namespace}}}
 spec: {{handler: x, uniqueKey: invoice-7}}
 """
     kubectl(cluster.kubeconfig, "apply", "-f", "-", input=manifest)
-    wait_for(lambda: kubectl_json(cluster.kubeconfig, "get", "qj", "one", "-n", namespace)
-             .get("status", {}).get("phase") == "Pending", 30, "job one pending")
+    wait_for(
+        lambda: (
+            kubectl_json(cluster.kubeconfig, "get", "qj", "one", "-n", namespace)
+            .get("status", {})
+            .get("phase")
+            == "Pending"
+        ),
+        30,
+        "job one pending",
+    )
     message = _apply(cluster, namespace, "  handler: x\n  uniqueKey: invoice-7")
     assert "spec.uniqueKey" in message and "one" in message, message
 

@@ -28,18 +28,34 @@ def test_benchmark_runner_smoke(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text("# Benchmarks\n\nHand-written text stays.\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "run", "--smoke", "--out-dir", str(tmp_path / "results"),
-         "--readme", str(readme)],
-        cwd=REPO, capture_output=True, text=True, timeout=280,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "run",
+            "--smoke",
+            "--out-dir",
+            str(tmp_path / "results"),
+            "--readme",
+            str(readme),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=280,
     )
-    assert proc.returncode == 0, f"runner failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, (
+        f"runner failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
 
     files = list((tmp_path / "results").glob("*.json"))
     assert len(files) == 1, files
     doc = json.loads(files[0].read_text())
     sc = doc["scenarios"]
     assert set(sc) == {"dispatch", "throughput", "cron", "scale", "ceiling"}
-    assert not [name for name, res in sc.items() if "error" in res], {k: v.get("error") for k, v in sc.items()}
+    assert not [name for name, res in sc.items() if "error" in res], {
+        k: v.get("error") for k, v in sc.items()
+    }
 
     for side in ("jobline", "job"):
         assert sc["dispatch"][side]["latency_s"]["p50"] is not None

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.usefixtures("crds")
 
 
 def _helm(cluster: ClusterHandle, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([helm(), "--kubeconfig", str(cluster.kubeconfig), *args], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [helm(), "--kubeconfig", str(cluster.kubeconfig), *args], capture_output=True, text=True, timeout=300
+    )
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc
@@ -47,27 +48,44 @@ def test_app_version_is_the_package_version() -> None:
     assert yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"] == jobline.__version__
 
 
-@pytest.mark.parametrize(("args", "error"), [
-    (["--set", "replicas=two"], "/replicas"),
-    (["--set", "surprise=1"], "additional properties 'surprise' not allowed"),
-    (["--set", "log.level=loud"], "/log/level"),
-    (["--set", "watch.namespaces[0]=Not_A_Namespace"], "/watch/namespaces/0"),
-])
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--set", "replicas=two"], "/replicas"),
+        (["--set", "surprise=1"], "additional properties 'surprise' not allowed"),
+        (["--set", "log.level=loud"], "/log/level"),
+        (["--set", "watch.namespaces[0]=Not_A_Namespace"], "/watch/namespaces/0"),
+    ],
+)
 def test_values_schema_refuses_bad_values(args: list[str], error: str) -> None:
     proc = subprocess.run([helm(), "template", "x", str(CHART), *args], capture_output=True, text=True)
     assert proc.returncode != 0 and error in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize("variant", ["default", "namespaced", "ha"])
-def test_rendered_chart_passes_server_side_dry_run(cluster: ClusterHandle, namespace: str, variant: str) -> None:
+def test_rendered_chart_passes_server_side_dry_run(
+    cluster: ClusterHandle, namespace: str, variant: str
+) -> None:
     args = {
         "default": [],
         "namespaced": ["--set", "watch.all=false", "--set", f"watch.namespaces={{{namespace}}}"],
-        "ha": ["--set", "replicas=3", "--set", "dashboard.enabled=true", "--set", "defaultQueue.create=true",
-               "--set", "defaultQueue.image=example/worker:1"],
+        "ha": [
+            "--set",
+            "replicas=3",
+            "--set",
+            "dashboard.enabled=true",
+            "--set",
+            "defaultQueue.create=true",
+            "--set",
+            "defaultQueue.image=example/worker:1",
+        ],
     }[variant]
-    manifest = subprocess.run([helm(), "template", "jl", str(CHART), "-n", namespace, *args], check=True,
-                              capture_output=True, text=True).stdout
+    manifest = subprocess.run(
+        [helm(), "template", "jl", str(CHART), "-n", namespace, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     proc = kubectl(cluster.kubeconfig, "apply", "--dry-run=server", "-f", "-", input=manifest, check=False)
     assert proc.returncode == 0, proc.stderr
     kinds = {doc["kind"] for doc in yaml.safe_load_all(manifest) if doc}
@@ -81,8 +99,15 @@ def test_install_yaml_passes_server_side_dry_run(cluster: ClusterHandle) -> None
     # A dry run does not create the namespace the other objects live in: create it for real first.
     kubectl(cluster.kubeconfig, "create", "namespace", "jobline-system")
     try:
-        proc = kubectl(cluster.kubeconfig, "apply", "--server-side", "--dry-run=server", "-f",
-                       str(REPO / "manifests" / "install.yaml"), check=False)
+        proc = kubectl(
+            cluster.kubeconfig,
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "-f",
+            str(REPO / "manifests" / "install.yaml"),
+            check=False,
+        )
         assert proc.returncode == 0, proc.stderr
     finally:
         kubectl(cluster.kubeconfig, "delete", "namespace", "jobline-system", "--wait=false")
@@ -90,31 +115,81 @@ def test_install_yaml_passes_server_side_dry_run(cluster: ClusterHandle) -> None
 
 def test_helm_install_and_uninstall(cluster: ClusterHandle, namespace: str) -> None:
     # The operator image cannot run here; the pod is placed on a kwok node, where it "runs" as a fake.
-    values = ["--set", "nodeSelector.type=kwok",
-              "--set", "tolerations[0].key=kwok.x-k8s.io/node", "--set", "tolerations[0].operator=Exists",
-              "--set", "tolerations[0].effect=NoSchedule", "--set", "replicas=2"]
+    values = [
+        "--set",
+        "nodeSelector.type=kwok",
+        "--set",
+        "tolerations[0].key=kwok.x-k8s.io/node",
+        "--set",
+        "tolerations[0].operator=Exists",
+        "--set",
+        "tolerations[0].effect=NoSchedule",
+        "--set",
+        "replicas=2",
+    ]
     if not cluster.local:
         pytest.skip("needs kwok nodes")
-    out = _helm(cluster, "install", "jl", str(CHART), "-n", namespace, "--skip-crds", "--wait", "--timeout", "90s",
-                *values).stdout
+    out = _helm(
+        cluster,
+        "install",
+        "jl",
+        str(CHART),
+        "-n",
+        namespace,
+        "--skip-crds",
+        "--wait",
+        "--timeout",
+        "90s",
+        *values,
+    ).stdout
     assert "kubectl get qj" in out  # NOTES.txt tells what to run next
     deploy = kubectl_json(cluster.kubeconfig, "get", "deploy", "jl-jobline", "-n", namespace)
     assert deploy["status"]["availableReplicas"] == 2
     assert kubectl_json(cluster.kubeconfig, "get", "clusterkopfpeering", "jl-jobline")["metadata"]["name"]
     _helm(cluster, "uninstall", "jl", "-n", namespace, "--wait")
-    wait_for(lambda: kubectl(cluster.kubeconfig, "get", "clusterrole", "jl-jobline", check=False).returncode != 0,
-             30, "the ClusterRole to be removed")
-    left = kubectl(cluster.kubeconfig, "get", "all,sa,secret,pdb", "-n", namespace, "-l",
-                   "app.kubernetes.io/instance=jl", "-o", "name").stdout.strip()
+    wait_for(
+        lambda: kubectl(cluster.kubeconfig, "get", "clusterrole", "jl-jobline", check=False).returncode != 0,
+        30,
+        "the ClusterRole to be removed",
+    )
+    left = kubectl(
+        cluster.kubeconfig,
+        "get",
+        "all,sa,secret,pdb",
+        "-n",
+        namespace,
+        "-l",
+        "app.kubernetes.io/instance=jl",
+        "-o",
+        "name",
+    ).stdout.strip()
     assert left == ""
 
 
-def test_status_policy_lets_service_accounts_write_progress_only(cluster: ClusterHandle, namespace: str) -> None:
+def test_status_policy_lets_service_accounts_write_progress_only(
+    cluster: ClusterHandle, namespace: str
+) -> None:
     """The chart's ValidatingAdmissionPolicy: a worker's ServiceAccount may set status.progress, not forge
     the outcome; the operator's ServiceAccount and people (RBAC decides) may write the whole status."""
-    manifest = subprocess.run([helm(), "template", "sp", str(CHART), "-n", namespace, "--show-only",
-                               "templates/status-policy.yaml"], check=True, capture_output=True, text=True).stdout
-    operator_sa, worker_sa = f"system:serviceaccount:{namespace}:sp-jobline", f"system:serviceaccount:{namespace}:worker"
+    manifest = subprocess.run(
+        [
+            helm(),
+            "template",
+            "sp",
+            str(CHART),
+            "-n",
+            namespace,
+            "--show-only",
+            "templates/status-policy.yaml",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    operator_sa, worker_sa = (
+        f"system:serviceaccount:{namespace}:sp-jobline",
+        f"system:serviceaccount:{namespace}:worker",
+    )
     rbac = f"""
 apiVersion: v1
 kind: ServiceAccount
@@ -142,16 +217,31 @@ spec: {{handler: echo, suspend: true, template: {{image: example/worker:1}}}}
 
     def patch_status(user: str | None, status: dict[str, object]) -> subprocess.CompletedProcess[str]:
         who = ["--as", user] if user else []
-        return kubectl(cluster.kubeconfig, *who, "patch", "qj", "guarded", "-n", namespace, "--subresource=status",
-                       "--type=merge", "-p", json.dumps({"status": status}), check=False)
+        return kubectl(
+            cluster.kubeconfig,
+            *who,
+            "patch",
+            "qj",
+            "guarded",
+            "-n",
+            namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps({"status": status}),
+            check=False,
+        )
 
     kubectl(cluster.kubeconfig, "apply", "-f", "-", input=manifest)
     try:
         # The apiserver takes a moment to load a new policy: probe with a field nothing else writes, with a
         # new value each time (a write that changes nothing is allowed).
         probe = itertools.count(1)
-        wait_for(lambda: patch_status(worker_sa, {"olderAttempts": next(probe)}).returncode != 0, 30,
-                 "the policy to apply")
+        wait_for(
+            lambda: patch_status(worker_sa, {"olderAttempts": next(probe)}).returncode != 0,
+            30,
+            "the policy to apply",
+        )
         refused = patch_status(worker_sa, {"phase": "Succeeded", "result": {"forged": True}})
         assert refused.returncode != 0
         assert "only the Jobline operator writes the status of a QueuedJob" in refused.stderr, refused.stderr
@@ -167,8 +257,17 @@ spec: {{handler: echo, suspend: true, template: {{image: example/worker:1}}}}
 
 
 def test_chart_files_exist() -> None:
-    for name in ("Chart.yaml", "values.yaml", "values.schema.json", "templates/_helpers.tpl", "templates/NOTES.txt",
-                 "templates/deployment.yaml", "templates/rbac.yaml", "templates/service.yaml",
-                 "templates/serviceaccount.yaml", "templates/servicemonitor.yaml"):
+    for name in (
+        "Chart.yaml",
+        "values.yaml",
+        "values.schema.json",
+        "templates/_helpers.tpl",
+        "templates/NOTES.txt",
+        "templates/deployment.yaml",
+        "templates/rbac.yaml",
+        "templates/service.yaml",
+        "templates/serviceaccount.yaml",
+        "templates/servicemonitor.yaml",
+    ):
         assert (Path(CHART) / name).exists(), name
     assert render("--set", "metrics.serviceMonitor.enabled=true").count("kind: ServiceMonitor") == 1

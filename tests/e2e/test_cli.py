@@ -31,8 +31,9 @@ class Cli:
         self.kubeconfig = cluster.kubeconfig
         self.ns = namespace
 
-    def __call__(self, *args: str, ns: bool = True, stdin: str | None = None,
-                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, ns: bool = True, stdin: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, "-m", "jobline.cli", *(["-n", self.ns] if ns else []), *args]
         full_env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **(env or {})}
         return subprocess.run(argv, capture_output=True, text=True, env=full_env, input=stdin, timeout=180)
@@ -46,24 +47,35 @@ def cli(cluster: ClusterHandle, namespace: str) -> Cli:
 def grant_progress(cluster: ClusterHandle, namespace: str) -> None:
     """Workers report progress by patching their job's status (manifests/examples/worker-rbac.yaml)."""
     rbac = client.RbacAuthorizationV1Api(cluster.api)
-    rbac.create_namespaced_role(namespace, {
-        "metadata": {"name": "jobline-worker"},
-        "rules": [{"apiGroups": [GROUP], "resources": ["queuedjobs/status"], "verbs": ["get", "patch"]}]})
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "jobline-worker"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "jobline-worker"},
-        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": namespace}]})
+    rbac.create_namespaced_role(
+        namespace,
+        {
+            "metadata": {"name": "jobline-worker"},
+            "rules": [{"apiGroups": [GROUP], "resources": ["queuedjobs/status"], "verbs": ["get", "patch"]}],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "jobline-worker"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "jobline-worker"},
+            "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": namespace}],
+        },
+    )
 
 
 def annotations(jobs: Jobs, name: str) -> dict[str, str]:
     return dict(jobs.get(name)["metadata"].get("annotations") or {})
 
 
-def test_enqueue_then_wait_succeeds_with_progress(jobs: Jobs, cli: Cli, cluster: ClusterHandle,
-                                                 tmp_path: Path) -> None:
+def test_enqueue_then_wait_succeeds_with_progress(
+    jobs: Jobs, cli: Cli, cluster: ClusterHandle, tmp_path: Path
+) -> None:
     jobs.queue()
     grant_progress(cluster, jobs.ns)
-    proc = cli("enqueue", "sleep", "--payload", '{"seconds": 2, "steps": 4}', "--name", "steps", "--priority", "4")
+    proc = cli(
+        "enqueue", "sleep", "--payload", '{"seconds": 2, "steps": 4}', "--name", "steps", "--priority", "4"
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "queuedjob.jobline.dev/steps created"
     assert jobs.get("steps")["spec"]["priority"] == 4
@@ -90,8 +102,9 @@ def test_wait_on_a_failing_job_exits_non_zero(jobs: Jobs, cli: Cli) -> None:
     assert "Failed" in proc.stderr.splitlines()[-1]
 
 
-def test_list_and_stats_tables_filters_and_outputs(jobs: Jobs, cli: Cli, cluster: ClusterHandle,
-                                                  tmp_path: Path) -> None:
+def test_list_and_stats_tables_filters_and_outputs(
+    jobs: Jobs, cli: Cli, cluster: ClusterHandle, tmp_path: Path
+) -> None:
     jobs.queue(defaults=NO_RETRY)
     jobs.queue("parked", paused=True)
     jobs.create("ok", "echo", {})
@@ -106,8 +119,17 @@ def test_list_and_stats_tables_filters_and_outputs(jobs: Jobs, cli: Cli, cluster
     proc = cli("list")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "QUEUE", "HANDLER", "PRIORITY", "PHASE", "REASON", "ATTEMPTS", "PROGRESS",
-                                "AGE"]
+    assert lines[0].split() == [
+        "NAME",
+        "QUEUE",
+        "HANDLER",
+        "PRIORITY",
+        "PHASE",
+        "REASON",
+        "ATTEMPTS",
+        "PROGRESS",
+        "AGE",
+    ]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
     assert set(rows) == {"ok", "bad", "held-1", "held-2"}
     assert rows["held-2"][4:8] == ["Pending", "#1", "in", "queue"] and rows["held-1"][5] == "#2"
@@ -125,12 +147,18 @@ def test_list_and_stats_tables_filters_and_outputs(jobs: Jobs, cli: Cli, cluster
     def stats_match() -> dict[str, Any] | None:
         data = json.loads(cli("stats", "-o", "json").stdout)
         rows = {r["queue"]: r for r in data["queues"]}
-        return data if (rows["default"]["succeeded"], rows["default"]["failed"], rows["parked"]["pending"]) == (
-            1, 1, 2) else None
+        return (
+            data
+            if (rows["default"]["succeeded"], rows["default"]["failed"], rows["parked"]["pending"])
+            == (1, 1, 2)
+            else None
+        )
 
     data = wait_for(stats_match, 30, "stats to count the jobs")
     assert data["totals"]["total"] == 4 and {r["queue"]: r["paused"] for r in data["queues"]} == {
-        "default": False, "parked": True}
+        "default": False,
+        "parked": True,
+    }
     table = cli("stats").stdout.splitlines()
     assert table[0].split()[:3] == ["QUEUE", "PAUSED", "CONCURRENCY"]
     assert table[2].split()[:4] == ["parked", "yes", "-", "2"]
@@ -167,12 +195,17 @@ def test_retry_all_failed_requeues_dead_letters(jobs: Jobs, cli: Cli) -> None:
 
     proc = cli("retry", "--all-failed", "--queue", "default")
     assert proc.returncode == 0, proc.stderr
-    assert sorted(proc.stdout.splitlines()) == ["queuedjob.jobline.dev/dl-1 requeued",
-                                                "queuedjob.jobline.dev/dl-2 requeued"]
+    assert sorted(proc.stdout.splitlines()) == [
+        "queuedjob.jobline.dev/dl-1 requeued",
+        "queuedjob.jobline.dev/dl-2 requeued",
+    ]
     for name in ("dl-1", "dl-2"):  # they run again: a second attempt, dead-lettered again
         assert "jobline.dev/requeue" in annotations(jobs, name)
-        wait_for(lambda n=name: jobs.status(n).get("attempts") == 2 and jobs.phase(n) == "Failed", 60,
-                 f"{name} to run a second attempt")
+        wait_for(
+            lambda n=name: jobs.status(n).get("attempts") == 2 and jobs.phase(n) == "Failed",
+            60,
+            f"{name} to run a second attempt",
+        )
     assert jobs.status("dl-3")["attempts"] == 1 and "jobline.dev/requeue" not in annotations(jobs, "dl-3")
     assert "jobline.dev/requeue" not in annotations(jobs, "fine")
 
@@ -220,10 +253,22 @@ def test_cancel_suspend_resume_and_trigger(jobs: Jobs, cli: Cli, cluster: Cluste
     assert cli("resume", "jobqueue/default").returncode == 0
     assert jobs.get_queue()["spec"]["paused"] is False
 
-    jobs.api.create_namespaced_custom_object(GROUP, VERSION, jobs.ns, "jobschedules", {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "JobSchedule", "metadata": {"name": "nightly"},
-        "spec": {"schedule": "0 3 * * *", "suspend": True,
-                 "jobTemplate": {"spec": {"handler": "echo", "payload": {"from": "schedule"}}}}})
+    jobs.api.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        jobs.ns,
+        "jobschedules",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "JobSchedule",
+            "metadata": {"name": "nightly"},
+            "spec": {
+                "schedule": "0 3 * * *",
+                "suspend": True,
+                "jobTemplate": {"spec": {"handler": "echo", "payload": {"from": "schedule"}}},
+            },
+        },
+    )
 
     def schedule() -> dict[str, Any]:
         return dict(jobs.api.get_namespaced_custom_object(GROUP, VERSION, jobs.ns, "jobschedules", "nightly"))
@@ -265,7 +310,7 @@ def test_error_cases_have_clear_messages_and_exit_codes(jobs: Jobs, cli: Cli) ->
     for args in (("wait", "ghost"), ("retry", "ghost"), ("logs", "ghost"), ("cancel", "ghost")):
         proc = cli(*args)
         assert proc.returncode == 3, (args, proc.stderr)
-        assert f'error: queuedjob "ghost" not found in namespace \'{jobs.ns}\'' in proc.stderr
+        assert f"error: queuedjob \"ghost\" not found in namespace '{jobs.ns}'" in proc.stderr
         assert "Traceback" not in proc.stderr
     proc = cli("trigger", "ghost")
     assert proc.returncode == 3 and 'jobschedule "ghost" not found' in proc.stderr
@@ -276,8 +321,14 @@ def test_error_cases_have_clear_messages_and_exit_codes(jobs: Jobs, cli: Cli) ->
     assert proc.returncode == 2 and "unknown phase 'Done'" in proc.stderr
 
     nobody = f"system:serviceaccount:{jobs.ns}:nobody"
-    for args in (("list",), ("stats",), ("retry", "there"), ("enqueue", "echo"), ("cleanup", "--finished"),
-                 ("suspend", "queue/default")):
+    for args in (
+        ("list",),
+        ("stats",),
+        ("retry", "there"),
+        ("enqueue", "echo"),
+        ("cleanup", "--finished"),
+        ("suspend", "queue/default"),
+    ):
         proc = cli("--as", nobody, *args)
         assert proc.returncode == 4, (args, proc.stdout, proc.stderr)
         assert "forbidden" in proc.stderr and "Traceback" not in proc.stderr
@@ -290,10 +341,15 @@ def test_works_as_a_kubectl_plugin(jobs: Jobs, cluster: ClusterHandle, tmp_path:
     jobs.create("plugged", "echo", {})
     jobs.wait_phase("plugged", "Succeeded")
     shim = tmp_path / "kubectl-jobline"  # what the console script `kubectl-jobline` is
-    shim.write_text(f"#!/bin/sh\nexec {sys.executable} -m jobline.cli \"$@\"\n")
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m jobline.cli "$@"\n')
     shim.chmod(0o755)
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "PATH": f"{tmp_path}:{os.environ['PATH']}"}
-    proc = subprocess.run([KUBECTL, "jobline", "-n", jobs.ns, "list", "-o", "name"], capture_output=True, text=True,
-                          env=env, timeout=60)
+    proc = subprocess.run(
+        [KUBECTL, "jobline", "-n", jobs.ns, "list", "-o", "name"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["queuedjob.jobline.dev/plugged"]

@@ -56,23 +56,27 @@ def widget_crd(cluster: ClusterHandle) -> str:
             "group": GROUP,
             "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
             "scope": "Namespaced",
-            "versions": [{
-                "name": "v1",
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": [
-                    {"name": "Color", "type": "string", "jsonPath": ".spec.color"},
-                    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-                ],
-                "schema": {"openAPIV3Schema": {
-                    "type": "object",
-                    "properties": {
-                        "spec": {"type": "object", "properties": {"color": {"type": "string"}}},
-                        "status": {"type": "object", "properties": {"phase": {"type": "string"}}},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        {"name": "Color", "type": "string", "jsonPath": ".spec.color"},
+                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {"type": "object", "properties": {"color": {"type": "string"}}},
+                                "status": {"type": "object", "properties": {"phase": {"type": "string"}}},
+                            },
+                        }
                     },
-                }},
-            }],
+                }
+            ],
         },
     }
     try:
@@ -89,18 +93,30 @@ def widget_crd(cluster: ClusterHandle) -> str:
     return name
 
 
-def test_crd_status_subresource_and_printer_columns(cluster: ClusterHandle, widget_crd: str, namespace: str) -> None:
+def test_crd_status_subresource_and_printer_columns(
+    cluster: ClusterHandle, widget_crd: str, namespace: str
+) -> None:
     api = cluster.custom
-    api.create_namespaced_custom_object(GROUP, "v1", namespace, "widgets", {
-        "apiVersion": f"{GROUP}/v1", "kind": "Widget", "metadata": {"name": "w1"},
-        "spec": {"color": "teal"}, "status": {"phase": "ignored-on-create"},
-    })
+    api.create_namespaced_custom_object(
+        GROUP,
+        "v1",
+        namespace,
+        "widgets",
+        {
+            "apiVersion": f"{GROUP}/v1",
+            "kind": "Widget",
+            "metadata": {"name": "w1"},
+            "spec": {"color": "teal"},
+            "status": {"phase": "ignored-on-create"},
+        },
+    )
     # The status subresource drops status from the main resource's writes ...
     obj = api.get_namespaced_custom_object(GROUP, "v1", namespace, "widgets", "w1")
     assert "status" not in obj or obj["status"].get("phase") != "ignored-on-create"
     # ... and accepts it through /status, which in turn ignores spec changes.
-    api.patch_namespaced_custom_object_status(GROUP, "v1", namespace, "widgets", "w1",
-                                             {"status": {"phase": "Shiny"}, "spec": {"color": "red"}})
+    api.patch_namespaced_custom_object_status(
+        GROUP, "v1", namespace, "widgets", "w1", {"status": {"phase": "Shiny"}, "spec": {"color": "red"}}
+    )
     obj = api.get_namespaced_custom_object(GROUP, "v1", namespace, "widgets", "w1")
     assert obj["status"]["phase"] == "Shiny"
     assert obj["spec"]["color"] == "teal"
@@ -112,8 +128,10 @@ def test_crd_status_subresource_and_printer_columns(cluster: ClusterHandle, widg
 
 def test_termination_message_and_exit_code(local_cluster: ClusterHandle, namespace: str) -> None:
     core = local_cluster.core
-    core.create_namespaced_pod(namespace, _pod("term", [
-        "python3", "-c", "open('/dev/termination-log','w').write('ok'); raise SystemExit(3)"]))
+    core.create_namespaced_pod(
+        namespace,
+        _pod("term", ["python3", "-c", "open('/dev/termination-log','w').write('ok'); raise SystemExit(3)"]),
+    )
     pod = wait_for(lambda: _finished(core, namespace, "term"), 60, "pod term to finish")
     assert pod.status.phase == "Failed"
     assert pod.spec.node_name == "jobline-local"
@@ -123,8 +141,10 @@ def test_termination_message_and_exit_code(local_cluster: ClusterHandle, namespa
 
 def test_concurrent_pods_have_their_own_termination_log(local_cluster: ClusterHandle, namespace: str) -> None:
     core = local_cluster.core
-    script = ("import os, time; p='/dev/termination-log'; open(p,'w').write(os.environ['ME']); time.sleep(1.5); "
-              "assert open(p).read() == os.environ['ME']")
+    script = (
+        "import os, time; p='/dev/termination-log'; open(p,'w').write(os.environ['ME']); time.sleep(1.5); "
+        "assert open(p).read() == os.environ['ME']"
+    )
     for i in range(3):
         body = _pod(f"par-{i}", ["python3", "-c", script])
         body["spec"]["containers"][0]["env"] = [{"name": "ME", "value": f"pod-{i}"}]  # type: ignore[index]
@@ -137,12 +157,17 @@ def test_concurrent_pods_have_their_own_termination_log(local_cluster: ClusterHa
 
 def test_env_sources_and_working_dir(local_cluster: ClusterHandle, namespace: str, tmp_path: object) -> None:
     core = local_cluster.core
-    core.create_namespaced_secret(namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="s"),
-                                                             string_data={"token": "s3cret"}))
-    core.create_namespaced_config_map(namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="c"),
-                                                                    data={"color": "blue", "size": "L"}))
-    script = ("import json, os; keys=['LIT','POD','NS','LBL','TOKEN','COLOR','CFG_size','REF']; "
-              "open('/dev/termination-log','w').write(json.dumps({k: os.environ.get(k) for k in keys} | {'cwd': os.getcwd()}))")
+    core.create_namespaced_secret(
+        namespace, client.V1Secret(metadata=client.V1ObjectMeta(name="s"), string_data={"token": "s3cret"})
+    )
+    core.create_namespaced_config_map(
+        namespace,
+        client.V1ConfigMap(metadata=client.V1ObjectMeta(name="c"), data={"color": "blue", "size": "L"}),
+    )
+    script = (
+        "import json, os; keys=['LIT','POD','NS','LBL','TOKEN','COLOR','CFG_size','REF']; "
+        "open('/dev/termination-log','w').write(json.dumps({k: os.environ.get(k) for k in keys} | {'cwd': os.getcwd()}))"
+    )
     body = _pod("env", ["python3", "-c", script])
     body["metadata"]["labels"] = {"app": "envtest"}  # type: ignore[index]
     container = body["spec"]["containers"][0]  # type: ignore[index]
@@ -162,8 +187,15 @@ def test_env_sources_and_working_dir(local_cluster: ClusterHandle, namespace: st
     term = pod.status.container_statuses[0].state.terminated
     assert pod.status.phase == "Succeeded", term
     assert json.loads(term.message) == {
-        "LIT": "x", "POD": "env", "NS": namespace, "LBL": "envtest", "TOKEN": "s3cret", "COLOR": "blue",
-        "CFG_size": "L", "REF": "x-env", "cwd": "/tmp",
+        "LIT": "x",
+        "POD": "env",
+        "NS": namespace,
+        "LBL": "envtest",
+        "TOKEN": "s3cret",
+        "COLOR": "blue",
+        "CFG_size": "L",
+        "REF": "x-env",
+        "cwd": "/tmp",
     }
 
 
@@ -177,8 +209,11 @@ def test_active_deadline_exceeded(local_cluster: ClusterHandle, namespace: str) 
 def test_pod_lifecycle_is_reported_like_a_kubelet(local_cluster: ClusterHandle, namespace: str) -> None:
     core = local_cluster.core
     core.create_namespaced_pod(namespace, _pod("life", ["python3", "-c", "import time; time.sleep(2)"]))
-    running = wait_for(lambda: (p := core.read_namespaced_pod("life", namespace)).status.phase == "Running" and p,
-                       30, "pod life Running")
+    running = wait_for(
+        lambda: (p := core.read_namespaced_pod("life", namespace)).status.phase == "Running" and p,
+        30,
+        "pod life Running",
+    )
     assert running.status.container_statuses[0].state.running.started_at is not None
     assert running.status.start_time is not None
     done = wait_for(lambda: _finished(core, namespace, "life"), 30, "pod life to finish")
@@ -189,7 +224,9 @@ def test_pod_lifecycle_is_reported_like_a_kubelet(local_cluster: ClusterHandle, 
 def test_pod_deletion_stops_the_process(local_cluster: ClusterHandle, namespace: str) -> None:
     core = local_cluster.core
     core.create_namespaced_pod(namespace, _pod("victim", ["sleep", "300"]))
-    wait_for(lambda: core.read_namespaced_pod("victim", namespace).status.phase == "Running", 30, "victim Running")
+    wait_for(
+        lambda: core.read_namespaced_pod("victim", namespace).status.phase == "Running", 30, "victim Running"
+    )
     started = time.monotonic()
     core.delete_namespaced_pod("victim", namespace)
 
@@ -206,7 +243,9 @@ def test_pod_deletion_stops_the_process(local_cluster: ClusterHandle, namespace:
 
 def test_kubectl_logs(local_cluster: ClusterHandle, namespace: str) -> None:
     core = local_cluster.core
-    core.create_namespaced_pod(namespace, _pod("talker", ["python3", "-c", "print('hello from the local node')"]))
+    core.create_namespaced_pod(
+        namespace, _pod("talker", ["python3", "-c", "print('hello from the local node')"])
+    )
     wait_for(lambda: _finished(core, namespace, "talker"), 30, "talker to finish")
     out = kubectl(local_cluster.kubeconfig, "logs", "talker", "-n", namespace).stdout
     assert "hello from the local node" in out
@@ -214,27 +253,46 @@ def test_kubectl_logs(local_cluster: ClusterHandle, namespace: str) -> None:
 
 def test_owner_deletion_garbage_collects_pods(local_cluster: ClusterHandle, namespace: str) -> None:
     core = local_cluster.core
-    owner = core.create_namespaced_config_map(namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner")))
+    owner = core.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner"))
+    )
     body = _pod("owned", ["sleep", "300"])
-    body["metadata"]["ownerReferences"] = [{  # type: ignore[index]
-        "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}]
+    body["metadata"]["ownerReferences"] = [
+        {  # type: ignore[index]
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "name": "owner",
+            "uid": owner.metadata.uid,
+        }
+    ]
     core.create_namespaced_pod(namespace, body)
-    wait_for(lambda: core.read_namespaced_pod("owned", namespace).status.phase == "Running", 30, "owned Running")
+    wait_for(
+        lambda: core.read_namespaced_pod("owned", namespace).status.phase == "Running", 30, "owned Running"
+    )
     core.delete_namespaced_config_map("owner", namespace)
-    wait_for(lambda: not core.list_namespaced_pod(namespace, field_selector="metadata.name=owned").items, 60,
-             "the garbage collector to delete the owned pod")
+    wait_for(
+        lambda: not core.list_namespaced_pod(namespace, field_selector="metadata.name=owned").items,
+        60,
+        "the garbage collector to delete the owned pod",
+    )
 
 
 def test_serviceaccount_without_rights_gets_403(cluster: ClusterHandle, namespace: str) -> None:
     core = cluster.core
-    core.create_namespaced_service_account(namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="nobody")))
+    core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="nobody"))
+    )
     user = f"system:serviceaccount:{namespace}:nobody"
-    proc = kubectl(cluster.kubeconfig, "create", "configmap", "x", "-n", namespace, f"--as={user}", check=False)
+    proc = kubectl(
+        cluster.kubeconfig, "create", "configmap", "x", "-n", namespace, f"--as={user}", check=False
+    )
     assert proc.returncode != 0
     assert "forbidden" in proc.stderr and user in proc.stderr
     api = client.CoreV1Api(cluster.api_for(**{"Impersonate-User": user}))
     with pytest.raises(ApiException) as err:
-        api.create_namespaced_config_map(namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="y")))
+        api.create_namespaced_config_map(
+            namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="y"))
+        )
     assert err.value.status == 403
     # ... while the admin may.
     core.create_namespaced_config_map(namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="z")))
@@ -242,7 +300,8 @@ def test_serviceaccount_without_rights_gets_403(cluster: ClusterHandle, namespac
 
 def _kwok_pod(name: str, annotations: dict[str, str] | None = None) -> dict[str, object]:
     return {
-        "apiVersion": "v1", "kind": "Pod",
+        "apiVersion": "v1",
+        "kind": "Pod",
         "metadata": {"name": name, "annotations": annotations or {}},
         "spec": {
             "restartPolicy": "Never",
@@ -256,9 +315,18 @@ def _kwok_pod(name: str, annotations: dict[str, str] | None = None) -> dict[str,
 def test_pod_on_kwok_node_completes(local_cluster: ClusterHandle, namespace: str) -> None:
     core = local_cluster.core
     core.create_namespaced_pod(namespace, _kwok_pod("fake-ok"))
-    core.create_namespaced_pod(namespace, _kwok_pod("fake-bad", {
-        "kwok.jobline.dev/fail": "", "kwok.jobline.dev/exit-code": "4", "kwok.jobline.dev/message": "nope",
-        "kwok.jobline.dev/duration": "1s"}))
+    core.create_namespaced_pod(
+        namespace,
+        _kwok_pod(
+            "fake-bad",
+            {
+                "kwok.jobline.dev/fail": "",
+                "kwok.jobline.dev/exit-code": "4",
+                "kwok.jobline.dev/message": "nope",
+                "kwok.jobline.dev/duration": "1s",
+            },
+        ),
+    )
     ok = wait_for(lambda: _finished(core, namespace, "fake-ok"), 60, "kwok pod to succeed")
     assert ok.status.phase == "Succeeded" and ok.spec.node_name.startswith("kwok-node-")
     bad = wait_for(lambda: _finished(core, namespace, "fake-bad"), 60, "kwok pod to fail")

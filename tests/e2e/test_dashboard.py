@@ -23,12 +23,20 @@ from tests.kube import wait_for
 GROUP, VERSION = "jobline.dev", "v1alpha1"
 RESOURCES = ["queuedjobs", "jobqueues", "jobschedules"]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @contextmanager
-def operator_with(operator: OperatorProcess, cluster: ClusterHandle, log: Path, *extra: str) -> Iterator[OperatorProcess]:
+def operator_with(
+    operator: OperatorProcess, cluster: ClusterHandle, log: Path, *extra: str
+) -> Iterator[OperatorProcess]:
     """Run an operator with `extra` flags instead of the session's (two would fight over the same jobs).
 
     The session operator is restarted by the next test that asks for `running_operator`.
@@ -40,7 +48,9 @@ def operator_with(operator: OperatorProcess, cluster: ClusterHandle, log: Path, 
         yield op
     finally:
         op.stop()
-        assert "Traceback" not in log.read_text(errors="replace"), f"the operator logged a traceback; see {log}"
+        assert "Traceback" not in log.read_text(errors="replace"), (
+            f"the operator logged a traceback; see {log}"
+        )
 
 
 @dataclass
@@ -50,14 +60,17 @@ class Dashboard:
 
 
 @pytest.fixture(scope="module")
-def dashboard(operator: OperatorProcess, cluster: ClusterHandle,
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+def dashboard(
+    operator: OperatorProcess, cluster: ClusterHandle, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Dashboard]:
     from tests.cluster.procs import free_port
 
     port = free_port()
     log = tmp_path_factory.mktemp("dashboard-operator") / "operator.log"
     with operator_with(operator, cluster, log, "--dashboard-port", str(port)) as op:
-        wait_for(lambda: "serving the dashboard (auth: token)" in log.read_text(), 30, "the dashboard to listen")
+        wait_for(
+            lambda: "serving the dashboard (auth: token)" in log.read_text(), 30, "the dashboard to listen"
+        )
         yield Dashboard(f"http://127.0.0.1:{port}", op)
 
 
@@ -67,13 +80,24 @@ def grant(cluster: ClusterHandle, namespace: str, account: str, verbs: list[str]
     rbac = client.RbacAuthorizationV1Api(cluster.api)
     core.create_namespaced_service_account(namespace, {"metadata": {"name": account}})
     if verbs:
-        rbac.create_namespaced_role(namespace, {"metadata": {"name": account}, "rules": [
-            {"apiGroups": [GROUP], "resources": RESOURCES, "verbs": verbs}]})
-        rbac.create_namespaced_role_binding(namespace, {
-            "metadata": {"name": account},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
-            "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}]})
-    request = core.create_namespaced_service_account_token(account, namespace, {"spec": {"expirationSeconds": 3600}})
+        rbac.create_namespaced_role(
+            namespace,
+            {
+                "metadata": {"name": account},
+                "rules": [{"apiGroups": [GROUP], "resources": RESOURCES, "verbs": verbs}],
+            },
+        )
+        rbac.create_namespaced_role_binding(
+            namespace,
+            {
+                "metadata": {"name": account},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+                "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": namespace}],
+            },
+        )
+    request = core.create_namespaced_service_account_token(
+        account, namespace, {"spec": {"expirationSeconds": 3600}}
+    )
     return str(request.status.token)
 
 
@@ -95,18 +119,41 @@ def world(cluster: ClusterHandle, namespace: str, dashboard: Dashboard) -> World
     jobs.create("ok-2", "echo", {"n": 2})
     jobs.create("dead", "fail", {"secret": "not in the log"})
     jobs.create("held", "echo", {}, queue="parked")
-    jobs.api.create_namespaced_custom_object(GROUP, VERSION, namespace, "jobschedules", {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "JobSchedule", "metadata": {"name": "nightly"},
-        "spec": {"schedule": "0 3 * * *", "suspend": True,
-                 "jobTemplate": {"spec": {"handler": "echo", "payload": {"from": "nightly"}}}}})
-    for name, phase in [("ok-1", "Succeeded"), ("ok-2", "Succeeded"), ("dead", "Failed"), ("held", "Pending")]:
+    jobs.api.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "jobschedules",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "JobSchedule",
+            "metadata": {"name": "nightly"},
+            "spec": {
+                "schedule": "0 3 * * *",
+                "suspend": True,
+                "jobTemplate": {"spec": {"handler": "echo", "payload": {"from": "nightly"}}},
+            },
+        },
+    )
+    for name, phase in [
+        ("ok-1", "Succeeded"),
+        ("ok-2", "Succeeded"),
+        ("dead", "Failed"),
+        ("held", "Pending"),
+    ]:
         jobs.wait_phase(name, phase)
-    world = World(jobs, grant(cluster, namespace, "admin", ["*"]),
-                  grant(cluster, namespace, "reader", ["get", "list", "watch"]), grant(cluster, namespace, "nobody", []))
+    world = World(
+        jobs,
+        grant(cluster, namespace, "admin", ["*"]),
+        grant(cluster, namespace, "reader", ["get", "list", "watch"]),
+        grant(cluster, namespace, "nobody", []),
+    )
     return world
 
 
-def api(dashboard: Dashboard, method: str, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
+def api(
+    dashboard: Dashboard, method: str, path: str, token: str | None = None, **kwargs: Any
+) -> requests.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return requests.request(method, dashboard.url + path, headers=headers, timeout=30, **kwargs)
 
@@ -124,9 +171,15 @@ def schedule(jobs: Jobs) -> dict[str, Any]:
 
 def test_api_unauthenticated_is_401(dashboard: Dashboard, world: World) -> None:
     ns = world.jobs.ns
-    for method, path in [("GET", "/api/jobs"), ("GET", f"/api/stats?namespace={ns}"), ("GET", "/api/schedules"),
-                         ("GET", f"/api/jobs/{ns}/dead"), ("POST", f"/api/jobs/{ns}/dead/retry"),
-                         ("DELETE", f"/api/jobs/{ns}/dead"), ("POST", f"/api/schedules/{ns}/nightly/trigger")]:
+    for method, path in [
+        ("GET", "/api/jobs"),
+        ("GET", f"/api/stats?namespace={ns}"),
+        ("GET", "/api/schedules"),
+        ("GET", f"/api/jobs/{ns}/dead"),
+        ("POST", f"/api/jobs/{ns}/dead/retry"),
+        ("DELETE", f"/api/jobs/{ns}/dead"),
+        ("POST", f"/api/schedules/{ns}/nightly/trigger"),
+    ]:
         resp = api(dashboard, method, path)
         assert resp.status_code == 401, path
         assert "bearer token" in resp.json()["error"] and "dead" not in resp.text
@@ -140,17 +193,29 @@ def test_api_reader_lists_but_gets_403_on_actions(dashboard: Dashboard, world: W
     ns, token = world.jobs.ns, world.reader
     who = api(dashboard, "GET", "/api/whoami", token).json()
     assert who["username"] == f"system:serviceaccount:{ns}:reader"
-    page = wait_for(lambda: (p := api(dashboard, "GET", f"/api/jobs?namespace={ns}", token).json())["total"] == 4
-                    and p, 30, "the reader to see four jobs")
-    assert {i["name"]: i["phase"] for i in page["items"]} == {"ok-1": "Succeeded", "ok-2": "Succeeded",
-                                                              "dead": "Failed", "held": "Pending"}
+    page = wait_for(
+        lambda: (p := api(dashboard, "GET", f"/api/jobs?namespace={ns}", token).json())["total"] == 4 and p,
+        30,
+        "the reader to see four jobs",
+    )
+    assert {i["name"]: i["phase"] for i in page["items"]} == {
+        "ok-1": "Succeeded",
+        "ok-2": "Succeeded",
+        "dead": "Failed",
+        "held": "Pending",
+    }
     assert api(dashboard, "GET", f"/api/jobs/{ns}/dead", token).json()["spec"]["payload"] == {
-        "secret": "not in the log"}
+        "secret": "not in the log"
+    }
     assert api(dashboard, "GET", "/api/schedules", token).json()["items"][0]["name"] == "nightly"
     assert api(dashboard, "GET", "/api/namespaces", token).json()["items"] == [ns]
-    for method, path in [("POST", f"/api/jobs/{ns}/dead/retry"), ("DELETE", f"/api/jobs/{ns}/dead"),
-                         ("POST", f"/api/schedules/{ns}/nightly/trigger"),
-                         ("POST", f"/api/schedules/{ns}/nightly/enable"), ("POST", f"/api/queues/{ns}/parked/resume")]:
+    for method, path in [
+        ("POST", f"/api/jobs/{ns}/dead/retry"),
+        ("DELETE", f"/api/jobs/{ns}/dead"),
+        ("POST", f"/api/schedules/{ns}/nightly/trigger"),
+        ("POST", f"/api/schedules/{ns}/nightly/enable"),
+        ("POST", f"/api/queues/{ns}/parked/resume"),
+    ]:
         resp = api(dashboard, method, path, token)
         assert resp.status_code == 403, (path, resp.text)
         assert resp.json()["error"].startswith(f"forbidden: system:serviceaccount:{ns}:reader may not ")
@@ -159,7 +224,8 @@ def test_api_reader_lists_but_gets_403_on_actions(dashboard: Dashboard, world: W
     # nothing changed
     assert "jobline.dev/requeue" not in annotations(world.jobs, "dead") and world.jobs.exists("ok-1")
     assert schedule(world.jobs)["spec"]["suspend"] is True and "jobline.dev/trigger" not in (
-        schedule(world.jobs)["metadata"].get("annotations") or {})
+        schedule(world.jobs)["metadata"].get("annotations") or {}
+    )
     assert world.jobs.get_queue("parked")["spec"]["paused"] is True
     # a ServiceAccount without any right sees nothing of this namespace
     resp = api(dashboard, "GET", f"/api/jobs?namespace={ns}", world.nobody)
@@ -173,8 +239,11 @@ def test_api_admin_retries_and_deletes(dashboard: Dashboard, world: World) -> No
     resp = api(dashboard, "POST", f"/api/jobs/{ns}/dead/retry", token)
     assert resp.status_code == 200, resp.text
     assert annotations(jobs, "dead")["jobline.dev/requeue"] == resp.json()["jobline.dev/requeue"]
-    wait_for(lambda: jobs.status("dead").get("attempts") == 2 and jobs.phase("dead") == "Failed", 60,
-             "the retried job to run again")
+    wait_for(
+        lambda: jobs.status("dead").get("attempts") == 2 and jobs.phase("dead") == "Failed",
+        60,
+        "the retried job to run again",
+    )
     resp = api(dashboard, "DELETE", f"/api/jobs/{ns}/ok-1", token)
     assert resp.status_code == 200 and resp.json() == {"namespace": ns, "name": "ok-1", "deleted": True}
     wait_for(lambda: not jobs.exists("ok-1"), 30, "ok-1 to be deleted")
@@ -182,38 +251,71 @@ def test_api_admin_retries_and_deletes(dashboard: Dashboard, world: World) -> No
     resp = api(dashboard, "POST", f"/api/queues/{ns}/parked/resume", token)
     assert resp.json() == {"namespace": ns, "name": "parked", "paused": False}
     assert jobs.get_queue("parked")["spec"]["paused"] is False
-    resp = api(dashboard, "POST", "/api/cleanup", token, json={"namespace": ns, "olderThan": "0s", "dryRun": True})
+    resp = api(
+        dashboard, "POST", "/api/cleanup", token, json={"namespace": ns, "olderThan": "0s", "dryRun": True}
+    )
     assert resp.status_code == 200 and sorted(i["name"] for i in resp.json()["items"]) == ["dead", "ok-2"]
     assert jobs.exists("ok-2")
 
 
 def test_api_shapes_and_malformed_input(dashboard: Dashboard, world: World) -> None:
     ns, token = world.jobs.ns, world.admin
-    stats = wait_for(lambda: (s := api(dashboard, "GET", f"/api/stats?namespace={ns}", token).json())["totals"][
-        "total"] == 4 and s, 30, "stats to count four jobs")
-    assert stats["totals"] == {"pending": 1, "waiting": 0, "running": 0, "succeeded": 2, "failed": 1, "suspended": 0,
-                               "total": 4}
-    assert [(q["queue"], q["paused"], q["pending"]) for q in stats["queues"]] == [("default", False, 0),
-                                                                                ("parked", True, 1)]
+    stats = wait_for(
+        lambda: (
+            (s := api(dashboard, "GET", f"/api/stats?namespace={ns}", token).json())["totals"]["total"] == 4
+            and s
+        ),
+        30,
+        "stats to count four jobs",
+    )
+    assert stats["totals"] == {
+        "pending": 1,
+        "waiting": 0,
+        "running": 0,
+        "succeeded": 2,
+        "failed": 1,
+        "suspended": 0,
+        "total": 4,
+    }
+    assert [(q["queue"], q["paused"], q["pending"]) for q in stats["queues"]] == [
+        ("default", False, 0),
+        ("parked", True, 1),
+    ]
     page = api(dashboard, "GET", f"/api/jobs?namespace={ns}&phase=Failed", token).json()
     assert set(page) == {"items", "total", "page", "limit", "pages"} and page["total"] == 1
     item = page["items"][0]
-    assert (item["name"], item["deadLettered"], item["failureReason"], item["attempts"]) == ("dead", True,
-                                                                                         "RetriesExhausted", 1)
+    assert (item["name"], item["deadLettered"], item["failureReason"], item["attempts"]) == (
+        "dead",
+        True,
+        "RetriesExhausted",
+        1,
+    )
     page = api(dashboard, "GET", f"/api/jobs?namespace={ns}&limit=1&page=2&sort=name", token).json()
     assert (page["total"], page["pages"], page["items"][0]["name"]) == (4, 4, "held")
-    assert api(dashboard, "GET", f"/api/jobs?namespace={ns}&q=FAIL", token).json()["items"][0]["name"] == "dead"
+    assert (
+        api(dashboard, "GET", f"/api/jobs?namespace={ns}&q=FAIL", token).json()["items"][0]["name"] == "dead"
+    )
     detail = api(dashboard, "GET", f"/api/jobs/{ns}/dead", token).json()
     assert detail["attemptHistory"][0]["reason"] == "Error" and "always fails" in detail["lastError"]
     row = api(dashboard, "GET", f"/api/schedules?namespace={ns}", token).json()["items"][0]
-    assert (row["name"], row["schedule"], row["enabled"], row["handler"]) == ("nightly", "0 3 * * *", False, "echo")
+    assert (row["name"], row["schedule"], row["enabled"], row["handler"]) == (
+        "nightly",
+        "0 3 * * *",
+        False,
+        "echo",
+    )
 
     for method, path, kwargs, message in [
         ("GET", f"/api/jobs?namespace={ns}&limit=many", {}, "limit must be an integer"),
         ("GET", f"/api/jobs?namespace={ns}&phase=Done", {}, "unknown phase 'Done'"),
         ("POST", "/api/cleanup", {"data": "{oops"}, "not valid JSON"),
         ("POST", "/api/cleanup", {"json": {"namespace": ns, "olderThan": "one week"}}, "not a duration"),
-        ("POST", "/api/cleanup", {"json": {"namespace": ns, "olderThan": "0s", "dryRun": "no"}}, "dryRun must be"),
+        (
+            "POST",
+            "/api/cleanup",
+            {"json": {"namespace": ns, "olderThan": "0s", "dryRun": "no"}},
+            "dryRun must be",
+        ),
         ("POST", "/api/retry-failed", {"json": {"namespace": ns, "bogus": 1}}, "unknown field(s) bogus"),
     ]:
         resp = api(dashboard, method, path, token, **kwargs)
@@ -223,7 +325,10 @@ def test_api_shapes_and_malformed_input(dashboard: Dashboard, world: World) -> N
 
     doc = api(dashboard, "GET", "/api/openapi.json").json()
     assert {"/api/jobs", "/api/jobs/{namespace}/{name}/retry", "/api/cleanup"} <= set(doc["paths"])
-    assert "Traceback" not in dashboard.op.log.read_text() and "not in the log" not in dashboard.op.log.read_text()
+    assert (
+        "Traceback" not in dashboard.op.log.read_text()
+        and "not in the log" not in dashboard.op.log.read_text()
+    )
 
 
 # --- the page in a browser -------------------------------------------------------------------
@@ -231,7 +336,9 @@ def test_api_shapes_and_malformed_input(dashboard: Dashboard, world: World) -> N
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright for Python (pip install playwright)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="needs Playwright for Python (pip install playwright)"
+    )
     if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
         pytest.skip(f"needs Debian's chromium at {CHROMIUM} (apt-get install chromium)")
     with sync_api.sync_playwright() as p:
@@ -240,8 +347,9 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-def open_page(browser: Any, dashboard: Dashboard, token: str, namespace: str, width: int = 1366,
-              height: int = 900) -> Any:
+def open_page(
+    browser: Any, dashboard: Dashboard, token: str, namespace: str, width: int = 1366, height: int = 900
+) -> Any:
     page = browser.new_page(viewport={"width": width, "height": height})
     page.set_default_timeout(30_000)
     errors: list[str] = []
@@ -261,7 +369,10 @@ def open_page(browser: Any, dashboard: Dashboard, token: str, namespace: str, wi
 def cluster_counts(jobs: Jobs) -> dict[str, int]:
     items = jobs.api.list_namespaced_custom_object(GROUP, VERSION, jobs.ns, "queuedjobs")["items"]
     counts = Counter((i.get("status") or {}).get("phase") or "Pending" for i in items)
-    return {p.lower(): counts.get(p, 0) for p in ("Pending", "Waiting", "Running", "Succeeded", "Failed", "Suspended")}
+    return {
+        p.lower(): counts.get(p, 0)
+        for p in ("Pending", "Waiting", "Running", "Succeeded", "Failed", "Suspended")
+    }
 
 
 def test_browser_without_a_token_shows_sign_in_only(browser: Any, dashboard: Dashboard, world: World) -> None:
@@ -277,8 +388,9 @@ def test_browser_without_a_token_shows_sign_in_only(browser: Any, dashboard: Das
     page.close()
 
 
-def test_browser_admin_stats_filter_retry_and_trigger(browser: Any, dashboard: Dashboard, world: World,
-                                                      tmp_path: Path) -> None:
+def test_browser_admin_stats_filter_retry_and_trigger(
+    browser: Any, dashboard: Dashboard, world: World, tmp_path: Path
+) -> None:
     from playwright.sync_api import expect
 
     jobs = world.jobs
@@ -313,15 +425,24 @@ def test_browser_admin_stats_filter_retry_and_trigger(browser: Any, dashboard: D
     assert "jobline.dev/requeue" in annotations(jobs, "dead")
     wait_for(lambda: jobs.status("dead").get("attempts") == 2, 60, "the dead letter to run again")
 
-    page.locator(f"tr[data-schedule='{jobs.ns}/nightly'] button[data-action=trigger]").click()  # trigger a run
+    page.locator(
+        f"tr[data-schedule='{jobs.ns}/nightly'] button[data-action=trigger]"
+    ).click()  # trigger a run
     expect(page.locator("#banner")).to_have_text(f"Triggered {jobs.ns}/nightly")
     trigger = schedule(jobs)["metadata"]["annotations"]["jobline.dev/trigger"]
 
     def run_created() -> str | None:
-        items = jobs.api.list_namespaced_custom_object(GROUP, VERSION, jobs.ns, "queuedjobs",
-                                                       label_selector="jobline.dev/schedule")["items"]
-        return next((i["metadata"]["name"] for i in items
-                     if i["metadata"].get("annotations", {}).get("jobline.dev/manual-trigger") == trigger), None)
+        items = jobs.api.list_namespaced_custom_object(
+            GROUP, VERSION, jobs.ns, "queuedjobs", label_selector="jobline.dev/schedule"
+        )["items"]
+        return next(
+            (
+                i["metadata"]["name"]
+                for i in items
+                if i["metadata"].get("annotations", {}).get("jobline.dev/manual-trigger") == trigger
+            ),
+            None,
+        )
 
     created = wait_for(run_created, 60, "the triggered run's job")
     jobs.wait_phase(created, "Succeeded")
@@ -338,8 +459,9 @@ def test_browser_admin_stats_filter_retry_and_trigger(browser: Any, dashboard: D
     page.close()
 
 
-def test_browser_reader_is_told_forbidden_and_nothing_changes(browser: Any, dashboard: Dashboard,
-                                                              world: World) -> None:
+def test_browser_reader_is_told_forbidden_and_nothing_changes(
+    browser: Any, dashboard: Dashboard, world: World
+) -> None:
     from playwright.sync_api import expect
 
     jobs = world.jobs
@@ -347,7 +469,8 @@ def test_browser_reader_is_told_forbidden_and_nothing_changes(browser: Any, dash
     expect(page.locator("[data-count=failed]")).to_have_text("1")
     page.locator(f"tr[data-job='{jobs.ns}/dead'] button[data-action=retry]").click()
     expect(page.locator("#banner")).to_contain_text(
-        f"Forbidden: system:serviceaccount:{jobs.ns}:reader may not patch queuedjobs/dead in namespace {jobs.ns}")
+        f"Forbidden: system:serviceaccount:{jobs.ns}:reader may not patch queuedjobs/dead in namespace {jobs.ns}"
+    )
     page.once("dialog", lambda d: d.accept())  # "Delete job ...?"
     page.locator(f"tr[data-job='{jobs.ns}/ok-1'] button[data-action=delete]").click()
     expect(page.locator("#banner")).to_contain_text("may not delete queuedjobs/ok-1")

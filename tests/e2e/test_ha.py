@@ -18,8 +18,13 @@ PEERING = "jobline-ha-test"
 @pytest.fixture
 def pair(cluster: ClusterHandle, operator: OperatorProcess, tmp_path: Path):  # type: ignore[no-untyped-def]
     operator.stop()  # the session's standalone operator would compete; restarted by running_operator later
-    kubectl(cluster.kubeconfig, "apply", "-f", "-", input=f"apiVersion: kopf.dev/v1\nkind: ClusterKopfPeering\n"
-                                                          f"metadata: {{name: {PEERING}}}\n")
+    kubectl(
+        cluster.kubeconfig,
+        "apply",
+        "-f",
+        "-",
+        input=f"apiVersion: kopf.dev/v1\nkind: ClusterKopfPeering\nmetadata: {{name: {PEERING}}}\n",
+    )
     common = ["--peering", PEERING, "--peering-lifetime", "6"]
     high = OperatorProcess(cluster.kubeconfig, tmp_path / "high.log", [*common, "--priority", "200"])
     low = OperatorProcess(cluster.kubeconfig, tmp_path / "low.log", [*common, "--priority", "100"])

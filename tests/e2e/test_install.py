@@ -33,7 +33,10 @@ from tests.kube import KUBECTL, kubectl, kubectl_json, wait_for
 VERSION = jobline.__version__
 OPERATOR_IMAGE = f"jobline:{VERSION}"
 WORKER_IMAGE = f"jobline-worker:{VERSION}"
-RESTRICTED = ["pod-security.kubernetes.io/enforce=restricted", "pod-security.kubernetes.io/enforce-version=latest"]
+RESTRICTED = [
+    "pod-security.kubernetes.io/enforce=restricted",
+    "pod-security.kubernetes.io/enforce-version=latest",
+]
 PEERING_LIFETIME = 6
 
 pytestmark = pytest.mark.usefixtures("crds", "node_images")
@@ -52,46 +55,94 @@ class Release:
         return f"{self.name}-jobline"
 
     def helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([helm(), "--kubeconfig", str(self.cluster.kubeconfig), *args], capture_output=True,
-                              text=True, timeout=300)
+        proc = subprocess.run(
+            [helm(), "--kubeconfig", str(self.cluster.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if check:
             assert proc.returncode == 0, proc.stderr
         return proc
 
     def values(self, replicas: int = 1) -> list[str]:
         pull = "Never" if self.cluster.local else "IfNotPresent"  # never pulled here: imported
-        return ["--set", "image.repository=jobline", "--set", f"image.tag={VERSION}",
-                "--set", f"image.pullPolicy={pull}", "--set", "watch.all=false",
-                "--set", f"watch.namespaces={{{self.apps}}}", "--set", "dashboard.enabled=true",
-                "--set", f"replicas={replicas}", "--set", f"peeringLifetimeSeconds={PEERING_LIFETIME}"]
+        return [
+            "--set",
+            "image.repository=jobline",
+            "--set",
+            f"image.tag={VERSION}",
+            "--set",
+            f"image.pullPolicy={pull}",
+            "--set",
+            "watch.all=false",
+            "--set",
+            f"watch.namespaces={{{self.apps}}}",
+            "--set",
+            "dashboard.enabled=true",
+            "--set",
+            f"replicas={replicas}",
+            "--set",
+            f"peeringLifetimeSeconds={PEERING_LIFETIME}",
+        ]
 
     def pods(self) -> list[dict[str, Any]]:
-        items = kubectl_json(self.cluster.kubeconfig, "get", "pods", "-n", self.ns, "-l",
-                             f"app.kubernetes.io/instance={self.name},app.kubernetes.io/name=jobline")["items"]
+        items = kubectl_json(
+            self.cluster.kubeconfig,
+            "get",
+            "pods",
+            "-n",
+            self.ns,
+            "-l",
+            f"app.kubernetes.io/instance={self.name},app.kubernetes.io/name=jobline",
+        )["items"]
         return [p for p in items if not p["metadata"].get("deletionTimestamp")]
 
     def logs(self, pod: str) -> str:
         return kubectl(self.cluster.kubeconfig, "logs", "-n", self.ns, pod).stdout
 
     def wait_available(self, replicas: int) -> None:
-        kubectl(self.cluster.kubeconfig, "rollout", "status", "-n", self.ns, f"deploy/{self.fullname}",
-                "--timeout=180s")
-        wait_for(lambda: kubectl_json(self.cluster.kubeconfig, "get", "deploy", self.fullname, "-n", self.ns)
-                 ["status"].get("availableReplicas") == replicas, 120, f"{replicas} available operator replica(s)")
+        kubectl(
+            self.cluster.kubeconfig,
+            "rollout",
+            "status",
+            "-n",
+            self.ns,
+            f"deploy/{self.fullname}",
+            "--timeout=180s",
+        )
+        wait_for(
+            lambda: (
+                kubectl_json(self.cluster.kubeconfig, "get", "deploy", self.fullname, "-n", self.ns)[
+                    "status"
+                ].get("availableReplicas")
+                == replicas
+            ),
+            120,
+            f"{replicas} available operator replica(s)",
+        )
 
 
 def _namespace(cluster: ClusterHandle, prefix: str) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:5]}"
     kubectl(cluster.kubeconfig, "create", "namespace", name)
     kubectl(cluster.kubeconfig, "label", "namespace", name, "jobline.dev/test=true", *RESTRICTED)
-    wait_for(lambda: cluster.core.read_namespaced_service_account("default", name), 30, f"ServiceAccount {name}/default")
+    wait_for(
+        lambda: cluster.core.read_namespaced_service_account("default", name),
+        30,
+        f"ServiceAccount {name}/default",
+    )
     return name
 
 
 def worker_queue(jobs: Jobs, name: str = "default", **spec: Any) -> None:
-    template = {"image": WORKER_IMAGE, "imagePullPolicy": "Never" if jobs.cluster.local else "IfNotPresent",
-                "command": ["jobline-worker", "--import", "tests.e2e.handlers"], "serviceAccountName": "worker",
-                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}}
+    template = {
+        "image": WORKER_IMAGE,
+        "imagePullPolicy": "Never" if jobs.cluster.local else "IfNotPresent",
+        "command": ["jobline-worker", "--import", "tests.e2e.handlers"],
+        "serviceAccountName": "worker",
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+    }
     jobs.queue(name, template=template, **spec)
 
 
@@ -100,14 +151,32 @@ def release(cluster: ClusterHandle, crds: None, operator: OperatorProcess) -> It
     operator.stop()  # the session's operator process would compete; `running_operator` restarts it later
     rel = Release(cluster, _namespace(cluster, "jl-system"), _namespace(cluster, "jl-apps"))
     try:
-        out = rel.helm("install", rel.name, str(CHART), "-n", rel.ns, "--skip-crds", "--wait", "--timeout", "180s",
-                       *rel.values()).stdout
+        out = rel.helm(
+            "install",
+            rel.name,
+            str(CHART),
+            "-n",
+            rel.ns,
+            "--skip-crds",
+            "--wait",
+            "--timeout",
+            "180s",
+            *rel.values(),
+        ).stdout
         assert "kubectl get qj" in out
         rel.wait_available(1)
         # Workers write progress with their own ServiceAccount token: bind the chart's worker role.
         kubectl(cluster.kubeconfig, "create", "serviceaccount", "worker", "-n", rel.apps)
-        kubectl(cluster.kubeconfig, "create", "rolebinding", "worker", "-n", rel.apps,
-                f"--clusterrole={rel.fullname}-worker", f"--serviceaccount={rel.apps}:worker")
+        kubectl(
+            cluster.kubeconfig,
+            "create",
+            "rolebinding",
+            "worker",
+            "-n",
+            rel.apps,
+            f"--clusterrole={rel.fullname}-worker",
+            f"--serviceaccount={rel.apps}:worker",
+        )
         worker_queue(Jobs(cluster, rel.apps))
         yield rel
     finally:
@@ -164,8 +233,15 @@ def test_operator_pod_runs_restricted_with_real_probes(release: Release) -> None
     container = pod["spec"]["containers"][0]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    counts = wait_for(lambda: (c := _probe_counts(release.cluster, node, name)).get(("Liveness", "successful"))
-                      and c.get(("Readiness", "successful")) and c, 60, "the kubelet to run both probes")
+    counts = wait_for(
+        lambda: (
+            (c := _probe_counts(release.cluster, node, name)).get(("Liveness", "successful"))
+            and c.get(("Readiness", "successful"))
+            and c
+        ),
+        60,
+        "the kubelet to run both probes",
+    )
     assert counts.get(("Liveness", "failed"), 0) == 0
     assert "synced: " in release.logs(name)
 
@@ -196,8 +272,13 @@ def test_job_runs_in_the_worker_image(release: Release, jobs: Jobs) -> None:
 
 def test_timeout_and_oom_kill_through_the_real_kubelet(jobs: Jobs) -> None:
     jobs.create("slow", "sleep", {"seconds": 120}, timeoutSeconds=3, retry={"limit": 0})
-    jobs.create("hog", "allocate", {"mb": 400}, retry={"limit": 1, "backoff": {"initialSeconds": 1}},
-                template={"resources": {"limits": {"memory": "96Mi"}}})
+    jobs.create(
+        "hog",
+        "allocate",
+        {"mb": 400},
+        retry={"limit": 1, "backoff": {"initialSeconds": 1}},
+        template={"resources": {"limits": {"memory": "96Mi"}}},
+    )
     st = jobs.wait_phase("slow", "Failed", timeout=120)
     assert st["attemptHistory"][0]["reason"] == "Timeout", st
     st = jobs.wait_phase("hog", "Failed", timeout=180)
@@ -207,10 +288,15 @@ def test_timeout_and_oom_kill_through_the_real_kubelet(jobs: Jobs) -> None:
 
 
 def test_webhook_through_its_service_refuses_an_oversized_payload(release: Release, jobs: Jobs) -> None:
-    manifest = {"apiVersion": "jobline.dev/v1alpha1", "kind": "QueuedJob", "metadata": {"name": "big"},
-                "spec": {"handler": "echo", "payload": {"blob": "x" * 70_000}}}
-    proc = kubectl(release.cluster.kubeconfig, "apply", "-n", jobs.ns, "-f", "-", input=json.dumps(manifest),
-                   check=False)
+    manifest = {
+        "apiVersion": "jobline.dev/v1alpha1",
+        "kind": "QueuedJob",
+        "metadata": {"name": "big"},
+        "spec": {"handler": "echo", "payload": {"blob": "x" * 70_000}},
+    }
+    proc = kubectl(
+        release.cluster.kubeconfig, "apply", "-n", jobs.ns, "-f", "-", input=json.dumps(manifest), check=False
+    )
     assert proc.returncode != 0 and "more than the 65536 allowed" in proc.stderr, proc.stderr
     assert not jobs.exists("big")
 
@@ -219,18 +305,40 @@ def test_metrics_and_dashboard_through_their_service(release: Release, jobs: Job
     jobs.create("counted", "echo", {})
     jobs.wait_phase("counted", "Succeeded", timeout=120)
     path = f"/api/v1/namespaces/{release.ns}/services/http:{release.fullname}:metrics/proxy/metrics"
-    text = wait_for(lambda: (t := kubectl(release.cluster.kubeconfig, "get", "--raw", path).stdout)
-                    and f'namespace="{jobs.ns}"' in t and t, 60, "metrics of the apps namespace")
+    text = wait_for(
+        lambda: (
+            (t := kubectl(release.cluster.kubeconfig, "get", "--raw", path).stdout)
+            and f'namespace="{jobs.ns}"' in t
+            and t
+        ),
+        60,
+        "metrics of the apps namespace",
+    )
     assert "jobline_jobs_finished_total" in text
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    fwd = subprocess.Popen([KUBECTL, "--kubeconfig", str(release.cluster.kubeconfig),
-                            "port-forward", "-n", release.ns, f"svc/{release.fullname}", f"{port}:8081"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    fwd = subprocess.Popen(
+        [
+            KUBECTL,
+            "--kubeconfig",
+            str(release.cluster.kubeconfig),
+            "port-forward",
+            "-n",
+            release.ns,
+            f"svc/{release.fullname}",
+            f"{port}:8081",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
-        config = wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/api/config", timeout=5).json(), 60,
-                          "the dashboard through kubectl port-forward")
+        config = wait_for(
+            lambda: requests.get(f"http://127.0.0.1:{port}/api/config", timeout=5).json(),
+            60,
+            "the dashboard through kubectl port-forward",
+        )
         assert config["auth"] == "token"
         page = requests.get(f"http://127.0.0.1:{port}/", timeout=10)
         assert page.status_code == 200 and "<html" in page.text.lower()
@@ -247,24 +355,48 @@ def test_kubectl_logs_and_kubectl_jobline_logs(release: Release, jobs: Jobs) -> 
     logs = kubectl(release.cluster.kubeconfig, "logs", "-n", jobs.ns, pod).stdout
     assert "exiting with 3" in logs
     exe = str(Path(KUBECTL).with_name("kubectl-jobline"))
-    proc = subprocess.run([exe, "--kubeconfig", str(release.cluster.kubeconfig), "-n", jobs.ns, "logs", "chatty"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [exe, "--kubeconfig", str(release.cluster.kubeconfig), "-n", jobs.ns, "logs", "chatty"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0 and "exiting with 3" in proc.stdout, proc.stderr
 
 
 def test_two_replicas_delete_the_active_pod(release: Release, jobs: Jobs) -> None:
-    release.helm("upgrade", release.name, str(CHART), "-n", release.ns, "--wait", "--timeout", "180s",
-                 *release.values(replicas=2))
+    release.helm(
+        "upgrade",
+        release.name,
+        str(CHART),
+        "-n",
+        release.ns,
+        "--wait",
+        "--timeout",
+        "180s",
+        *release.values(replicas=2),
+    )
     release.wait_available(2)
     pods = {p["metadata"]["name"] for p in release.pods()}
 
-    def leaders() -> list[str]:  # a replica's last word on it: the first one up leads until a higher one joins
-        return [n for n in pods if re.findall(r"\b(active|standby) \(peering", release.logs(n))[-1:] == ["active"]]
+    def leaders() -> list[
+        str
+    ]:  # a replica's last word on it: the first one up leads until a higher one joins
+        return [
+            n for n in pods if re.findall(r"\b(active|standby) \(peering", release.logs(n))[-1:] == ["active"]
+        ]
 
     active = wait_for(lambda: (a := leaders()) and len(a) == 1 and a, 90, "exactly one replica to lead")
-    schedule = {"apiVersion": "jobline.dev/v1alpha1", "kind": "JobSchedule", "metadata": {"name": "tick"},
-                "spec": {"schedule": "@every 3s", "successfulJobsHistoryLimit": 100,
-                         "jobTemplate": {"spec": {"queue": "default", "handler": "echo", "payload": {"tick": 1}}}}}
+    schedule = {
+        "apiVersion": "jobline.dev/v1alpha1",
+        "kind": "JobSchedule",
+        "metadata": {"name": "tick"},
+        "spec": {
+            "schedule": "@every 3s",
+            "successfulJobsHistoryLimit": 100,
+            "jobTemplate": {"spec": {"queue": "default", "handler": "echo", "payload": {"tick": 1}}},
+        },
+    }
     kubectl(release.cluster.kubeconfig, "apply", "-n", jobs.ns, "-f", "-", input=json.dumps(schedule))
     for i in range(3):
         jobs.create(f"before-{i}", "echo", {"i": i})
@@ -280,8 +412,10 @@ def test_two_replicas_delete_the_active_pod(release: Release, jobs: Jobs) -> Non
     wait_for(lambda: leaders() == [standby], 3 * PEERING_LIFETIME + 30, "the standby to take over")
     took = time.monotonic() - killed
     switched = time.time()
-    print(f"\nreal node failover: the standby led {took:.1f}s after the active pod's deletion "
-          f"(peering lifetime {PEERING_LIFETIME}s)")
+    print(
+        f"\nreal node failover: the standby led {took:.1f}s after the active pod's deletion "
+        f"(peering lifetime {PEERING_LIFETIME}s)"
+    )
     for i in range(3):
         jobs.wait_phase(f"after-{i}", "Succeeded", timeout=120)
     for name in [f"before-{i}" for i in range(3)] + [f"after-{i}" for i in range(3)]:
@@ -289,8 +423,17 @@ def test_two_replicas_delete_the_active_pod(release: Release, jobs: Jobs) -> Non
         assert st["attempts"] == 1 and len(jobs.pods(name)) == 1, (name, st)
     # Every scheduled run is a QueuedJob named after its time: none twice, none skipped across the switch.
     wait_for(lambda: [t for t in _runs(jobs) if t > switched + 3], 30, "runs after the switch")
-    kubectl(release.cluster.kubeconfig, "patch", "jobschedule", "tick", "-n", jobs.ns, "--type=merge",
-            "-p", '{"spec": {"suspend": true}}')
+    kubectl(
+        release.cluster.kubeconfig,
+        "patch",
+        "jobschedule",
+        "tick",
+        "-n",
+        jobs.ns,
+        "--type=merge",
+        "-p",
+        '{"spec": {"suspend": true}}',
+    )
     runs = _runs(jobs)
     assert len(runs) >= 3 and all(b - a == 3 for a, b in itertools.pairwise(runs)), runs
     for name in (f"tick-{t}" for t in runs):
@@ -302,25 +445,47 @@ def _runs(jobs: Jobs) -> list[int]:
     return sorted(int(m.group(1)) for i in items if (m := re.fullmatch(r"tick-(\d+)", i["metadata"]["name"])))
 
 
-def test_helm_upgrade_with_crds_first_then_uninstall_keeps_crds_and_jobs(release: Release, jobs: Jobs) -> None:
+def test_helm_upgrade_with_crds_first_then_uninstall_keeps_crds_and_jobs(
+    release: Release, jobs: Jobs
+) -> None:
     jobs.create("survivor", "echo", {"kept": True})
     jobs.wait_phase("survivor", "Succeeded", timeout=120)
     # docs/install.md: CRDs first (Helm never upgrades them), then the release.
-    kubectl(release.cluster.kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
-    release.helm("upgrade", release.name, str(CHART), "-n", release.ns, "--reuse-values", "--wait",
-                 "--timeout", "180s", "--set", "replicas=1", "--set", "log.level=debug")
+    kubectl(
+        release.cluster.kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds")
+    )
+    release.helm(
+        "upgrade",
+        release.name,
+        str(CHART),
+        "-n",
+        release.ns,
+        "--reuse-values",
+        "--wait",
+        "--timeout",
+        "180s",
+        "--set",
+        "replicas=1",
+        "--set",
+        "log.level=debug",
+    )
     release.wait_available(1)
     jobs.create("after-upgrade", "echo", {})
     assert jobs.wait_phase("after-upgrade", "Succeeded", timeout=120)["result"] == {}
     release.helm("uninstall", release.name, "-n", release.ns, "--wait", "--timeout", "120s")
     wait_for(lambda: not release.pods(), 60, "the operator pods to go")
     for crd in ("queuedjobs", "jobqueues", "jobschedules"):
-        assert kubectl(release.cluster.kubeconfig, "get", "crd", f"{crd}.jobline.dev", check=False).returncode == 0
+        assert (
+            kubectl(release.cluster.kubeconfig, "get", "crd", f"{crd}.jobline.dev", check=False).returncode
+            == 0
+        )
     assert jobs.status("survivor")["result"] == {"kept": True}
     assert jobs.exists("after-upgrade")
 
 
-def test_install_yaml_runs_the_operator_the_same_way(cluster: ClusterHandle, release: Release, jobs: Jobs) -> None:
+def test_install_yaml_runs_the_operator_the_same_way(
+    cluster: ClusterHandle, release: Release, jobs: Jobs
+) -> None:
     """`kubectl apply -f manifests/install.yaml` (the chart with defaults; its image name as published)."""
     docs = [d for d in yaml.safe_load_all((REPO / "manifests" / "install.yaml").read_text()) if d]
     deploy = next(d for d in docs if d["kind"] == "Deployment")
@@ -332,14 +497,32 @@ def test_install_yaml_runs_the_operator_the_same_way(cluster: ClusterHandle, rel
     assert release.helm("status", release.name, "-n", release.ns, check=False).returncode != 0  # uninstalled
     kubectl(cluster.kubeconfig, "apply", "--server-side", "-f", str(REPO / "manifests" / "install.yaml"))
     try:
-        kubectl(cluster.kubeconfig, "rollout", "status", "-n", "jobline-system", "deploy/jobline", "--timeout=180s")
+        kubectl(
+            cluster.kubeconfig,
+            "rollout",
+            "status",
+            "-n",
+            "jobline-system",
+            "deploy/jobline",
+            "--timeout=180s",
+        )
         jobs.create("via-manifest", "echo", {"m": 1})
         assert jobs.wait_phase("via-manifest", "Succeeded", timeout=120)["result"] == {"m": 1}
         labels = kubectl_json(cluster.kubeconfig, "get", "namespace", "jobline-system")["metadata"]["labels"]
         assert labels.get("pod-security.kubernetes.io/enforce") == "restricted"
     finally:
-        kubectl(cluster.kubeconfig, "delete", "-n", "jobline-system", "deploy/jobline", "--wait=true", check=False)
+        kubectl(
+            cluster.kubeconfig, "delete", "-n", "jobline-system", "deploy/jobline", "--wait=true", check=False
+        )
         others = [d for d in docs if d["kind"] not in ("CustomResourceDefinition", "Namespace", "Deployment")]
-        kubectl(cluster.kubeconfig, "delete", "--ignore-not-found", "--wait=false", "-f", "-",
-                input=yaml.safe_dump_all(others), check=False)
+        kubectl(
+            cluster.kubeconfig,
+            "delete",
+            "--ignore-not-found",
+            "--wait=false",
+            "-f",
+            "-",
+            input=yaml.safe_dump_all(others),
+            check=False,
+        )
         kubectl(cluster.kubeconfig, "delete", "namespace", "jobline-system", "--wait=false", check=False)

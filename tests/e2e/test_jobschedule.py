@@ -43,13 +43,23 @@ class Schedules:
         self.api = cluster.custom
         self.jobs = Jobs(cluster, namespace)
 
-    def create(self, name: str, schedule: str, handler: str = "echo", payload: Any = None,
-               job_spec: dict[str, Any] | None = None, annotations: dict[str, str] | None = None,
-               **spec: Any) -> dict[str, Any]:
+    def create(
+        self,
+        name: str,
+        schedule: str,
+        handler: str = "echo",
+        payload: Any = None,
+        job_spec: dict[str, Any] | None = None,
+        annotations: dict[str, str] | None = None,
+        **spec: Any,
+    ) -> dict[str, Any]:
         template = {"handler": handler, "payload": payload if payload is not None else {}, **(job_spec or {})}
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "JobSchedule",
-                "metadata": {"name": name, "annotations": annotations or {}},
-                "spec": {"schedule": schedule, "jobTemplate": {"spec": template}, **spec}}
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "JobSchedule",
+            "metadata": {"name": name, "annotations": annotations or {}},
+            "spec": {"schedule": schedule, "jobTemplate": {"spec": template}, **spec},
+        }
         return dict(self.api.create_namespaced_custom_object(GROUP, VERSION, self.ns, "jobschedules", body))
 
     def get(self, name: str) -> dict[str, Any]:
@@ -62,8 +72,9 @@ class Schedules:
         self.api.patch_namespaced_custom_object(GROUP, VERSION, self.ns, "jobschedules", name, {"spec": spec})
 
     def trigger(self, name: str, value: str) -> None:
-        self.api.patch_namespaced_custom_object(GROUP, VERSION, self.ns, "jobschedules", name,
-                                                {"metadata": {"annotations": {TRIGGER: value}}})
+        self.api.patch_namespaced_custom_object(
+            GROUP, VERSION, self.ns, "jobschedules", name, {"metadata": {"annotations": {TRIGGER: value}}}
+        )
 
     def ready(self, name: str) -> dict[str, Any]:
         conds = {c["type"]: c for c in self.status(name).get("conditions", [])}
@@ -71,27 +82,37 @@ class Schedules:
 
     def runs(self, name: str) -> dict[str, dict[str, Any]]:
         """The schedule's jobs by name."""
-        items = self.api.list_namespaced_custom_object(GROUP, VERSION, self.ns, "queuedjobs",
-                                                       label_selector=f"{SCHEDULE_LABEL}={name}")["items"]
+        items = self.api.list_namespaced_custom_object(
+            GROUP, VERSION, self.ns, "queuedjobs", label_selector=f"{SCHEDULE_LABEL}={name}"
+        )["items"]
         return {j["metadata"]["name"]: j for j in items}
 
     def nominals(self, name: str) -> dict[str, dt.datetime]:
         """Scheduled runs: job name -> the instant it was created for."""
-        return {n: _ts(j["metadata"]["annotations"][SCHEDULED_TIME]) for n, j in self.runs(name).items()
-                if SCHEDULED_TIME in j["metadata"].get("annotations", {})}
+        return {
+            n: _ts(j["metadata"]["annotations"][SCHEDULED_TIME])
+            for n, j in self.runs(name).items()
+            if SCHEDULED_TIME in j["metadata"].get("annotations", {})
+        }
 
     def events(self, name: str, reason: str | None = None) -> list[tuple[str, str]]:
         evs = [e for e in self.jobs.events(name) if reason is None or e[0] == reason]
         return evs
 
-    def wait_events(self, name: str, reason: str, count: int = 1, timeout: float = 10) -> list[tuple[str, str]]:
+    def wait_events(
+        self, name: str, reason: str, count: int = 1, timeout: float = 10
+    ) -> list[tuple[str, str]]:
         """Events are written after the state they announce: wait until at least `count` are there."""
-        return wait_for(lambda: (evs := self.events(name, reason)) and len(evs) >= count and evs, timeout,
-                        f"{count} {reason} event(s) of {name}")
+        return wait_for(
+            lambda: (evs := self.events(name, reason)) and len(evs) >= count and evs,
+            timeout,
+            f"{count} {reason} event(s) of {name}",
+        )
 
     def suspend(self, name: str) -> dict[str, Any]:
         """Suspend and wait until the loop has seen it: no run is created after this returns."""
         self.patch(name, {"suspend": True})
+
         def suspended() -> dict[str, Any] | None:
             st = self.status(name)  # one read: the condition and the rest of the status agree
             ready = next((c for c in st.get("conditions", []) if c.get("type") == "Ready"), {})
@@ -108,12 +129,15 @@ def sched(cluster: ClusterHandle, namespace: str, running_operator: OperatorProc
 
 
 def _lateness(events: list[tuple[str, str]]) -> list[float]:
-    return [float(m.group(1)) for _, msg in events if (m := re.search(r"\(([-0-9.]+)s after its time\)", msg))]
+    return [
+        float(m.group(1)) for _, msg in events if (m := re.search(r"\(([-0-9.]+)s after its time\)", msg))
+    ]
 
 
 def test_every_two_seconds_names_run_count_owner_and_gc(sched: Schedules, cluster: ClusterHandle) -> None:
-    created = sched.create("tick", "@every 2s", "echo", {"n": 1}, successfulJobsHistoryLimit=50,
-                           job_spec={"retry": {"limit": 0}})
+    created = sched.create(
+        "tick", "@every 2s", "echo", {"n": 1}, successfulJobsHistoryLimit=50, job_spec={"retry": {"limit": 0}}
+    )
     uid = created["metadata"]["uid"]
     anchor = _ts(created["metadata"]["creationTimestamp"])
     wait_for(lambda: sched.status("tick").get("runCount", 0) >= 5, 30, "five runs")
@@ -140,12 +164,23 @@ def test_every_two_seconds_names_run_count_owner_and_gc(sched: Schedules, cluste
     # The runs finish; the schedule follows them from the watch.
     for name in runs:
         sched.jobs.wait_phase(name, "Succeeded")
-    st = wait_for(lambda: (s := sched.status("tick")) and s.get("activeCount") == 0 and s, 15, "no active run")
+    st = wait_for(
+        lambda: (s := sched.status("tick")) and s.get("activeCount") == 0 and s, 15, "no active run"
+    )
     assert st["active"] == [] and st["lastSuccessfulTime"] and st["consecutiveFailures"] == 0
     # kubectl shows the columns of the issue.
     table = kubectl(cluster.kubeconfig, "get", "jobschedules", "-n", sched.ns).stdout.splitlines()
-    assert re.split(r"\s{2,}", table[0].strip()) == ["NAME", "SCHEDULE", "TIME ZONE", "SUSPEND", "ACTIVE", "LAST",
-                                                     "NEXT", "RUNS", "AGE"]
+    assert re.split(r"\s{2,}", table[0].strip()) == [
+        "NAME",
+        "SCHEDULE",
+        "TIME ZONE",
+        "SUSPEND",
+        "ACTIVE",
+        "LAST",
+        "NEXT",
+        "RUNS",
+        "AGE",
+    ]
     assert re.split(r"\s{2,}", table[1].strip())[:5] == ["tick", "@every 2s", "UTC", "true", "0"]
     # Deleting the schedule garbage-collects its jobs.
     sched.api.delete_namespaced_custom_object(GROUP, VERSION, sched.ns, "jobschedules", "tick")
@@ -162,7 +197,9 @@ def test_suspend_and_resume_does_not_replay(sched: Schedules) -> None:
     assert sched.status("sus")["runCount"] == count and set(sched.runs("sus")) == jobs
     resumed_at = _now()
     sched.patch("sus", {"suspend": False})
-    st = wait_for(lambda: (s := sched.status("sus")) and s["runCount"] > count and s, 10, "a run after resume")
+    st = wait_for(
+        lambda: (s := sched.status("sus")) and s["runCount"] > count and s, 10, "a run after resume"
+    )
     assert sched.ready("sus")["reason"] == "Scheduled" and st["nextScheduleTime"]
     # No burst: of the suspended period at most the one on-time instant runs; the rest count as missed.
     replayed = [t for n, t in sched.nominals("sus").items() if n not in jobs and t < resumed_at]
@@ -171,18 +208,22 @@ def test_suspend_and_resume_does_not_replay(sched: Schedules) -> None:
     sched.wait_events("sus", "Missed")
 
 
-def test_manual_trigger_once_per_value_also_across_restart(sched: Schedules,
-                                                           running_operator: OperatorProcess) -> None:
+def test_manual_trigger_once_per_value_also_across_restart(
+    sched: Schedules, running_operator: OperatorProcess
+) -> None:
     sched.create("manual", "0 0 1 1 *", "echo", {"m": 1})  # yearly: only manual runs in this test
     sched.trigger("manual", "a")
     job_a = manual_run_name("manual", "a")
     sched.jobs.wait_phase(job_a, "Succeeded")
-    st = wait_for(lambda: (s := sched.status("manual")) and s.get("lastTrigger") == "a" and s, 10, "trigger a")
+    st = wait_for(
+        lambda: (s := sched.status("manual")) and s.get("lastTrigger") == "a" and s, 10, "trigger a"
+    )
     assert st["runCount"] == 1 and st["lastJob"] == job_a
     assert sched.runs("manual")[job_a]["metadata"]["annotations"]["jobline.dev/manual-trigger"] == "a"
     # Any other change of the object does not fire it again.
-    sched.api.patch_namespaced_custom_object(GROUP, VERSION, sched.ns, "jobschedules", "manual",
-                                             {"metadata": {"annotations": {"unrelated": "x"}}})
+    sched.api.patch_namespaced_custom_object(
+        GROUP, VERSION, sched.ns, "jobschedules", "manual", {"metadata": {"annotations": {"unrelated": "x"}}}
+    )
     sched.patch("manual", {"jitterSeconds": 1})
     wait_for(lambda: sched.status("manual").get("observedGeneration") == 2, 10, "the edit to be seen")
     # A new value while the operator is down fires once after the restart; restarts do not repeat it.
@@ -206,7 +247,9 @@ def test_manual_trigger_once_per_value_also_across_restart(sched: Schedules,
 
 def test_forbid_skips_while_a_slow_run_is_active(sched: Schedules, shared: Path) -> None:
     log = shared / "forbid.log"
-    sched.create("forbid", "@every 2s", "record", {"file": str(log), "seconds": 5}, concurrencyPolicy="Forbid")
+    sched.create(
+        "forbid", "@every 2s", "record", {"file": str(log), "seconds": 5}, concurrencyPolicy="Forbid"
+    )
     wait_for(lambda: sched.status("forbid").get("runCount", 0) >= 2, 40, "two runs")
     st = sched.suspend("forbid")
     for name in sched.runs("forbid"):
@@ -237,8 +280,10 @@ def test_replace_stops_the_slow_run(sched: Schedules) -> None:
     st = sched.suspend("repl")
     alive = set(sched.runs("repl"))
     assert len(alive) == 1 and alive == set(st["active"]), (alive, st)
-    replaced = {re.search(r"deleted active job (\S+):", m).group(1)  # type: ignore[union-attr]
-                for _, m in sched.wait_events("repl", "Replaced", 2)}
+    replaced = {
+        re.search(r"deleted active job (\S+):", m).group(1)  # type: ignore[union-attr]
+        for _, m in sched.wait_events("repl", "Replaced", 2)
+    }
     assert len(replaced) >= 2 and not (replaced & alive) and replaced <= seen
     assert st["missedRuns"] == 0
     # The pods of the replaced runs are stopped and collected with their jobs.
@@ -247,8 +292,15 @@ def test_replace_stops_the_slow_run(sched: Schedules) -> None:
 
 def test_history_limits_count_manual_runs(sched: Schedules, shared: Path) -> None:
     flag = shared / "outcome"
-    sched.create("hist", "0 0 1 1 *", "outcome", {"file": str(flag)}, job_spec={"retry": {"limit": 0}},
-                 successfulJobsHistoryLimit=2, failedJobsHistoryLimit=1)
+    sched.create(
+        "hist",
+        "0 0 1 1 *",
+        "outcome",
+        {"file": str(flag)},
+        job_spec={"retry": {"limit": 0}},
+        successfulJobsHistoryLimit=2,
+        failedJobsHistoryLimit=1,
+    )
     outcomes = ["ok", "ok", "fail", "ok", "fail", "fail"]
     names = []
     for i, outcome in enumerate(outcomes):
@@ -259,14 +311,18 @@ def test_history_limits_count_manual_runs(sched: Schedules, shared: Path) -> Non
     # Kept: the newest two successes (t3, t1) and the newest failure (t5).
     keep = {names[3], names[1], names[5]}
     wait_for(lambda: set(sched.runs("hist")) == keep, 20, f"exactly {sorted(keep)} to be kept")
-    st = wait_for(lambda: (s := sched.status("hist")) and s.get("consecutiveFailures") == 2 and s, 10,
-                  "two failures in a row")
+    st = wait_for(
+        lambda: (s := sched.status("hist")) and s.get("consecutiveFailures") == 2 and s,
+        10,
+        "two failures in a row",
+    )
     assert st["runCount"] == 6 and st["active"] == [] and st["lastSuccessfulTime"] and st["lastFailureTime"]
     sched.wait_events("hist", "DeletedJobs")
 
 
-def test_operator_down_across_two_fire_times_each_missed_run_policy(sched: Schedules,
-                                                                    running_operator: OperatorProcess) -> None:
+def test_operator_down_across_two_fire_times_each_missed_run_policy(
+    sched: Schedules, running_operator: OperatorProcess
+) -> None:
     policies = {
         "latest": {"missedRunPolicy": "RunLatest"},
         "skip": {"missedRunPolicy": "Skip"},
@@ -275,7 +331,9 @@ def test_operator_down_across_two_fire_times_each_missed_run_policy(sched: Sched
     }
     for name, spec in policies.items():
         sched.create(name, "@every 15s", successfulJobsHistoryLimit=20, **spec)
-    wait_for(lambda: all(sched.status(n).get("runCount") == 1 for n in policies), 40, "every schedule's first run")
+    wait_for(
+        lambda: all(sched.status(n).get("runCount") == 1 for n in policies), 40, "every schedule's first run"
+    )
     running_operator.kill()
     last = {n: _ts(sched.status(n)["lastScheduleTime"]) for n in policies}
     # Let two fire times (T+15 s, T+30 s) pass while the operator is down; restart at T+36.5 s, when the
@@ -284,8 +342,11 @@ def test_operator_down_across_two_fire_times_each_missed_run_policy(sched: Sched
     time.sleep(max(0.0, (wake - _now()).total_seconds()))
     running_operator.start()
     for n in policies:
-        wait_for(lambda n=n: _ts(sched.status(n)["lastScheduleTime"]) >= last[n] + dt.timedelta(seconds=30), 20,
-                 f"{n} to handle the missed runs")
+        wait_for(
+            lambda n=n: _ts(sched.status(n)["lastScheduleTime"]) >= last[n] + dt.timedelta(seconds=30),
+            20,
+            f"{n} to handle the missed runs",
+        )
     expected = {"latest": ([0, 30], 1), "skip": ([0], 2), "all": ([0, 15, 30], 0), "deadline": ([0, 30], 1)}
     for n, (offsets, missed) in expected.items():
         st = sched.status(n)
@@ -300,8 +361,9 @@ def test_operator_down_across_two_fire_times_each_missed_run_policy(sched: Sched
             assert not sched.events(n, "Missed"), n
 
 
-def test_two_operators_never_create_a_run_twice(sched: Schedules, cluster: ClusterHandle,
-                                                running_operator: OperatorProcess, tmp_path: Path) -> None:
+def test_two_operators_never_create_a_run_twice(
+    sched: Schedules, cluster: ClusterHandle, running_operator: OperatorProcess, tmp_path: Path
+) -> None:
     # Standalone like the session's operator: both are active. (No dashboard: its port is taken.)
     second = OperatorProcess(cluster.kubeconfig, tmp_path / "second.log", ["--dashboard-port", "0"])
     second.start()
@@ -317,10 +379,14 @@ def test_two_operators_never_create_a_run_twice(sched: Schedules, cluster: Clust
         running_operator.kill()
         running_operator.start()
     nominals = sorted(sched.nominals("twice").values())
-    assert nominals == [nominals[0] + dt.timedelta(seconds=k) for k in range(len(nominals))]  # one per instant
+    assert nominals == [
+        nominals[0] + dt.timedelta(seconds=k) for k in range(len(nominals))
+    ]  # one per instant
     assert st["runCount"] == len(nominals) and st["missedRuns"] == 0
-    fired = [re.search(r"created job (\S+)", m).group(1)
-             for _, m in sched.wait_events("twice", "Fired", len(nominals))]  # type: ignore[union-attr]
+    fired = [
+        re.search(r"created job (\S+)", m).group(1)
+        for _, m in sched.wait_events("twice", "Fired", len(nominals))
+    ]  # type: ignore[union-attr]
     assert sorted(fired) == sorted(sched.runs("twice")), "each run created (and announced) exactly once"
     logs = running_operator.log.read_text() + (tmp_path / "second.log").read_text()
     assert "exists already" in logs or "changed meanwhile" in logs, "the two operators never raced"
@@ -329,12 +395,18 @@ def test_two_operators_never_create_a_run_twice(sched: Schedules, cluster: Clust
 
 def test_invalid_schedules_are_refused_or_flagged(sched: Schedules, cluster: ClusterHandle) -> None:
     def apply(schedule: str, tz: str = "UTC") -> Any:
-        manifest = (f"apiVersion: jobline.dev/v1alpha1\nkind: JobSchedule\nmetadata: {{name: bad, namespace: {sched.ns}}}\n"
-                    f"spec:\n  schedule: \"{schedule}\"\n  timeZone: \"{tz}\"\n  jobTemplate: {{spec: {{handler: echo}}}}\n")
+        manifest = (
+            f"apiVersion: jobline.dev/v1alpha1\nkind: JobSchedule\nmetadata: {{name: bad, namespace: {sched.ns}}}\n"
+            f'spec:\n  schedule: "{schedule}"\n  timeZone: "{tz}"\n  jobTemplate: {{spec: {{handler: echo}}}}\n'
+        )
         return kubectl(cluster.kubeconfig, "apply", "-f", "-", input=manifest, check=False)
 
-    for schedule, tz, field in [("* * *", "UTC", "spec.schedule"), ("@every 0s", "UTC", "spec.schedule"),
-                                ("@fortnightly", "UTC", "spec.schedule"), ("0 3 * * *", "Not a zone", "spec.timeZone")]:
+    for schedule, tz, field in [
+        ("* * *", "UTC", "spec.schedule"),
+        ("@every 0s", "UTC", "spec.schedule"),
+        ("@fortnightly", "UTC", "spec.schedule"),
+        ("0 3 * * *", "Not a zone", "spec.timeZone"),
+    ]:
         proc = apply(schedule, tz)
         assert proc.returncode != 0 and field in proc.stderr, (schedule, tz, proc.stderr)
     # Well-formed but impossible: accepted by the API, flagged by the operator; other schedules go on.
@@ -342,15 +414,26 @@ def test_invalid_schedules_are_refused_or_flagged(sched: Schedules, cluster: Clu
     sched.create("minute-61", "61 * * * *")
     sched.create("mars", "0 3 * * *", timeZone="Mars/Olympus_Mons")
     for name, reason in [("minute-61", "InvalidSchedule"), ("mars", "InvalidTimeZone")]:
-        cond = wait_for(lambda name=name: sched.ready(name).get("status") == "False" and sched.ready(name), 10,
-                        f"{name} to be flagged")
+        cond = wait_for(
+            lambda name=name: sched.ready(name).get("status") == "False" and sched.ready(name),
+            10,
+            f"{name} to be flagged",
+        )
         assert cond["reason"] == reason and cond["message"], cond
-        wait_for(lambda name=name, reason=reason: sched.cluster.core.list_namespaced_event(
-            sched.ns, field_selector=f"involvedObject.name={name},reason={reason},type=Warning").items, 10,
-            f"a {reason} Warning event")
+        wait_for(
+            lambda name=name, reason=reason: (
+                sched.cluster.core.list_namespaced_event(
+                    sched.ns, field_selector=f"involvedObject.name={name},reason={reason},type=Warning"
+                ).items
+            ),
+            10,
+            f"a {reason} Warning event",
+        )
         assert "nextScheduleTime" not in sched.status(name) and not sched.runs(name)
     count = sched.status("good").get("runCount", 0)
-    wait_for(lambda: sched.status("good").get("runCount", 0) >= count + 2, 10, "the valid schedule to keep firing")
+    wait_for(
+        lambda: sched.status("good").get("runCount", 0) >= count + 2, 10, "the valid schedule to keep firing"
+    )
     sched.patch("minute-61", {"schedule": "@every 2s"})
     wait_for(lambda: sched.ready("minute-61").get("status") == "True", 10, "the fixed schedule to be Ready")
     wait_for(lambda: sched.status("minute-61").get("runCount", 0) >= 1, 10, "the fixed schedule to fire")
@@ -383,11 +466,17 @@ def test_example_cleanup_schedules_apply_cleanly(sched: Schedules, cluster: Clus
         kubectl(cluster.kubeconfig, "apply", "-n", sched.ns, "-f", str(path))
     items = kubectl_json(cluster.kubeconfig, "get", "jobschedules", "-n", sched.ns)["items"]
     assert {i["metadata"]["name"]: i["spec"]["schedule"] for i in items} == {
-        "cleanup-temp-files": "@hourly", "cleanup-old-jobs": "0 3 * * *", "cleanup-expired-sessions": "0 */6 * * *"}
+        "cleanup-temp-files": "@hourly",
+        "cleanup-old-jobs": "0 3 * * *",
+        "cleanup-expired-sessions": "0 */6 * * *",
+    }
     for item in items:
         name, spec = item["metadata"]["name"], item["spec"]
-        st = wait_for(lambda name=name: (s := sched.status(name)) and s.get("nextScheduleTime") and s, 10,
-                      f"{name} to be scheduled")
+        st = wait_for(
+            lambda name=name: (s := sched.status(name)) and s.get("nextScheduleTime") and s,
+            10,
+            f"{name} to be scheduled",
+        )
         assert sched.ready(name)["status"] == "True"
         offset = jitter_offset(sched.ns, name, spec.get("jitterSeconds", 0))
         parsed = parse_schedule(spec["schedule"], spec["timeZone"])

@@ -20,8 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tests.cluster", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tests.cluster", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture
@@ -33,6 +34,7 @@ def own_binaries(cluster: object) -> Path:
 
 def _host() -> dict[str, object]:
     """What a real node could leave behind on the host, outside its own namespaces."""
+
     def run(*argv: str) -> str:
         return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
 
@@ -65,19 +67,36 @@ def _node_processes(work: Path) -> list[int]:
 
 def _pod_on_real_node(kubeconfig: Path) -> None:
     """A running container plus a Service: mounts, a pod veth, cgroups and kube-proxy rules to clean up."""
-    manifest = {"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sleeper", "labels": {"app": "sleeper"}},
-         "spec": {"containers": [{"name": "c", "image": PAUSE_IMAGE, "imagePullPolicy": "Never"}],
-                  "nodeSelector": {"jobline.dev/node": "real"}}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "sleeper"},
-         "spec": {"selector": {"app": "sleeper"}, "ports": [{"port": 80}]}}]}
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "sleeper", "labels": {"app": "sleeper"}},
+                "spec": {
+                    "containers": [{"name": "c", "image": PAUSE_IMAGE, "imagePullPolicy": "Never"}],
+                    "nodeSelector": {"jobline.dev/node": "real"},
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "sleeper"},
+                "spec": {"selector": {"app": "sleeper"}, "ports": [{"port": 80}]},
+            },
+        ],
+    }
     kubectl(kubeconfig, "apply", "-f", "-", input=json.dumps(manifest))
     kubectl(kubeconfig, "wait", "--for=condition=Ready", "pod/sleeper", "--timeout=60s")
 
 
 def _assert_nothing_left(before: dict[str, object], work: Path, pids: list[int]) -> None:
     wait_for(lambda: not [p for p in pids if procs.pid_alive(p)], 60, "every node process to exit")
-    wait_for(lambda: _host() == before, 30, "the host to be as before (links, routes, iptables, mounts, cgroups)")
+    wait_for(
+        lambda: _host() == before, 30, "the host to be as before (links, routes, iptables, mounts, cgroups)"
+    )
     assert not [p for p in _node_processes(work) if procs.pid_alive(p)]
 
 
@@ -115,12 +134,28 @@ def test_killed_launcher_leaves_no_real_node_behind(own_binaries: Path, tmp_path
     work.mkdir()
     before = _host()
     sup = subprocess.Popen(
-        [sys.executable, "-m", "tests.cluster", "serve", "--workdir", str(work), "--bin-dir", str(own_binaries),
-         "--kwok-nodes", "0", "--no-localnode"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "tests.cluster",
+            "serve",
+            "--workdir",
+            str(work),
+            "--bin-dir",
+            str(own_binaries),
+            "--kwok-nodes",
+            "0",
+            "--no-localnode",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
-        wait_for(lambda: json.loads((work / "state.json").read_text()).get("ready"), 120, "the cluster to be ready")
+        wait_for(
+            lambda: json.loads((work / "state.json").read_text()).get("ready"), 120, "the cluster to be ready"
+        )
         _pod_on_real_node(work / "kubeconfig")
         node = _node_processes(work)
         assert len(node) >= 5
@@ -136,13 +171,31 @@ def test_killed_launcher_leaves_no_orphans(own_binaries: Path, tmp_path: Path) -
     work = tmp_path / "crash"
     work.mkdir()
     sup = subprocess.Popen(
-        [sys.executable, "-m", "tests.cluster", "serve", "--workdir", str(work), "--bin-dir", str(own_binaries),
-         "--kwok-nodes", "0", "--no-localnode", "--no-realnode"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "tests.cluster",
+            "serve",
+            "--workdir",
+            str(work),
+            "--bin-dir",
+            str(own_binaries),
+            "--kwok-nodes",
+            "0",
+            "--no-localnode",
+            "--no-realnode",
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
-        state = wait_for(lambda: (s := json.loads((work / "state.json").read_text())).get("ready") and s, 120,
-                         "the supervisor to report ready")
+        state = wait_for(
+            lambda: (s := json.loads((work / "state.json").read_text())).get("ready") and s,
+            120,
+            "the supervisor to report ready",
+        )
         pids = list(state["components"].values())
         assert len(pids) == 4 and all(procs.pid_alive(p) for p in pids)
         sup.send_signal(signal.SIGKILL)  # no chance to clean up: the kernel must do it

@@ -80,13 +80,25 @@ def _result(core: client.CoreV1Api, ns: str, name: str, timeout: float = 60) -> 
 
 def _allow_get_pods(cluster: ClusterHandle, ns: str, sa: str) -> None:
     rbac = client.RbacAuthorizationV1Api(cluster.api)
-    rbac.create_namespaced_role(ns, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "pod-reader"},
-        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]})
-    rbac.create_namespaced_role_binding(ns, {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "pod-reader"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
-        "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}]})
+    rbac.create_namespaced_role(
+        ns,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "pod-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        ns,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "pod-reader"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": ns}],
+        },
+    )
 
 
 def _assert_no_token_on_host() -> None:
@@ -95,11 +107,14 @@ def _assert_no_token_on_host() -> None:
         assert os.listdir(SA_DIR) == []
 
 
-def test_in_cluster_config_reads_own_pod_and_rbac_applies(local_cluster: ClusterHandle, namespace: str) -> None:
+def test_in_cluster_config_reads_own_pod_and_rbac_applies(
+    local_cluster: ClusterHandle, namespace: str
+) -> None:
     core = local_cluster.core
     _allow_get_pods(local_cluster, namespace, "default")
-    core.create_namespaced_service_account(namespace, client.V1ServiceAccount(
-        metadata=client.V1ObjectMeta(name="nobody")))
+    core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="nobody"))
+    )
     core.create_namespaced_pod(namespace, _pod("reader", READ_OWN_POD))
     core.create_namespaced_pod(namespace, _pod("stranger", READ_OWN_POD, serviceAccountName="nobody"))
 
@@ -115,14 +130,24 @@ def test_in_cluster_config_reads_own_pod_and_rbac_applies(local_cluster: Cluster
     _assert_no_token_on_host()
 
 
-def test_configmap_secret_emptydir_hostpath_volumes(local_cluster: ClusterHandle, namespace: str,
-                                                    tmp_path: Path) -> None:
+def test_configmap_secret_emptydir_hostpath_volumes(
+    local_cluster: ClusterHandle, namespace: str, tmp_path: Path
+) -> None:
     core = local_cluster.core
-    core.create_namespaced_config_map(namespace, client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(name="cfg"), data={"color": "blue", "size": "L"},
-        binary_data={"bin": base64.b64encode(b"\x00\x01\xff").decode()}))
-    core.create_namespaced_secret(namespace, client.V1Secret(
-        metadata=client.V1ObjectMeta(name="sec"), string_data={"user": "alice", "pass": "s3cret"}))
+    core.create_namespaced_config_map(
+        namespace,
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="cfg"),
+            data={"color": "blue", "size": "L"},
+            binary_data={"bin": base64.b64encode(b"\x00\x01\xff").decode()},
+        ),
+    )
+    core.create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="sec"), string_data={"user": "alice", "pass": "s3cret"}
+        ),
+    )
     host_dir = tmp_path / "host"
     host_dir.mkdir()
     (host_dir / "marker").write_text("from the host")
@@ -152,27 +177,51 @@ out = {{
 open(b + '/host/from-pod', 'w').write('hi')
 open('/dev/termination-log', 'w').write(json.dumps(out))
 """
-    body = _pod("vols", collect, volumes=[
-        {"name": "cfg-all", "configMap": {"name": "cfg"}},
-        {"name": "cfg-items", "configMap": {"name": "cfg", "items": [
-            {"key": "color", "path": "nested/colour.txt", "mode": 0o600}]}},
-        {"name": "sec", "secret": {"secretName": "sec", "defaultMode": 0o400}},
-        {"name": "scratch", "emptyDir": {}},
-        {"name": "host", "hostPath": {"path": str(host_dir), "type": "Directory"}},
-        {"name": "absent", "configMap": {"name": "no-such-configmap", "optional": True}},
-        {"name": "info", "downwardAPI": {"items": [
-            {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
-            {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
-            {"path": "cpu", "resourceFieldRef": {"containerName": "main", "resource": "requests.cpu",
-                                                 "divisor": "1m"}},
-        ]}},
-    ])
+    body = _pod(
+        "vols",
+        collect,
+        volumes=[
+            {"name": "cfg-all", "configMap": {"name": "cfg"}},
+            {
+                "name": "cfg-items",
+                "configMap": {
+                    "name": "cfg",
+                    "items": [{"key": "color", "path": "nested/colour.txt", "mode": 0o600}],
+                },
+            },
+            {"name": "sec", "secret": {"secretName": "sec", "defaultMode": 0o400}},
+            {"name": "scratch", "emptyDir": {}},
+            {"name": "host", "hostPath": {"path": str(host_dir), "type": "Directory"}},
+            {"name": "absent", "configMap": {"name": "no-such-configmap", "optional": True}},
+            {
+                "name": "info",
+                "downwardAPI": {
+                    "items": [
+                        {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
+                        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                        {
+                            "path": "cpu",
+                            "resourceFieldRef": {
+                                "containerName": "main",
+                                "resource": "requests.cpu",
+                                "divisor": "1m",
+                            },
+                        },
+                    ]
+                },
+            },
+        ],
+    )
     body["metadata"]["labels"] = {"app": "vols", "tier": "test"}
     body["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "250m"}}
-    body["spec"]["initContainers"] = [{
-        "name": "writer", "image": "local", "command": ["sh", "-c", "printf 'from init' > /scratch/hello"],
-        "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
-    }]
+    body["spec"]["initContainers"] = [
+        {
+            "name": "writer",
+            "image": "local",
+            "command": ["sh", "-c", "printf 'from init' > /scratch/hello"],
+            "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+        }
+    ]
     body["spec"]["containers"][0]["volumeMounts"] = [
         {"name": "cfg-all", "mountPath": f"{base}/cfg"},
         {"name": "cfg-items", "mountPath": f"{base}/items"},
@@ -187,11 +236,21 @@ open('/dev/termination-log', 'w').write(json.dumps(out))
     try:
         out = _result(core, namespace, "vols")
         assert out == {
-            "cfg": ["bin", "color", "size"], "color": "blue", "cfg_mode": "0o644", "bin": [0, 1, 255],
-            "items": ["nested"], "colour": "blue", "colour_mode": "0o600",
-            "sec": ["pass", "user"], "pass": "s3cret", "sec_mode": "0o400",
-            "scratch": "from init", "size": "L", "host": "from the host",
-            "cfg_writable": EROFS, "scratch_writable": EROFS,
+            "cfg": ["bin", "color", "size"],
+            "color": "blue",
+            "cfg_mode": "0o644",
+            "bin": [0, 1, 255],
+            "items": ["nested"],
+            "colour": "blue",
+            "colour_mode": "0o600",
+            "sec": ["pass", "user"],
+            "pass": "s3cret",
+            "sec_mode": "0o400",
+            "scratch": "from init",
+            "size": "L",
+            "host": "from the host",
+            "cfg_writable": EROFS,
+            "scratch_writable": EROFS,
             "info": {"name": "vols", "labels": 'app="vols"\ntier="test"', "cpu": "250"},
         }
         assert (host_dir / "from-pod").read_text() == "hi"
@@ -219,18 +278,24 @@ def test_missing_configmap_waits_then_starts(local_cluster: ClusterHandle, names
     waiting = wait_for(config_error, 30, "CreateContainerConfigError")
     assert 'configmap "late" not found' in waiting.message
     assert core.read_namespaced_pod("waiter", namespace).status.phase == "Pending"
-    core.create_namespaced_config_map(namespace, client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(name="late"), data={"k": "v"}))
+    core.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="late"), data={"k": "v"})
+    )
     assert _result(core, namespace, "waiter", timeout=30) == "v"
 
 
 def test_concurrent_pods_each_see_their_own_token(local_cluster: ClusterHandle, namespace: str) -> None:
     core = local_cluster.core
     other = f"volumes-other-{uuid.uuid4().hex[:5]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
-        name=other, labels={"jobline.dev/test": "true"})))
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=other, labels={"jobline.dev/test": "true"}))
+    )
     try:
-        wait_for(lambda: core.read_namespaced_service_account("default", other), 30, f"ServiceAccount {other}/default")
+        wait_for(
+            lambda: core.read_namespaced_service_account("default", other),
+            30,
+            f"ServiceAccount {other}/default",
+        )
         pods = [(namespace, "tok-a"), (other, "tok-b")]
         for ns, name in pods:
             core.create_namespaced_pod(ns, _pod(name, TOKEN_CLAIMS))

@@ -15,14 +15,22 @@ from tests.e2e.test_dashboard import operator_with
 from tests.kube import wait_for
 
 GROUP, VERSION = "jobline.dev", "v1alpha1"
-FAMILIES = {"jobline_jobs_started", "jobline_jobs_finished", "jobline_attempt_duration_seconds",
-            "jobline_queue_depth", "jobline_dispatch_latency_seconds", "jobline_schedule_runs",
-            "jobline_schedule_lateness_seconds", "jobline_reconcile_errors"}
+FAMILIES = {
+    "jobline_jobs_started",
+    "jobline_jobs_finished",
+    "jobline_attempt_duration_seconds",
+    "jobline_queue_depth",
+    "jobline_dispatch_latency_seconds",
+    "jobline_schedule_runs",
+    "jobline_schedule_lateness_seconds",
+    "jobline_reconcile_errors",
+}
 
 
 @pytest.fixture(scope="module")
-def health_url(operator: OperatorProcess, cluster: ClusterHandle,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def health_url(
+    operator: OperatorProcess, cluster: ClusterHandle, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     from tests.cluster.procs import free_port
 
     port = free_port()
@@ -53,28 +61,55 @@ def test_healthz_and_metric_families(health_url: str) -> None:
     assert {f.name for f in text_string_to_metric_families(resp.text)} >= FAMILIES
 
 
-def test_metrics_count_jobs_attempts_and_schedule_runs(health_url: str, cluster: ClusterHandle,
-                                                       namespace: str) -> None:
+def test_metrics_count_jobs_attempts_and_schedule_runs(
+    health_url: str, cluster: ClusterHandle, namespace: str
+) -> None:
     jobs = Jobs(cluster, namespace)
     jobs.queue(defaults={"retry": {"limit": 1, "backoff": {"initialSeconds": 1, "jitter": 0}}})
     jobs.create("ok-1", "echo", {})
     jobs.create("ok-2", "echo", {})
     jobs.create("bad", "fail", None)
-    jobs.api.create_namespaced_custom_object(GROUP, VERSION, namespace, "jobschedules", {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "JobSchedule", "metadata": {"name": "tick"},
-        "spec": {"schedule": "@every 2s", "successfulJobsHistoryLimit": 100,
-                 "jobTemplate": {"spec": {"handler": "sleep", "payload": {"seconds": 0.1}}}}})
+    jobs.api.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "jobschedules",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "JobSchedule",
+            "metadata": {"name": "tick"},
+            "spec": {
+                "schedule": "@every 2s",
+                "successfulJobsHistoryLimit": 100,
+                "jobTemplate": {"spec": {"handler": "sleep", "payload": {"seconds": 0.1}}},
+            },
+        },
+    )
 
     def schedule_jobs() -> list[dict[str, Any]]:
-        return list(jobs.api.list_namespaced_custom_object(GROUP, VERSION, namespace, "queuedjobs",
-                                                           label_selector="jobline.dev/schedule=tick")["items"])
+        return list(
+            jobs.api.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, "queuedjobs", label_selector="jobline.dev/schedule=tick"
+            )["items"]
+        )
 
     wait_for(lambda: len(schedule_jobs()) >= 2, 60, "two scheduled runs")
-    jobs.api.patch_namespaced_custom_object(GROUP, VERSION, namespace, "jobschedules", "tick",
-                                            {"spec": {"suspend": True},
-                                             "metadata": {"annotations": {"jobline.dev/trigger": "by-hand"}}})
-    wait_for(lambda: any(j["metadata"]["annotations"].get("jobline.dev/manual-trigger") == "by-hand"
-                         for j in schedule_jobs()), 60, "the manual run")
+    jobs.api.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "jobschedules",
+        "tick",
+        {"spec": {"suspend": True}, "metadata": {"annotations": {"jobline.dev/trigger": "by-hand"}}},
+    )
+    wait_for(
+        lambda: any(
+            j["metadata"]["annotations"].get("jobline.dev/manual-trigger") == "by-hand"
+            for j in schedule_jobs()
+        ),
+        60,
+        "the manual run",
+    )
     jobs.wait_phase("ok-1", "Succeeded")
     jobs.wait_phase("ok-2", "Succeeded")
     assert jobs.wait_phase("bad", "Failed")["attempts"] == 2
@@ -98,14 +133,17 @@ def test_metrics_count_jobs_attempts_and_schedule_runs(health_url: str, cluster:
             value(got, "jobline_jobs_started_total", **q, handler="sleep") == want["runs"],
             value(got, "jobline_jobs_finished_total", **q, handler="echo", outcome="succeeded") == 2,
             value(got, "jobline_jobs_finished_total", **q, handler="fail", outcome="failed") == 1,
-            value(got, "jobline_jobs_finished_total", **q, handler="sleep", outcome="succeeded") == want["runs"],
+            value(got, "jobline_jobs_finished_total", **q, handler="sleep", outcome="succeeded")
+            == want["runs"],
             value(got, "jobline_attempt_duration_seconds_count", **q, handler="fail", outcome="failed") == 2,
-            value(got, "jobline_attempt_duration_seconds_count", **q, handler="echo", outcome="succeeded") == 2,
+            value(got, "jobline_attempt_duration_seconds_count", **q, handler="echo", outcome="succeeded")
+            == 2,
             value(got, "jobline_queue_depth", **q, phase="Succeeded") == 2 + want["runs"],
             value(got, "jobline_queue_depth", **q, phase="Failed") == 1,
             value(got, "jobline_queue_depth", **q, phase="Pending") == 0,
             value(got, "jobline_dispatch_latency_seconds_count", **q) == 3 + want["runs"],
-            value(got, "jobline_schedule_runs_total", **ns, schedule="tick", trigger="scheduled") == want["scheduled"],
+            value(got, "jobline_schedule_runs_total", **ns, schedule="tick", trigger="scheduled")
+            == want["scheduled"],
             value(got, "jobline_schedule_runs_total", **ns, schedule="tick", trigger="manual") == 1,
             value(got, "jobline_schedule_lateness_seconds_count", **ns, schedule="tick") == want["scheduled"],
         ]

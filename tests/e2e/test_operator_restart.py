@@ -11,26 +11,37 @@ from tests.e2e.operator_fixtures import Jobs, OperatorProcess
 from tests.kube import wait_for
 
 
-def test_sigkill_during_attempts_and_backoff(cluster: ClusterHandle, namespace: str,
-                                             running_operator: OperatorProcess, shared: Path) -> None:
+def test_sigkill_during_attempts_and_backoff(
+    cluster: ClusterHandle, namespace: str, running_operator: OperatorProcess, shared: Path
+) -> None:
     jobs = Jobs(cluster, namespace)
     jobs.queue(concurrency=4)
     log = shared / "attempts.log"
     # Running when the operator dies: a long first attempt.
     jobs.create("running", "slow-first", {"file": str(log), "seconds": 6}, retry={"limit": 0})
     # Backing off when the operator dies: fails once, then waits 8 s before attempt 2.
-    jobs.create("backoff", "flaky", {"succeedOn": 2},
-                retry={"limit": 2, "backoff": {"initialSeconds": 8, "factor": 1, "jitter": 0}})
-    wait_for(lambda: jobs.phase("running") == "Running" and jobs.phase("backoff") == "Waiting", 60,
-             "one job running and one backing off")
+    jobs.create(
+        "backoff",
+        "flaky",
+        {"succeedOn": 2},
+        retry={"limit": 2, "backoff": {"initialSeconds": 8, "factor": 1, "jitter": 0}},
+    )
+    wait_for(
+        lambda: jobs.phase("running") == "Running" and jobs.phase("backoff") == "Waiting",
+        60,
+        "one job running and one backing off",
+    )
     next_attempt = jobs.status("backoff")["nextAttemptAt"]
 
     running_operator.kill()
     # While it is down, more work arrives and the running attempt finishes.
     for i in range(3):
         jobs.create(f"late-{i}", "slow-first", {"file": str(log), "seconds": 0})
-    wait_for(lambda: any(p.status.phase == "Succeeded" for p in jobs.pods("running")), 60,
-             "the running attempt to finish while the operator is down")
+    wait_for(
+        lambda: any(p.status.phase == "Succeeded" for p in jobs.pods("running")),
+        60,
+        "the running attempt to finish while the operator is down",
+    )
     assert jobs.phase("running") == "Running"  # nobody recorded it yet
 
     running_operator.start()
@@ -51,8 +62,9 @@ def test_sigkill_during_attempts_and_backoff(cluster: ClusterHandle, namespace: 
     assert set(calls) == {("running", "1"), ("late-0", "1"), ("late-1", "1"), ("late-2", "1")}
 
 
-def test_sigkill_right_after_dispatch_adopts_the_pod(cluster: ClusterHandle, namespace: str,
-                                                     running_operator: OperatorProcess) -> None:
+def test_sigkill_right_after_dispatch_adopts_the_pod(
+    cluster: ClusterHandle, namespace: str, running_operator: OperatorProcess
+) -> None:
     """A pod that exists without the status knowing (the operator died between the two writes) is adopted."""
     jobs = Jobs(cluster, namespace)
     jobs.queue(paused=True)
@@ -62,8 +74,16 @@ def test_sigkill_right_after_dispatch_adopts_the_pod(cluster: ClusterHandle, nam
     from jobline.core.podspec import build_worker_pod, merge_templates
     from tests.e2e.operator_fixtures import worker_template
 
-    pod = build_worker_pod(job="orphan-pod", namespace=namespace, job_uid=job["metadata"]["uid"], queue="default",
-                           handler="echo", payload={"x": 1}, attempt=1, template=merge_templates(worker_template()))
+    pod = build_worker_pod(
+        job="orphan-pod",
+        namespace=namespace,
+        job_uid=job["metadata"]["uid"],
+        queue="default",
+        handler="echo",
+        payload={"x": 1},
+        attempt=1,
+        template=merge_templates(worker_template()),
+    )
     cluster.core.create_namespaced_pod(namespace, pod)
     running_operator.start()
     st = jobs.wait_phase("orphan-pod", "Succeeded", timeout=60)

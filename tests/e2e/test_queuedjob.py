@@ -41,10 +41,14 @@ def test_echo_succeeds_with_result_labels_and_events(jobs: Jobs, cluster: Cluste
     assert pod.metadata.labels["jobline.dev/attempt"] == "1"
     assert pod.spec.security_context.run_as_non_root is True
     env = {e.name: e.value for e in pod.spec.containers[0].env}
-    assert env["JOBLINE_JOB"] == "hello" and env["JOBLINE_ATTEMPT"] == "1" and env["JOBLINE_QUEUE"] == "default"
+    assert (
+        env["JOBLINE_JOB"] == "hello" and env["JOBLINE_ATTEMPT"] == "1" and env["JOBLINE_QUEUE"] == "default"
+    )
     assert json.loads(env["JOBLINE_PAYLOAD"]) == {"greeting": "hi", "n": [1, 2]}
     wait_for(lambda: ("Succeeded", "attempt 1 succeeded") in jobs.events("hello"), 10, "the Succeeded event")
-    proc = kubectl(cluster.kubeconfig, "wait", "--for=condition=Complete", "qj/hello", "-n", jobs.ns, "--timeout=5s")
+    proc = kubectl(
+        cluster.kubeconfig, "wait", "--for=condition=Complete", "qj/hello", "-n", jobs.ns, "--timeout=5s"
+    )
     assert "condition met" in proc.stdout
     table = kubectl(cluster.kubeconfig, "get", "qj", "-n", jobs.ns).stdout.splitlines()
     assert table[0].split()[:6] == ["NAME", "QUEUE", "HANDLER", "PRIORITY", "PHASE", "ATTEMPTS"]
@@ -57,8 +61,11 @@ def test_priority_order_under_concurrency_one(jobs: Jobs, shared: Path) -> None:
     for name, prio in [("low", 1), ("high-a", 5), ("mid", 3), ("high-b", 5), ("none", None)]:
         spec: dict[str, Any] = {"priority": prio} if prio is not None else {}
         jobs.create(name, "record", {"file": str(log), "seconds": 0.1}, **spec)
-    wait_for(lambda: all(jobs.phase(n) == "Pending" for n in ["low", "high-a", "mid", "high-b", "none"]), 30,
-             "all jobs pending in the paused queue")
+    wait_for(
+        lambda: all(jobs.phase(n) == "Pending" for n in ["low", "high-a", "mid", "high-b", "none"]),
+        30,
+        "all jobs pending in the paused queue",
+    )
     assert not any(jobs.pods(n) for n in ["low", "high-a"])
     jobs.patch_queue("default", {"paused": False})
     for name in ["low", "high-a", "mid", "high-b", "none"]:
@@ -82,7 +89,8 @@ def test_concurrency_limit_is_never_exceeded(jobs: Jobs, shared: Path) -> None:
         peak = max(peak, running)
     assert peak == 2, f"peak concurrency {peak}"
     assert jobs.get_queue()["status"]["succeeded"] == 6 or wait_for(
-        lambda: jobs.get_queue()["status"]["succeeded"] == 6, 10, "queue status to count 6 successes")
+        lambda: jobs.get_queue()["status"]["succeeded"] == 6, 10, "queue status to count 6 successes"
+    )
 
 
 def test_run_at_is_honoured(jobs: Jobs) -> None:
@@ -97,8 +105,12 @@ def test_run_at_is_honoured(jobs: Jobs) -> None:
 
 def test_retries_with_backoff_until_success(jobs: Jobs) -> None:
     jobs.queue()
-    jobs.create("flaky", "flaky", {"succeedOn": 3},
-                retry={"limit": 3, "backoff": {"initialSeconds": 1, "factor": 2, "jitter": 0}})
+    jobs.create(
+        "flaky",
+        "flaky",
+        {"succeedOn": 3},
+        retry={"limit": 3, "backoff": {"initialSeconds": 1, "factor": 2, "jitter": 0}},
+    )
     st = jobs.wait_phase("flaky", "Succeeded", timeout=60)
     assert st["attempts"] == 3 and st["failedAttempts"] == 2
     history = st["attemptHistory"]
@@ -109,7 +121,10 @@ def test_retries_with_backoff_until_success(jobs: Jobs) -> None:
     assert (starts[1] - starts[0]).total_seconds() >= 1
     assert (starts[2] - starts[1]).total_seconds() >= 2
     assert [p.metadata.name for p in sorted(jobs.pods("flaky"), key=lambda p: p.metadata.name)] == [
-        "flaky-1", "flaky-2", "flaky-3"]
+        "flaky-1",
+        "flaky-2",
+        "flaky-3",
+    ]
     # Events are written after the status: wait for the last one before counting.
     wait_for(lambda: "Succeeded" in [r for r, _ in jobs.events("flaky")], 10, "the Succeeded event")
     reasons = [r for r, _ in jobs.events("flaky")]
@@ -124,9 +139,19 @@ def test_exhausted_retries_dead_letter(jobs: Jobs, cluster: ClusterHandle) -> No
     failed = {c["type"]: c for c in st["conditions"]}["Failed"]
     assert failed["status"] == "True" and failed["reason"] == "RetriesExhausted"
     assert "always fails" in st["lastError"]
-    wait_for(lambda: [i["metadata"]["name"] for i in kubectl_json(
-        cluster.kubeconfig, "get", "qj", "-n", jobs.ns, "-l", "jobline.dev/phase=Failed")["items"]] == ["doomed"],
-        10, "kubectl get -l jobline.dev/phase=Failed to list the dead letter")
+    wait_for(
+        lambda: (
+            [
+                i["metadata"]["name"]
+                for i in kubectl_json(
+                    cluster.kubeconfig, "get", "qj", "-n", jobs.ns, "-l", "jobline.dev/phase=Failed"
+                )["items"]
+            ]
+            == ["doomed"]
+        ),
+        10,
+        "kubectl get -l jobline.dev/phase=Failed to list the dead letter",
+    )
     wait_for(lambda: "DeadLettered" in [r for r, _ in jobs.events("doomed")], 10, "the DeadLettered event")
 
 
@@ -168,8 +193,9 @@ def test_depends_on(jobs: Jobs) -> None:
     assert failed["reason"] == "DependencyFailed" and "bad-parent" in failed["message"]
 
 
-def test_unique_key_duplicate_that_slipped_past_admission_is_marked(jobs: Jobs,
-                                                                     running_operator: OperatorProcess) -> None:
+def test_unique_key_duplicate_that_slipped_past_admission_is_marked(
+    jobs: Jobs, running_operator: OperatorProcess
+) -> None:
     """Admission refuses a second unfinished job with the same key (test_api_validation); when the operator
     is down the webhook is skipped (failurePolicy Ignore), and the controller marks the newcomer Duplicate."""
     jobs.queue(paused=True)
@@ -196,8 +222,11 @@ def test_suspend_stops_the_attempt_without_counting_it(jobs: Jobs) -> None:
     st = jobs.wait_phase("held", "Suspended", timeout=30)
     assert st["attemptHistory"][0]["reason"] == "Suspended"
     assert st.get("failedAttempts", 0) == 0
-    wait_for(lambda: not [p for p in jobs.pods("held") if p.metadata.deletion_timestamp is None], 30,
-             "the attempt pod to be deleted")
+    wait_for(
+        lambda: not [p for p in jobs.pods("held") if p.metadata.deletion_timestamp is None],
+        30,
+        "the attempt pod to be deleted",
+    )
     jobs.patch("held", {"spec": {"suspend": False}})
     st = jobs.wait_phase("held", "Succeeded", timeout=60)
     assert st["attempts"] == 2 and st["result"] == {"attempt": 2}
@@ -227,14 +256,21 @@ def test_queue_retention_keeps_the_newest(jobs: Jobs) -> None:
     for i in range(4):
         jobs.create(f"r{i}", "echo", {"i": i})
     wait_for(lambda: jobs.exists("r3") and jobs.phase("r3") == "Succeeded", 60, "the last job")
-    wait_for(lambda: [n for n in ("r0", "r1", "r2", "r3") if jobs.exists(n)] == ["r2", "r3"], 30,
-             "retention to keep the two newest")
+    wait_for(
+        lambda: [n for n in ("r0", "r1", "r2", "r3") if jobs.exists(n)] == ["r2", "r3"],
+        30,
+        "retention to keep the two newest",
+    )
 
 
 def test_pod_deleted_mid_run_is_a_failed_attempt_and_retried(jobs: Jobs, cluster: ClusterHandle) -> None:
     jobs.queue()
-    jobs.create("victim", "slow-first", {"seconds": 120}, retry={"limit": 2, "backoff": {"initialSeconds": 1}})
-    wait_for(lambda: any(p.status.phase == "Running" for p in jobs.pods("victim")), 30, "the first pod to run")
+    jobs.create(
+        "victim", "slow-first", {"seconds": 120}, retry={"limit": 2, "backoff": {"initialSeconds": 1}}
+    )
+    wait_for(
+        lambda: any(p.status.phase == "Running" for p in jobs.pods("victim")), 30, "the first pod to run"
+    )
     cluster.core.delete_namespaced_pod("victim-1", jobs.ns)
     st = jobs.wait_phase("victim", "Succeeded", timeout=60)
     assert st["attemptHistory"][0]["reason"] in ("PodDeleted", "Error")
@@ -242,8 +278,9 @@ def test_pod_deleted_mid_run_is_a_failed_attempt_and_retried(jobs: Jobs, cluster
     assert st["attempts"] == 2 and st["failedAttempts"] == 1
 
 
-def test_no_image_fails_with_a_clear_reason(cluster: ClusterHandle, namespace: str,
-                                            running_operator: OperatorProcess) -> None:
+def test_no_image_fails_with_a_clear_reason(
+    cluster: ClusterHandle, namespace: str, running_operator: OperatorProcess
+) -> None:
     jobs = Jobs(cluster, namespace)
     jobs.create("noimage", "echo", {}, queue="nowhere")  # no JobQueue: built-in defaults, no image
     st = jobs.wait_phase("noimage", "Failed")
@@ -253,14 +290,17 @@ def test_no_image_fails_with_a_clear_reason(cluster: ClusterHandle, namespace: s
 
 def test_job_template_merges_over_queue_template(jobs: Jobs) -> None:
     jobs.queue(template=worker_template(labels={"team": "a"}, nodeSelector={"kubernetes.io/os": "linux"}))
-    jobs.create("merged", "echo", {}, template={"labels": {"tier": "b"},
-                                                 "env": [{"name": "EXTRA", "value": "1"}]})
+    jobs.create(
+        "merged", "echo", {}, template={"labels": {"tier": "b"}, "env": [{"name": "EXTRA", "value": "1"}]}
+    )
     jobs.wait_phase("merged", "Succeeded")
     pod = jobs.pods("merged")[0]
     assert pod.metadata.labels["team"] == "a" and pod.metadata.labels["tier"] == "b"
     env = {e.name: e.value for e in pod.spec.containers[0].env}
     assert env["EXTRA"] == "1" and env["PYTHONPATH"]
-    assert pod.spec.node_selector == worker_template(nodeSelector={"kubernetes.io/os": "linux"})["nodeSelector"]
+    assert (
+        pod.spec.node_selector == worker_template(nodeSelector={"kubernetes.io/os": "linux"})["nodeSelector"]
+    )
     assert pod.spec.node_selector["kubernetes.io/os"] == "linux"
 
 
@@ -268,9 +308,18 @@ def test_queue_status_counts(jobs: Jobs, cluster: ClusterHandle) -> None:
     jobs.queue(paused=True, concurrency=5)
     for i in range(3):
         jobs.create(f"q{i}", "echo", {})
-    wait_for(lambda: (jobs.get_queue().get("status") or {}).get("pending") == 3, 20, "3 pending in the status")
+    wait_for(
+        lambda: (jobs.get_queue().get("status") or {}).get("pending") == 3, 20, "3 pending in the status"
+    )
     jobs.patch_queue("default", {"paused": False})
-    wait_for(lambda: (st := jobs.get_queue().get("status") or {}).get("succeeded") == 3 and st.get("pending") == 0,
-             40, "3 succeeded in the status")
-    row = kubectl(cluster.kubeconfig, "get", "jobqueue", "default", "-n", jobs.ns).stdout.splitlines()[1].split()
+    wait_for(
+        lambda: (st := jobs.get_queue().get("status") or {}).get("succeeded") == 3 and st.get("pending") == 0,
+        40,
+        "3 succeeded in the status",
+    )
+    row = (
+        kubectl(cluster.kubeconfig, "get", "jobqueue", "default", "-n", jobs.ns)
+        .stdout.splitlines()[1]
+        .split()
+    )
     assert row[:8] == ["default", "5", "false", "0", "0", "0", "3", "0"]

@@ -18,7 +18,9 @@ from tests.kube import kubectl, wait_for
 
 
 def _sa_kubeconfig(cluster: ClusterHandle, namespace: str, sa: str, path: Path) -> Path:
-    token = kubectl(cluster.kubeconfig, "create", "token", sa, "-n", namespace, "--duration", "2h").stdout.strip()
+    token = kubectl(
+        cluster.kubeconfig, "create", "token", sa, "-n", namespace, "--duration", "2h"
+    ).stdout.strip()
     config = json.loads(cluster.kubeconfig.read_text())
     config["users"] = [{"name": sa, "user": {"token": token}}]
     config["contexts"][0]["context"]["user"] = sa
@@ -38,31 +40,55 @@ def _flows(cluster: ClusterHandle, namespace: str, jobs: Jobs) -> None:
     wait_for(lambda: not jobs.exists("short"), 60, "TTL deletion")
     wait_for(lambda: (jobs.get_queue().get("status") or {}).get("succeeded", 0) >= 2, 30, "queue status")
     # The schedule flow: an @every schedule fires runs that finish.
-    cluster.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "jobschedules", {
-        "apiVersion": f"{GROUP}/{VERSION}", "kind": "JobSchedule", "metadata": {"name": "tick"},
-        "spec": {"schedule": "@every 2s", "successfulJobsHistoryLimit": 2,
-                 "jobTemplate": {"spec": {"handler": "echo", "payload": {"tick": True}}}}})
+    cluster.custom.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "jobschedules",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "JobSchedule",
+            "metadata": {"name": "tick"},
+            "spec": {
+                "schedule": "@every 2s",
+                "successfulJobsHistoryLimit": 2,
+                "jobTemplate": {"spec": {"handler": "echo", "payload": {"tick": True}}},
+            },
+        },
+    )
 
     def ticks() -> int:
-        items = cluster.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "queuedjobs",
-                                                             label_selector="jobline.dev/schedule=tick")["items"]
+        items = cluster.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, "queuedjobs", label_selector="jobline.dev/schedule=tick"
+        )["items"]
         return sum(1 for i in items if (i.get("status") or {}).get("phase") == "Succeeded")
 
     wait_for(lambda: ticks() >= 2, 60, "two scheduled runs to succeed")
 
 
 @pytest.mark.parametrize("mode", ["cluster-wide", "namespaced"])
-def test_operator_as_chart_serviceaccount_has_no_403(cluster: ClusterHandle, namespace: str, operator: OperatorProcess,
-                                                     tmp_path: Path, mode: str) -> None:
+def test_operator_as_chart_serviceaccount_has_no_403(
+    cluster: ClusterHandle, namespace: str, operator: OperatorProcess, tmp_path: Path, mode: str
+) -> None:
     operator.stop()  # the session's admin operator would do the work instead
     # With the status policy: it must not stand in the way of the operator's own ServiceAccount.
-    args = ["--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml",
-            "--show-only", "templates/status-policy.yaml"]
+    args = [
+        "--show-only",
+        "templates/serviceaccount.yaml",
+        "--show-only",
+        "templates/rbac.yaml",
+        "--show-only",
+        "templates/status-policy.yaml",
+    ]
     if mode == "namespaced":
         args += ["--set", "watch.all=false", "--set", f"watch.namespaces={{{namespace}}}"]
     release = f"rbac-{mode[:2]}"
-    manifest = subprocess.run([helm(), "template", release, str(CHART), "-n", namespace, *args], check=True,
-                              capture_output=True, text=True).stdout
+    manifest = subprocess.run(
+        [helm(), "template", release, str(CHART), "-n", namespace, *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     kubectl(cluster.kubeconfig, "apply", "-f", "-", input=manifest)
     try:
         kubeconfig = _sa_kubeconfig(cluster, namespace, f"{release}-jobline", tmp_path / "sa.kubeconfig")
@@ -81,18 +107,34 @@ def test_operator_as_chart_serviceaccount_has_no_403(cluster: ClusterHandle, nam
         kubectl(cluster.kubeconfig, "delete", "-f", "-", "--ignore-not-found", "--wait=false", input=manifest)
 
 
-def test_worker_pods_pass_pod_security_restricted(cluster: ClusterHandle, namespace: str,
-                                                  running_operator: OperatorProcess) -> None:
-    kubectl(cluster.kubeconfig, "label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted",
-            "pod-security.kubernetes.io/enforce-version=latest")
+def test_worker_pods_pass_pod_security_restricted(
+    cluster: ClusterHandle, namespace: str, running_operator: OperatorProcess
+) -> None:
+    kubectl(
+        cluster.kubeconfig,
+        "label",
+        "namespace",
+        namespace,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=latest",
+    )
     jobs = Jobs(cluster, namespace)
     jobs.queue(template=worker_template(shared=False))  # "restricted" refuses hostPath
     jobs.create("strict", "echo", {"ok": True})
     st = jobs.wait_phase("strict", "Succeeded", "Failed", timeout=60)
     assert st["phase"] == "Succeeded", st
     # And a pod that breaks the profile is refused there: the label is enforced.
-    bad = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad"},
-           "spec": {"containers": [{"name": "c", "image": "x", "command": ["true"],
-                                    "securityContext": {"privileged": True}}]}}
-    proc = kubectl(cluster.kubeconfig, "apply", "-n", namespace, "-f", "-", input=json.dumps(bad), check=False)
+    bad = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "bad"},
+        "spec": {
+            "containers": [
+                {"name": "c", "image": "x", "command": ["true"], "securityContext": {"privileged": True}}
+            ]
+        },
+    }
+    proc = kubectl(
+        cluster.kubeconfig, "apply", "-n", namespace, "-f", "-", input=json.dumps(bad), check=False
+    )
     assert proc.returncode != 0 and "restricted" in proc.stderr

@@ -24,19 +24,28 @@ from tests.kube import wait_for
 def _grant_progress(cluster: ClusterHandle, namespace: str) -> None:
     """Workers report progress by patching their job's status: bind that right to the default ServiceAccount."""
     rbac = client.RbacAuthorizationV1Api(cluster.api)
-    rbac.create_namespaced_role(namespace, {
-        "metadata": {"name": "jobline-worker"},
-        "rules": [{"apiGroups": ["jobline.dev"], "resources": ["queuedjobs/status"], "verbs": ["get", "patch"]}],
-    })
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "jobline-worker"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "jobline-worker"},
-        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": namespace}],
-    })
+    rbac.create_namespaced_role(
+        namespace,
+        {
+            "metadata": {"name": "jobline-worker"},
+            "rules": [
+                {"apiGroups": ["jobline.dev"], "resources": ["queuedjobs/status"], "verbs": ["get", "patch"]}
+            ],
+        },
+    )
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "jobline-worker"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "jobline-worker"},
+            "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": namespace}],
+        },
+    )
 
 
-def test_client_sdk_enqueue_get_wait_and_worker_progress(cluster: ClusterHandle, namespace: str,
-                                                           running_operator: OperatorProcess) -> None:
+def test_client_sdk_enqueue_get_wait_and_worker_progress(
+    cluster: ClusterHandle, namespace: str, running_operator: OperatorProcess
+) -> None:
     jobs = Jobs(cluster, namespace)
     jobs.queue()
     _grant_progress(cluster, namespace)
@@ -86,7 +95,9 @@ def webhook_receiver() -> Iterator[tuple[int, list[dict[str, Any]]]]:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             want = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
             ok = hmac.compare_digest(want, self.headers.get("X-Jobline-Signature", ""))
-            deliveries.append({"ok": ok, "event": self.headers.get("X-Jobline-Event"), "body": json.loads(body)})
+            deliveries.append(
+                {"ok": ok, "event": self.headers.get("X-Jobline-Event"), "body": json.loads(body)}
+            )
             self.send_response(200 if ok else 401)
             self.end_headers()
 
@@ -100,37 +111,62 @@ def webhook_receiver() -> Iterator[tuple[int, list[dict[str, Any]]]]:
     server.shutdown()
 
 
-def test_example_handlers_in_worker_pods(cluster: ClusterHandle, namespace: str, running_operator: OperatorProcess,
-                                         smtp_server: tuple[int, list[Any]],
-                                         webhook_receiver: tuple[int, list[dict[str, Any]]],
-                                         shared: Any) -> None:
+def test_example_handlers_in_worker_pods(
+    cluster: ClusterHandle,
+    namespace: str,
+    running_operator: OperatorProcess,
+    smtp_server: tuple[int, list[Any]],
+    webhook_receiver: tuple[int, list[dict[str, Any]]],
+    shared: Any,
+) -> None:
     if workers.real():
-        pytest.skip("the example handlers talk to an SMTP server and a webhook receiver that this test runs on "
-                    "this machine's 127.0.0.1, which a pod on a real node cannot reach (it has its own loopback)")
+        pytest.skip(
+            "the example handlers talk to an SMTP server and a webhook receiver that this test runs on "
+            "this machine's 127.0.0.1, which a pod on a real node cannot reach (it has its own loopback)"
+        )
     tmp_path = shared
     smtp_port, mails = smtp_server
     hook_port, deliveries = webhook_receiver
     jobs = Jobs(cluster, namespace)
     _grant_progress(cluster, namespace)
-    cluster.core.create_namespaced_secret(namespace, client.V1Secret(
-        metadata=client.V1ObjectMeta(name="jobline-examples"), string_data={"webhook-secret": "s3cret"}))
-    template = worker_template(command=["jobline-worker", "--import", "jobline.examples"], env=[
-        {"name": "SMTP_HOST", "value": "127.0.0.1"},
-        {"name": "SMTP_PORT", "value": str(smtp_port)},
-        {"name": "SMTP_STARTTLS", "value": "false"},
-        {"name": "SMTP_FROM", "value": "jobs@example.com"},
-        {"name": "WEBHOOK_SECRET", "valueFrom": {"secretKeyRef": {"name": "jobline-examples", "key": "webhook-secret"}}},
-    ])
+    cluster.core.create_namespaced_secret(
+        namespace,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="jobline-examples"), string_data={"webhook-secret": "s3cret"}
+        ),
+    )
+    template = worker_template(
+        command=["jobline-worker", "--import", "jobline.examples"],
+        env=[
+            {"name": "SMTP_HOST", "value": "127.0.0.1"},
+            {"name": "SMTP_PORT", "value": str(smtp_port)},
+            {"name": "SMTP_STARTTLS", "value": "false"},
+            {"name": "SMTP_FROM", "value": "jobs@example.com"},
+            {
+                "name": "WEBHOOK_SECRET",
+                "valueFrom": {"secretKeyRef": {"name": "jobline-examples", "key": "webhook-secret"}},
+            },
+        ],
+    )
     jobs.queue("examples", concurrency=2, template=template)
     old = tmp_path / "old.tmp"
     old.write_text("x")
     import os
+
     os.utime(old, (0, 0))
     (tmp_path / "new.tmp").write_text("y")
-    jobs.create("mail", "send-email", {"to": "ada@example.com", "subject": "Welcome", "body": "Hello Ada"},
-                queue="examples")
-    jobs.create("hook", "deliver-webhook", {"url": f"http://127.0.0.1:{hook_port}/hooks", "event": "order.paid",
-                                            "data": {"order": 7}}, queue="examples")
+    jobs.create(
+        "mail",
+        "send-email",
+        {"to": "ada@example.com", "subject": "Welcome", "body": "Hello Ada"},
+        queue="examples",
+    )
+    jobs.create(
+        "hook",
+        "deliver-webhook",
+        {"url": f"http://127.0.0.1:{hook_port}/hooks", "event": "order.paid", "data": {"order": 7}},
+        queue="examples",
+    )
     jobs.create("report", "generate-report", {"rows": 2000}, queue="examples")
     jobs.create("clean", "cleanup", {"path": str(tmp_path), "olderThanSeconds": 3600}, queue="examples")
     for name in ("mail", "hook", "report", "clean"):

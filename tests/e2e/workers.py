@@ -91,6 +91,7 @@ def worker_template(shared: bool = True, **extra: Any) -> dict[str, Any]:
     if shared and PLACEMENT.shared is not None:
         path = str(PLACEMENT.shared)
         template.setdefault("volumes", []).append(
-            {"name": "e2e-shared", "hostPath": {"path": path, "type": "Directory"}})
+            {"name": "e2e-shared", "hostPath": {"path": path, "type": "Directory"}}
+        )
         template.setdefault("volumeMounts", []).append({"name": "e2e-shared", "mountPath": path})
     return template

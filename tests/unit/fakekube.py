@@ -36,8 +36,13 @@ _PATH = re.compile(
     r"^(?P<base>/api/v1|/apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
     r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/]+)(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?$"
 )
-_KINDS = {"pods": "Pod", "events": "Event", names.PLURAL_QUEUEDJOBS: names.KIND_QUEUEDJOB,
-          names.PLURAL_JOBQUEUES: names.KIND_JOBQUEUE, names.PLURAL_JOBSCHEDULES: names.KIND_JOBSCHEDULE}
+_KINDS = {
+    "pods": "Pod",
+    "events": "Event",
+    names.PLURAL_QUEUEDJOBS: names.KIND_QUEUEDJOB,
+    names.PLURAL_JOBQUEUES: names.KIND_JOBQUEUE,
+    names.PLURAL_JOBSCHEDULES: names.KIND_JOBSCHEDULE,
+}
 _JOBLINE_API = f"/apis/{names.GROUP}/{names.VERSION}"
 
 
@@ -135,11 +140,15 @@ class FakeKube(Kube):
 
     def all(self, kind_or_plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
         plural = self._plural(kind_or_plural)
-        return [copy.deepcopy(o) for p, o in sorted(self.objects.items())
-                if self._parse(p)["plural"] == plural and namespace in (None, o["metadata"].get("namespace"))]
+        return [
+            copy.deepcopy(o)
+            for p, o in sorted(self.objects.items())
+            if self._parse(p)["plural"] == plural and namespace in (None, o["metadata"].get("namespace"))
+        ]
 
-    def update(self, kind_or_plural: str, namespace: str, name: str,
-               change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    def update(
+        self, kind_or_plural: str, namespace: str, name: str, change: Callable[[dict[str, Any]], None]
+    ) -> dict[str, Any]:
         """Change a stored object in place as another writer would (kubelet, user, replica): new resourceVersion."""
         path = self.path_of(kind_or_plural, namespace, name)
         obj = self.objects[path]
@@ -163,8 +172,15 @@ class FakeKube(Kube):
         raise ValueError(f"unknown kind {kind_or_plural!r}")
 
     # ------------------------------------------------------------------ the transport
-    async def request(self, method: str, path: str, body: Any = None, *, query: Mapping[str, str] | None = None,
-                      content_type: str = "application/json") -> Any:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
         self.calls.append(Call(method, path, copy.deepcopy(body), dict(query or {})))
         if method != "GET":
             self.writes += 1
@@ -184,7 +200,9 @@ class FakeKube(Kube):
         if method == "PATCH" and name is not None:
             if content_type != MERGE:
                 raise KubeError(415, "UnsupportedMediaType", f"the fake speaks only {MERGE}")
-            return copy.deepcopy(self._patch(path.removesuffix("/status"), body or {}, status=sub == "status"))
+            return copy.deepcopy(
+                self._patch(path.removesuffix("/status"), body or {}, status=sub == "status")
+            )
         if method == "DELETE" and name is not None and sub is None:
             self._delete(path, body)
             return {"kind": "Status", "status": "Success"}
@@ -222,7 +240,12 @@ class FakeKube(Kube):
             item.pop("apiVersion", None)  # a list's items carry no kind (what the operator must cope with)
             item.pop("kind", None)
             items.append(item)
-        return {"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": str(self._rv)}, "items": items}
+        return {
+            "kind": "List",
+            "apiVersion": "v1",
+            "metadata": {"resourceVersion": str(self._rv)},
+            "items": items,
+        }
 
     def _create(self, collection: str, body: dict[str, Any]) -> dict[str, Any]:
         parts = self._parse(collection)
@@ -260,9 +283,13 @@ class FakeKube(Kube):
         obj = self._existing(path)
         want = (body.get("metadata") or {}).get("resourceVersion")
         if want is not None and want != obj["metadata"]["resourceVersion"]:
-            raise KubeError(409, "Conflict", f'Operation cannot be fulfilled on "{obj["metadata"]["name"]}": the '
-                                             "object has been modified; please apply your changes to the latest "
-                                             "version and try again")
+            raise KubeError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on "{obj["metadata"]["name"]}": the '
+                "object has been modified; please apply your changes to the latest "
+                "version and try again",
+            )
         subresource = self._parse(path)["group"] == names.GROUP
         if status:
             new = copy.deepcopy(obj)
@@ -273,8 +300,11 @@ class FakeKube(Kube):
                 new.pop("status", None)
         else:
             patch = {k: v for k, v in body.items() if not (subresource and k == "status")}
-            meta_patch = {k: v for k, v in (patch.get("metadata") or {}).items()
-                          if k not in ("resourceVersion", "uid", "creationTimestamp", "name", "namespace")}
+            meta_patch = {
+                k: v
+                for k, v in (patch.get("metadata") or {}).items()
+                if k not in ("resourceVersion", "uid", "creationTimestamp", "name", "namespace")
+            }
             new = merge_patch(obj, {**patch, "metadata": meta_patch})
             if new.get("spec") != obj.get("spec"):
                 new["metadata"]["generation"] = int(obj["metadata"].get("generation", 1)) + 1
@@ -286,6 +316,10 @@ class FakeKube(Kube):
         obj = self._existing(path)
         uid = ((body or {}).get("preconditions") or {}).get("uid")
         if uid is not None and uid != obj["metadata"].get("uid"):
-            raise KubeError(409, "Conflict", f"Precondition failed: UID in precondition: {uid}, "
-                                             f"UID in object meta: {obj['metadata'].get('uid')}")
+            raise KubeError(
+                409,
+                "Conflict",
+                f"Precondition failed: UID in precondition: {uid}, "
+                f"UID in object meta: {obj['metadata'].get('uid')}",
+            )
         del self.objects[path]

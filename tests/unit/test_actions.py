@@ -22,23 +22,26 @@ def test_fresh_values_carry_the_time_and_differ() -> None:
     assert all(re.fullmatch(r"2026-01-10T12:00:00Z-[0-9a-f]{6}", v) for v in values)
 
 
-@pytest.mark.parametrize(("make", "annotation"), [
-    (actions.requeue, names.ANNOTATION_REQUEUE),
-    (actions.trigger, names.ANNOTATION_TRIGGER),
-])
+@pytest.mark.parametrize(
+    ("make", "annotation"),
+    [(actions.requeue, names.ANNOTATION_REQUEUE), (actions.trigger, names.ANNOTATION_TRIGGER)],
+)
 def test_annotation_patches(make: Callable[[str], actions.Patch], annotation: str) -> None:
     assert make("v1") == {"metadata": {"annotations": {annotation: "v1"}}}
     assert make("v1") is not make("v1")  # a fresh body each time: callers may change theirs
 
 
-@pytest.mark.parametrize(("plural", "on", "body"), [
-    (QJ, True, {"spec": {"suspend": True}}),
-    (QJ, False, {"spec": {"suspend": False}}),
-    (SCHEDULES, True, {"spec": {"suspend": True}}),
-    (SCHEDULES, False, {"spec": {"suspend": False}}),
-    (QUEUES, True, {"spec": {"paused": True}}),
-    (QUEUES, False, {"spec": {"paused": False}}),
-])
+@pytest.mark.parametrize(
+    ("plural", "on", "body"),
+    [
+        (QJ, True, {"spec": {"suspend": True}}),
+        (QJ, False, {"spec": {"suspend": False}}),
+        (SCHEDULES, True, {"spec": {"suspend": True}}),
+        (SCHEDULES, False, {"spec": {"suspend": False}}),
+        (QUEUES, True, {"spec": {"paused": True}}),
+        (QUEUES, False, {"spec": {"paused": False}}),
+    ],
+)
 def test_hold(plural: str, on: bool, body: dict[str, Any]) -> None:
     assert actions.hold(plural, on) == body
     assert actions.hold_field(plural) == next(iter(body["spec"]))
@@ -50,47 +53,59 @@ def test_hold_rejects_other_kinds(plural: str) -> None:
         actions.hold(plural, True)
 
 
-@pytest.mark.parametrize(("make", "body"), [
-    (actions.suspend_job, {"spec": {"suspend": True}}),
-    (actions.resume_job, {"spec": {"suspend": False}}),
-    (actions.suspend_schedule, {"spec": {"suspend": True}}),
-    (actions.resume_schedule, {"spec": {"suspend": False}}),
-    (actions.pause_queue, {"spec": {"paused": True}}),
-    (actions.resume_queue, {"spec": {"paused": False}}),
-])
+@pytest.mark.parametrize(
+    ("make", "body"),
+    [
+        (actions.suspend_job, {"spec": {"suspend": True}}),
+        (actions.resume_job, {"spec": {"suspend": False}}),
+        (actions.suspend_schedule, {"spec": {"suspend": True}}),
+        (actions.resume_schedule, {"spec": {"suspend": False}}),
+        (actions.pause_queue, {"spec": {"paused": True}}),
+        (actions.resume_queue, {"spec": {"paused": False}}),
+    ],
+)
 def test_named_holds(make: Callable[[], actions.Patch], body: dict[str, Any]) -> None:
     assert make() == body
 
 
-@pytest.mark.parametrize(("phase", "refusal"), [
-    ("Succeeded", None),
-    ("Failed", None),
-    ("Pending", "is Pending: only a finished job can be retried (Succeeded or Failed)"),
-    ("Running", "is Running: only a finished job can be retried (Succeeded or Failed)"),
-    ("Suspended", "is Suspended: only a finished job can be retried (Succeeded or Failed)"),
-    (None, "is Pending: only a finished job can be retried (Succeeded or Failed)"),
-])
+@pytest.mark.parametrize(
+    ("phase", "refusal"),
+    [
+        ("Succeeded", None),
+        ("Failed", None),
+        ("Pending", "is Pending: only a finished job can be retried (Succeeded or Failed)"),
+        ("Running", "is Running: only a finished job can be retried (Succeeded or Failed)"),
+        ("Suspended", "is Suspended: only a finished job can be retried (Succeeded or Failed)"),
+        (None, "is Pending: only a finished job can be retried (Succeeded or Failed)"),
+    ],
+)
 def test_retry_refusal(phase: str | None, refusal: str | None) -> None:
     assert actions.retry_refusal({"status": {"phase": phase}}) == refusal
 
 
-@pytest.mark.parametrize(("given", "phases"), [
-    ([], ["Succeeded", "Failed"]),
-    ((), ["Succeeded", "Failed"]),
-    (["failed"], ["Failed"]),
-    (["Succeeded,completed"], ["Succeeded"]),
-    (["failed,succeeded"], ["Failed", "Succeeded"]),
-    ([""], []),  # said, but nothing: nothing is cleaned
-])
+@pytest.mark.parametrize(
+    ("given", "phases"),
+    [
+        ([], ["Succeeded", "Failed"]),
+        ((), ["Succeeded", "Failed"]),
+        (["failed"], ["Failed"]),
+        (["Succeeded,completed"], ["Succeeded"]),
+        (["failed,succeeded"], ["Failed", "Succeeded"]),
+        ([""], []),  # said, but nothing: nothing is cleaned
+    ],
+)
 def test_cleanup_phases(given: list[str], phases: list[str]) -> None:
     assert actions.cleanup_phases(given) == phases
 
 
-@pytest.mark.parametrize(("given", "message"), [
-    (["Running"], "cleanup removes only Succeeded and Failed jobs"),
-    (["Failed,Pending"], "cleanup removes only Succeeded and Failed jobs"),
-    (["Done"], "unknown phase 'Done'"),
-])
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        (["Running"], "cleanup removes only Succeeded and Failed jobs"),
+        (["Failed,Pending"], "cleanup removes only Succeeded and Failed jobs"),
+        (["Done"], "unknown phase 'Done'"),
+    ],
+)
 def test_cleanup_phases_rejects(given: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         actions.cleanup_phases(given)

@@ -57,8 +57,14 @@ class FakeConn(Connection):
                 return obj
         raise api_error(api_exc(404), verb="get", plural=plural, namespace=namespace, name=name)
 
-    def list(self, plural: str, *, namespace: str | None, field_selector: str | None = None,
-             label_selector: str | None = None) -> Iterator[dict[str, Any]]:
+    def list(
+        self,
+        plural: str,
+        *,
+        namespace: str | None,
+        field_selector: str | None = None,
+        label_selector: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
         if ("list", plural) in self.errors:
             raise api_error(self.errors[("list", plural)], verb="list", plural=plural, namespace=namespace)
         wanted = dict(part.split("=", 1) for part in field_selector.split(",")) if field_selector else {}
@@ -77,7 +83,9 @@ class FakeConn(Connection):
 
     def patch(self, plural: str, namespace: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
         if ("patch", name) in self.errors:
-            raise api_error(self.errors[("patch", name)], verb="patch", plural=plural, namespace=namespace, name=name)
+            raise api_error(
+                self.errors[("patch", name)], verb="patch", plural=plural, namespace=namespace, name=name
+            )
         obj = self._find(plural, namespace, name)
         self.patches.append((plural, namespace, name, body))
         return obj
@@ -111,7 +119,10 @@ def run(conn: FakeConn, *argv: str) -> tuple[int, str, str]:
 
 def test_table_and_bar() -> None:
     assert output.table(["A", "LONGER"], [["x", None], ["yyyy", 3]]).splitlines() == [
-        "A      LONGER", "x      <none>", "yyyy   3"]
+        "A      LONGER",
+        "x      <none>",
+        "yyyy   3",
+    ]
     assert output.bar(50, width=10) == "[#####-----]  50%"
     assert output.bar(None, width=4) == "[----]    ?%"
     assert output.bar(100, width=4) == "[####] 100%"
@@ -137,10 +148,20 @@ def test_progress_rewrites_a_line_on_a_terminal_and_prints_changes_elsewhere() -
 
 
 def test_api_error_mapping() -> None:
-    assert api_error(api_exc(404), verb="get", plural="queuedjobs", namespace="ns", name="x").code == EXIT_NOT_FOUND
-    err = api_error(api_exc(403, "queuedjobs is forbidden: User bob cannot list"), verb="list", plural="queuedjobs",
-                    namespace="ns")
-    assert err.code == EXIT_FORBIDDEN and "forbidden: you may not list queuedjobs in namespace 'ns'" in err.message
+    assert (
+        api_error(api_exc(404), verb="get", plural="queuedjobs", namespace="ns", name="x").code
+        == EXIT_NOT_FOUND
+    )
+    err = api_error(
+        api_exc(403, "queuedjobs is forbidden: User bob cannot list"),
+        verb="list",
+        plural="queuedjobs",
+        namespace="ns",
+    )
+    assert (
+        err.code == EXIT_FORBIDDEN
+        and "forbidden: you may not list queuedjobs in namespace 'ns'" in err.message
+    )
     assert api_error(api_exc(401), verb="list", plural="queuedjobs", namespace=None).code == EXIT_FORBIDDEN
     assert api_error(api_exc(422), verb="patch", plural="queuedjobs", namespace="ns").code == EXIT_USAGE
     assert api_error(api_exc(500), verb="patch", plural="queuedjobs", namespace="ns").code == EXIT_FAILED
@@ -168,13 +189,21 @@ def test_main_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_context_namespace_comes_from_the_kubeconfig(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "config"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "one",
-        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "one", "context": {"cluster": "c", "user": "u"}},
-                     {"name": "two", "context": {"cluster": "c", "user": "u", "namespace": "team-b"}}],
-    }))
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "one",
+                "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [
+                    {"name": "one", "context": {"cluster": "c", "user": "u"}},
+                    {"name": "two", "context": {"cluster": "c", "user": "u", "namespace": "team-b"}},
+                ],
+            }
+        )
+    )
     assert Connection(kubeconfig=str(kubeconfig)).ns() == "default"
     assert Connection(kubeconfig=str(kubeconfig), context="two").ns() == "team-b"
     assert Connection(kubeconfig=str(kubeconfig), context="two", namespace="x").ns() == "x"
@@ -206,15 +235,31 @@ def test_run_at_relative() -> None:
 
 
 def test_list_table_filters_and_outputs() -> None:
-    conn = FakeConn({names.PLURAL_QUEUEDJOBS: [
-        job("a", "Pending", priority=3), job("b", "Failed", dead=True, attempts=4),
-        job("c", "Running", progress=40, attempts=1, handler="report"), job("d", "Pending", queue="mail"),
-        job("z", "Succeeded", ns="other")]})
+    conn = FakeConn(
+        {
+            names.PLURAL_QUEUEDJOBS: [
+                job("a", "Pending", priority=3),
+                job("b", "Failed", dead=True, attempts=4),
+                job("c", "Running", progress=40, attempts=1, handler="report"),
+                job("d", "Pending", queue="mail"),
+                job("z", "Succeeded", ns="other"),
+            ]
+        }
+    )
     code, out, _ = run(conn, "list")
     lines = out.splitlines()
     assert code == EXIT_OK
-    assert lines[0].split() == ["NAME", "QUEUE", "HANDLER", "PRIORITY", "PHASE", "REASON", "ATTEMPTS", "PROGRESS",
-                                "AGE"]
+    assert lines[0].split() == [
+        "NAME",
+        "QUEUE",
+        "HANDLER",
+        "PRIORITY",
+        "PHASE",
+        "REASON",
+        "ATTEMPTS",
+        "PROGRESS",
+        "AGE",
+    ]
     rows = {line.split()[0]: line for line in lines[1:]}
     assert set(rows) == {"a", "b", "c", "d"}
     assert "#1 in queue" in rows["a"] and "RetriesExhausted" in rows["b"] and "40%" in rows["c"]
@@ -239,9 +284,17 @@ def test_list_forbidden_exits_4() -> None:
 
 
 def test_stats_table_and_yaml() -> None:
-    conn = FakeConn({names.PLURAL_QUEUEDJOBS: [job("a"), job("b", "Failed"), job("c", "Running", queue="mail")],
-                     names.PLURAL_JOBQUEUES: [{"metadata": {"name": "default", "namespace": "ns"},
-                                                "spec": {"concurrency": 3, "paused": True}}]})
+    conn = FakeConn(
+        {
+            names.PLURAL_QUEUEDJOBS: [job("a"), job("b", "Failed"), job("c", "Running", queue="mail")],
+            names.PLURAL_JOBQUEUES: [
+                {
+                    "metadata": {"name": "default", "namespace": "ns"},
+                    "spec": {"concurrency": 3, "paused": True},
+                }
+            ],
+        }
+    )
     _, out, _ = run(conn, "stats")
     lines = out.splitlines()
     assert lines[0].split()[:4] == ["QUEUE", "PAUSED", "CONCURRENCY", "PENDING"]
@@ -253,9 +306,17 @@ def test_stats_table_and_yaml() -> None:
 
 
 def test_retry_all_failed_requeues_only_dead_letters() -> None:
-    conn = FakeConn({names.PLURAL_QUEUEDJOBS: [
-        job("dead1", "Failed", dead=True), job("dead2", "Failed", dead=True, queue="mail"),
-        job("dup", "Failed"), job("ok", "Succeeded"), job("dead-elsewhere", "Failed", dead=True, ns="other")]})
+    conn = FakeConn(
+        {
+            names.PLURAL_QUEUEDJOBS: [
+                job("dead1", "Failed", dead=True),
+                job("dead2", "Failed", dead=True, queue="mail"),
+                job("dup", "Failed"),
+                job("ok", "Succeeded"),
+                job("dead-elsewhere", "Failed", dead=True, ns="other"),
+            ]
+        }
+    )
     code, out, _ = run(conn, "retry", "--all-failed")
     assert code == EXIT_OK
     assert sorted(p[2] for p in conn.patches) == ["dead1", "dead2"]
@@ -284,9 +345,16 @@ def test_retry_by_name_reports_each_problem() -> None:
 
 
 def test_cleanup_dry_run_lists_and_deletes_nothing() -> None:
-    conn = FakeConn({names.PLURAL_QUEUEDJOBS: [
-        job("old", "Succeeded", completed=timedelta(days=-8)), job("new", "Succeeded", completed=timedelta(hours=-1)),
-        job("old-failed", "Failed", completed=timedelta(days=-20)), job("pending", "Pending", created=timedelta(days=-9))]})
+    conn = FakeConn(
+        {
+            names.PLURAL_QUEUEDJOBS: [
+                job("old", "Succeeded", completed=timedelta(days=-8)),
+                job("new", "Succeeded", completed=timedelta(hours=-1)),
+                job("old-failed", "Failed", completed=timedelta(days=-20)),
+                job("pending", "Pending", created=timedelta(days=-9)),
+            ]
+        }
+    )
     code, out, err = run(conn, "cleanup", "--finished", "--older-than", "7d", "--dry-run")
     assert code == EXIT_OK and conn.deletes == []
     assert [line.split()[0] for line in out.splitlines()[1:]] == ["old-failed", "old"]
@@ -312,14 +380,20 @@ def test_cancel_deletes_unfinished_jobs() -> None:
 
 
 def test_suspend_resume_targets() -> None:
-    conn = FakeConn({names.PLURAL_JOBSCHEDULES: [{"metadata": {"name": "nightly", "namespace": "ns"}, "spec": {}}],
-                     names.PLURAL_JOBQUEUES: [{"metadata": {"name": "mail", "namespace": "ns"}, "spec": {}}],
-                     names.PLURAL_QUEUEDJOBS: [job("j")]})
+    conn = FakeConn(
+        {
+            names.PLURAL_JOBSCHEDULES: [{"metadata": {"name": "nightly", "namespace": "ns"}, "spec": {}}],
+            names.PLURAL_JOBQUEUES: [{"metadata": {"name": "mail", "namespace": "ns"}, "spec": {}}],
+            names.PLURAL_QUEUEDJOBS: [job("j")],
+        }
+    )
     code, out, _ = run(conn, "suspend", "schedule/nightly", "queue/mail", "qj/j")
     assert code == EXIT_OK
     assert [(p[0], p[3]) for p in conn.patches] == [
-        (names.PLURAL_JOBSCHEDULES, {"spec": {"suspend": True}}), (names.PLURAL_JOBQUEUES, {"spec": {"paused": True}}),
-        (names.PLURAL_QUEUEDJOBS, {"spec": {"suspend": True}})]
+        (names.PLURAL_JOBSCHEDULES, {"spec": {"suspend": True}}),
+        (names.PLURAL_JOBQUEUES, {"spec": {"paused": True}}),
+        (names.PLURAL_QUEUEDJOBS, {"spec": {"suspend": True}}),
+    ]
     assert "jobqueue.jobline.dev/mail paused" in out
     conn.patches.clear()
     code, _, _ = run(conn, "resume", "jobschedule/nightly")
@@ -331,7 +405,9 @@ def test_suspend_resume_targets() -> None:
 
 
 def test_trigger_sets_a_fresh_annotation_and_waits_for_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    conn = FakeConn({names.PLURAL_JOBSCHEDULES: [{"metadata": {"name": "nightly", "namespace": "ns"}, "spec": {}}]})
+    conn = FakeConn(
+        {names.PLURAL_JOBSCHEDULES: [{"metadata": {"name": "nightly", "namespace": "ns"}, "spec": {}}]}
+    )
     code, out, _ = run(conn, "trigger", "nightly")
     value = conn.patches[0][3]["metadata"]["annotations"][names.ANNOTATION_TRIGGER]
     assert code == EXIT_OK and value in out
@@ -371,17 +447,29 @@ class Sequence(FakeConn):
 
 def test_wait_shows_progress_and_exits_by_outcome(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(commands, "sleep", lambda _: None)
-    conn = Sequence([job("j", "Pending"), job("j", "Running", progress=30, attempts=1),
-                     job("j", "Running", progress=80, attempts=1),
-                     job("j", "Succeeded", progress=100, result={"rows": 3})])
+    conn = Sequence(
+        [
+            job("j", "Pending"),
+            job("j", "Running", progress=30, attempts=1),
+            job("j", "Running", progress=80, attempts=1),
+            job("j", "Succeeded", progress=100, result={"rows": 3}),
+        ]
+    )
     code, out, err = run(conn, "wait", "j")
     assert code == EXIT_OK and 'succeeded: {"rows": 3}' in out
     assert [line.split("]")[1].strip() for line in err.splitlines()] == [
-        "?% Pending", "30% Running (attempt 1)", "80% Running (attempt 1)", "100% Succeeded"]
+        "?% Pending",
+        "30% Running (attempt 1)",
+        "80% Running (attempt 1)",
+        "100% Succeeded",
+    ]
     assert "[#########---------------------]  30%" in err
     failed = job("j", "Failed", dead=True, lastError="attempt 2: Error (exit code 1): boom\n")
     code, out, _ = run(Sequence([job("j", "Running"), failed]), "wait", "j")
-    assert code == EXIT_FAILED and "failed (RetriesExhausted, dead-lettered): attempt 2: Error (exit code 1): boom" in out
+    assert (
+        code == EXIT_FAILED
+        and "failed (RetriesExhausted, dead-lettered): attempt 2: Error (exit code 1): boom" in out
+    )
     code, _, err = run(FakeConn(), "wait", "ghost")
     assert code == EXIT_NOT_FOUND and 'queuedjob "ghost" not found' in err
 
@@ -390,13 +478,20 @@ def test_wait_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     ticks = iter(range(1000))
     monkeypatch.setattr(commands, "monotonic", lambda: float(next(ticks)))
     monkeypatch.setattr(commands, "sleep", lambda _: None)
-    code, _, err = run(FakeConn({names.PLURAL_QUEUEDJOBS: [job("j", "Running")]}), "wait", "j", "--timeout", "5s")
+    code, _, err = run(
+        FakeConn({names.PLURAL_QUEUEDJOBS: [job("j", "Running")]}), "wait", "j", "--timeout", "5s"
+    )
     assert code == EXIT_TIMEOUT and "timed out" in err
 
 
 def test_logs_picks_the_attempt_pod() -> None:
-    j = job("j", "Failed", attempts=2, podName="j-2",
-            attemptHistory=[{"attempt": 1, "pod": "j-1"}, {"attempt": 2, "pod": "j-2"}])
+    j = job(
+        "j",
+        "Failed",
+        attempts=2,
+        podName="j-2",
+        attemptHistory=[{"attempt": 1, "pod": "j-1"}, {"attempt": 2, "pod": "j-2"}],
+    )
     conn = FakeConn()
     assert commands._pod_of(conn, j, None) == "j-2"
     assert commands._pod_of(conn, j, 1) == "j-1"

@@ -9,31 +9,41 @@ from jobline.core.backoff import backoff_seconds
 from jobline.core.models import ResolvedRetry
 
 
-def retry(initial: int = 10, factor: float = 2.0, max_seconds: int = 3600, jitter: float = 0.0,
-          limit: int = 3) -> ResolvedRetry:
-    return ResolvedRetry(limit=limit, initial_seconds=initial, factor=factor, max_seconds=max_seconds,
-                         jitter=jitter, non_retryable_exit_codes=frozenset())
+def retry(
+    initial: int = 10, factor: float = 2.0, max_seconds: int = 3600, jitter: float = 0.0, limit: int = 3
+) -> ResolvedRetry:
+    return ResolvedRetry(
+        limit=limit,
+        initial_seconds=initial,
+        factor=factor,
+        max_seconds=max_seconds,
+        jitter=jitter,
+        non_retryable_exit_codes=frozenset(),
+    )
 
 
 SEEDS = [f"uid-{i}" for i in range(300)]
 
 
 # --- without jitter: the plain series ------------------------------------------------------------------
-@pytest.mark.parametrize(("policy", "failures", "expected"), [
-    pytest.param(retry(), 1, 10.0, id="first-failure-waits-initial"),
-    pytest.param(retry(), 2, 20.0, id="second-doubles"),
-    pytest.param(retry(), 3, 40.0, id="third-doubles-again"),
-    pytest.param(retry(), 9, 2560.0, id="ninth-below-cap"),
-    pytest.param(retry(), 10, 3600.0, id="tenth-capped"),
-    pytest.param(retry(), 50, 3600.0, id="far-past-the-cap-stays-capped"),
-    pytest.param(retry(), 0, 10.0, id="zero-failures-treated-as-first"),
-    pytest.param(retry(), -3, 10.0, id="negative-failures-treated-as-first"),
-    pytest.param(retry(initial=5, factor=3.0, max_seconds=100), 3, 45.0, id="factor-3"),
-    pytest.param(retry(initial=5, factor=1.0, max_seconds=100), 7, 5.0, id="factor-1-is-constant"),
-    pytest.param(retry(initial=30, max_seconds=30), 1, 30.0, id="initial-equals-cap"),
-    pytest.param(retry(initial=0, jitter=0.5), 4, 0.0, id="zero-initial-stays-zero-even-with-jitter"),
-    pytest.param(retry(initial=10, max_seconds=0, jitter=0.5), 2, 0.0, id="zero-cap-is-zero"),
-])
+@pytest.mark.parametrize(
+    ("policy", "failures", "expected"),
+    [
+        pytest.param(retry(), 1, 10.0, id="first-failure-waits-initial"),
+        pytest.param(retry(), 2, 20.0, id="second-doubles"),
+        pytest.param(retry(), 3, 40.0, id="third-doubles-again"),
+        pytest.param(retry(), 9, 2560.0, id="ninth-below-cap"),
+        pytest.param(retry(), 10, 3600.0, id="tenth-capped"),
+        pytest.param(retry(), 50, 3600.0, id="far-past-the-cap-stays-capped"),
+        pytest.param(retry(), 0, 10.0, id="zero-failures-treated-as-first"),
+        pytest.param(retry(), -3, 10.0, id="negative-failures-treated-as-first"),
+        pytest.param(retry(initial=5, factor=3.0, max_seconds=100), 3, 45.0, id="factor-3"),
+        pytest.param(retry(initial=5, factor=1.0, max_seconds=100), 7, 5.0, id="factor-1-is-constant"),
+        pytest.param(retry(initial=30, max_seconds=30), 1, 30.0, id="initial-equals-cap"),
+        pytest.param(retry(initial=0, jitter=0.5), 4, 0.0, id="zero-initial-stays-zero-even-with-jitter"),
+        pytest.param(retry(initial=10, max_seconds=0, jitter=0.5), 2, 0.0, id="zero-cap-is-zero"),
+    ],
+)
 def test_series_without_jitter(policy: ResolvedRetry, failures: int, expected: float) -> None:
     assert backoff_seconds(failures, policy, seed="any") == pytest.approx(expected)
 
@@ -51,15 +61,19 @@ def test_series_is_monotonic_and_bounded_by_the_cap() -> None:
 
 
 # --- with jitter ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("policy", "failures"), [
-    pytest.param(retry(jitter=0.1), 1, id="10pct-first"),
-    pytest.param(retry(jitter=0.1), 4, id="10pct-fourth"),
-    pytest.param(retry(jitter=0.5), 3, id="50pct"),
-    pytest.param(retry(jitter=1.0), 2, id="100pct"),
-])
+@pytest.mark.parametrize(
+    ("policy", "failures"),
+    [
+        pytest.param(retry(jitter=0.1), 1, id="10pct-first"),
+        pytest.param(retry(jitter=0.1), 4, id="10pct-fourth"),
+        pytest.param(retry(jitter=0.5), 3, id="50pct"),
+        pytest.param(retry(jitter=1.0), 2, id="100pct"),
+    ],
+)
 def test_jitter_spreads_within_plus_minus_jitter_of_the_base(policy: ResolvedRetry, failures: int) -> None:
-    base = backoff_seconds(failures, retry(initial=policy.initial_seconds, factor=policy.factor,
-                                           max_seconds=policy.max_seconds))
+    base = backoff_seconds(
+        failures, retry(initial=policy.initial_seconds, factor=policy.factor, max_seconds=policy.max_seconds)
+    )
     delays = [backoff_seconds(failures, policy, seed=s) for s in SEEDS]
     low, high = base * (1 - policy.jitter), base * (1 + policy.jitter)
     assert all(low <= d <= high for d in delays)
@@ -69,13 +83,16 @@ def test_jitter_spreads_within_plus_minus_jitter_of_the_base(policy: ResolvedRet
     assert max(delays) - min(delays) > 1.5 * policy.jitter * base
 
 
-@pytest.mark.parametrize(("policy", "failures"), [
-    pytest.param(retry(jitter=0.1), 10, id="just-at-the-cap"),
-    pytest.param(retry(jitter=0.1), 30, id="far-past-the-cap"),
-    pytest.param(retry(initial=60, max_seconds=60, jitter=0.5), 1, id="initial-equals-cap"),
-    pytest.param(retry(initial=10, max_seconds=12, jitter=0.5), 1, id="base-below-cap-jitter-crosses-it"),
-    pytest.param(retry(initial=100, max_seconds=100, jitter=1.0), 1, id="full-jitter-at-the-cap"),
-])
+@pytest.mark.parametrize(
+    ("policy", "failures"),
+    [
+        pytest.param(retry(jitter=0.1), 10, id="just-at-the-cap"),
+        pytest.param(retry(jitter=0.1), 30, id="far-past-the-cap"),
+        pytest.param(retry(initial=60, max_seconds=60, jitter=0.5), 1, id="initial-equals-cap"),
+        pytest.param(retry(initial=10, max_seconds=12, jitter=0.5), 1, id="base-below-cap-jitter-crosses-it"),
+        pytest.param(retry(initial=100, max_seconds=100, jitter=1.0), 1, id="full-jitter-at-the-cap"),
+    ],
+)
 def test_jittered_delay_never_exceeds_max_seconds(policy: ResolvedRetry, failures: int) -> None:
     delays = [backoff_seconds(failures, policy, seed=s) for s in SEEDS]
     assert max(delays) <= policy.max_seconds

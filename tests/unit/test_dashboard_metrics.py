@@ -20,10 +20,19 @@ def sample(name: str, **labels: str) -> float:
     return 0.0 if value is None else value
 
 
-def obj(ns: str, name: str = "j", *, queue: str = "q", handler: str = "h", created: str = "2026-01-10T12:00:00Z",
-        **meta: Any) -> dict[str, Any]:
-    return {"metadata": {"namespace": ns, "name": name, "creationTimestamp": created, **meta},
-            "spec": {"queue": queue, "handler": handler}}
+def obj(
+    ns: str,
+    name: str = "j",
+    *,
+    queue: str = "q",
+    handler: str = "h",
+    created: str = "2026-01-10T12:00:00Z",
+    **meta: Any,
+) -> dict[str, Any]:
+    return {
+        "metadata": {"namespace": ns, "name": name, "creationTimestamp": created, **meta},
+        "spec": {"queue": queue, "handler": handler},
+    }
 
 
 def test_attempt_started_counts_and_measures_dispatch_latency() -> None:
@@ -41,13 +50,30 @@ def test_attempt_started_counts_and_measures_dispatch_latency() -> None:
 
 def test_job_transition_counts_finished_attempts_and_jobs_once() -> None:
     job = obj("m-trans")
-    running = {"phase": "Running", "attemptHistory": [
-        {"attempt": 1, "startedAt": "2026-01-10T12:00:00Z", "finishedAt": "2026-01-10T12:00:02Z", "reason": "Error"},
-        {"attempt": 2, "startedAt": "2026-01-10T12:00:10Z"}]}
-    done = {"phase": "Succeeded", "attemptHistory": [
-        running["attemptHistory"][0],
-        {"attempt": 2, "startedAt": "2026-01-10T12:00:10Z", "finishedAt": "2026-01-10T12:00:15Z",
-         "reason": "Completed"}]}
+    running = {
+        "phase": "Running",
+        "attemptHistory": [
+            {
+                "attempt": 1,
+                "startedAt": "2026-01-10T12:00:00Z",
+                "finishedAt": "2026-01-10T12:00:02Z",
+                "reason": "Error",
+            },
+            {"attempt": 2, "startedAt": "2026-01-10T12:00:10Z"},
+        ],
+    }
+    done = {
+        "phase": "Succeeded",
+        "attemptHistory": [
+            running["attemptHistory"][0],
+            {
+                "attempt": 2,
+                "startedAt": "2026-01-10T12:00:10Z",
+                "finishedAt": "2026-01-10T12:00:15Z",
+                "reason": "Completed",
+            },
+        ],
+    }
     metrics.job_transition(job, {}, running)
     metrics.job_transition(job, running, done)
     metrics.job_transition(job, done, done)  # a later write of the same state counts nothing
@@ -59,17 +85,30 @@ def test_job_transition_counts_finished_attempts_and_jobs_once() -> None:
 
 
 def test_schedule_runs_and_lateness_from_created_jobs() -> None:
-    scheduled = obj("m-sched", created="2026-01-10T03:00:02Z", labels={names.LABEL_SCHEDULE: "nightly"},
-                    annotations={names.ANNOTATION_SCHEDULED_TIME: "2026-01-10T03:00:00Z"})
-    manual = obj("m-sched", "m", labels={names.LABEL_SCHEDULE: "nightly"},
-                 annotations={names.ANNOTATION_MANUAL_TRIGGER: "x"})
+    scheduled = obj(
+        "m-sched",
+        created="2026-01-10T03:00:02Z",
+        labels={names.LABEL_SCHEDULE: "nightly"},
+        annotations={names.ANNOTATION_SCHEDULED_TIME: "2026-01-10T03:00:00Z"},
+    )
+    manual = obj(
+        "m-sched",
+        "m",
+        labels={names.LABEL_SCHEDULE: "nightly"},
+        annotations={names.ANNOTATION_MANUAL_TRIGGER: "x"},
+    )
     metrics.job_seen("ADDED", scheduled)
     metrics.job_seen(None, scheduled)  # the initial listing after a restart is not a new run
     metrics.job_seen("MODIFIED", scheduled)
     metrics.job_seen("ADDED", manual)
     metrics.job_seen("ADDED", obj("m-sched", "plain"))
-    assert sample("jobline_schedule_runs_total", namespace="m-sched", schedule="nightly", trigger="scheduled") == 1
-    assert sample("jobline_schedule_runs_total", namespace="m-sched", schedule="nightly", trigger="manual") == 1
+    assert (
+        sample("jobline_schedule_runs_total", namespace="m-sched", schedule="nightly", trigger="scheduled")
+        == 1
+    )
+    assert (
+        sample("jobline_schedule_runs_total", namespace="m-sched", schedule="nightly", trigger="manual") == 1
+    )
     assert sample("jobline_schedule_lateness_seconds_sum", namespace="m-sched", schedule="nightly") == 2
 
 
@@ -82,8 +121,11 @@ def test_hooks_never_raise() -> None:
 
 
 def test_queue_depth_is_counted_at_scrape_time() -> None:
-    jobs = [obj("m-depth", "a"), {**obj("m-depth", "b"), "status": {"phase": "Failed"}},
-            {**obj("m-depth", "c"), "status": {"phase": "Failed"}}]
+    jobs = [
+        obj("m-depth", "a"),
+        {**obj("m-depth", "b"), "status": {"phase": "Failed"}},
+        {**obj("m-depth", "c"), "status": {"phase": "Failed"}},
+    ]
     metrics.watch_jobs(lambda: jobs)
     assert sample("jobline_queue_depth", namespace="m-depth", queue="q", phase="Pending") == 1
     assert sample("jobline_queue_depth", namespace="m-depth", queue="q", phase="Failed") == 2
@@ -104,9 +146,16 @@ def test_healthz_and_metrics_endpoints() -> None:
             assert resp.status == 200 and (await resp.json())["synced"] is True
             resp = await client.get("/metrics")
             families = {f.name for f in text_string_to_metric_families(await resp.text())}
-            assert {"jobline_jobs_started", "jobline_jobs_finished", "jobline_attempt_duration_seconds",
-                    "jobline_queue_depth", "jobline_dispatch_latency_seconds", "jobline_schedule_runs",
-                    "jobline_schedule_lateness_seconds", "jobline_reconcile_errors"} <= families
+            assert {
+                "jobline_jobs_started",
+                "jobline_jobs_finished",
+                "jobline_attempt_duration_seconds",
+                "jobline_queue_depth",
+                "jobline_dispatch_latency_seconds",
+                "jobline_schedule_runs",
+                "jobline_schedule_lateness_seconds",
+                "jobline_reconcile_errors",
+            } <= families
             task.set_result(None)  # the controller loop ended: the liveness probe fails
             resp = await client.get("/healthz")
             assert resp.status == 503 and (await resp.json())["controller"] == "stopped"
@@ -138,8 +187,11 @@ def test_readyz_waits_for_the_schedule_loop_too() -> None:
     async def go() -> None:
         task = asyncio.get_running_loop().create_future()
         schedules = SimpleNamespace(synced=False)
-        memo = Runtime(controller=cast(Any, SimpleNamespace(synced=True)), schedules=cast(Any, schedules),
-                       controller_task=cast(Any, task))
+        memo = Runtime(
+            controller=cast(Any, SimpleNamespace(synced=True)),
+            schedules=cast(Any, schedules),
+            controller_task=cast(Any, task),
+        )
         async with TestClient(TestServer(health_app(memo, with_metrics=False))) as client:
             resp = await client.get("/readyz")
             assert resp.status == 503 and (await resp.json())["schedules_synced"] is False

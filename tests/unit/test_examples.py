@@ -115,11 +115,7 @@ def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
 
     port = free_port()
     controller = Controller(
-        inbox,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=authenticate,
-        auth_require_tls=False,
+        inbox, hostname="127.0.0.1", port=port, authenticator=authenticate, auth_require_tls=False
     )
     controller.start()
     monkeypatch.setenv("SMTP_HOST", "127.0.0.1")

@@ -117,8 +117,11 @@ def test_in_a_git_checkout_ignored_files_are_not_inputs(tmp_path: Path) -> None:
 def test_git_lists_no_file_the_walk_would_not() -> None:
     if not (REPO / ".git").exists() or shutil.which("git") is None:
         pytest.skip("not a git checkout")
-    walked = sorted(p.relative_to(REPO) for p in (REPO / "operator").rglob("*")
-                    if p.is_file() and not images._is_excluded(p.relative_to(REPO)))
+    walked = sorted(
+        p.relative_to(REPO)
+        for p in (REPO / "operator").rglob("*")
+        if p.is_file() and not images._is_excluded(p.relative_to(REPO))
+    )
     assert set(images.source_files(REPO)) <= set(walked)
 
 
@@ -194,8 +197,15 @@ def test_built_images_and_the_cache_layout(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_prune_keeps_the_current_and_one_older_build(tmp_path: Path) -> None:
-    names = ["jobline-0.1.0-aaa", "jobline-0.1.0-bbb", "jobline-0.1.0-ccc", "jobline-0.1.0-ddd",
-             "jobline-worker-0.1.0-aaa", "jobline-worker-0.1.0-bbb", "base-bookworm-abc"]
+    names = [
+        "jobline-0.1.0-aaa",
+        "jobline-0.1.0-bbb",
+        "jobline-0.1.0-ccc",
+        "jobline-0.1.0-ddd",
+        "jobline-worker-0.1.0-aaa",
+        "jobline-worker-0.1.0-bbb",
+        "base-bookworm-abc",
+    ]
     for i, name in enumerate(names):
         (tmp_path / name).mkdir()
         if name != "jobline-0.1.0-ddd":  # the newest has no archive: an interrupted build

@@ -18,8 +18,10 @@ def test_no_handler_needs_kopf_diff_base() -> None:
     diff base off they would misfire. Jobline must register only event, index and activity handlers."""
     admission.register()  # the webhook handlers too, as with --webhook-port
     registry = kopf.get_default_registry()
-    resources = [kopf.Resource(names.GROUP, names.VERSION, plural)
-                 for plural in (names.PLURAL_QUEUEDJOBS, names.PLURAL_JOBQUEUES, names.PLURAL_JOBSCHEDULES)]
+    resources = [
+        kopf.Resource(names.GROUP, names.VERSION, plural)
+        for plural in (names.PLURAL_QUEUEDJOBS, names.PLURAL_JOBQUEUES, names.PLURAL_JOBSCHEDULES)
+    ]
     resources.append(kopf.Resource("", "v1", "pods"))
     watched = [r for r in resources if registry._watching.has_handlers(resource=r)]
     assert len(watched) == len(resources)  # the check below looks at resources Jobline really watches
@@ -49,8 +51,9 @@ def test_in_cluster_webhook_path_is_valid_for_the_apiserver(tmp_path: Path) -> N
 
     certfile, keyfile, cadata = write_pair(tmp_path, ["localhost"])
     port = free_port()
-    server = ServiceWebhookServer(addr="127.0.0.1", port=port, certfile=str(certfile), pkeyfile=str(keyfile),
-                                  cadata=cadata)
+    server = ServiceWebhookServer(
+        addr="127.0.0.1", port=port, certfile=str(certfile), pkeyfile=str(keyfile), cadata=cadata
+    )
     server.service = "jobline-system/jobline"
 
     async def first_config() -> dict[str, Any]:

@@ -44,27 +44,43 @@ def write(path: Path, server: str, current: str = "one") -> str:
 IN_POD = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
 
 
-@pytest.mark.parametrize(("explicit", "env_kubeconfig", "context", "pod", "want"), [
-    pytest.param(True, True, None, True, "explicit", id="flag-beats-everything"),
-    pytest.param(False, True, None, True, "env", id="KUBECONFIG-beats-the-pod"),
-    pytest.param(False, False, None, True, "pod", id="in-a-pod-its-own-identity"),
-    pytest.param(False, False, "one", True, "home", id="a-context-means-a-kubeconfig-even-in-a-pod"),
-    pytest.param(False, False, None, False, "home", id="outside-a-pod-home-kubeconfig"),
-])
-def test_precedence(tmp_path: Path, sa_dir: Path, monkeypatch: pytest.MonkeyPatch, explicit: bool,
-                    env_kubeconfig: bool, context: str | None, pod: bool, want: str) -> None:
+@pytest.mark.parametrize(
+    ("explicit", "env_kubeconfig", "context", "pod", "want"),
+    [
+        pytest.param(True, True, None, True, "explicit", id="flag-beats-everything"),
+        pytest.param(False, True, None, True, "env", id="KUBECONFIG-beats-the-pod"),
+        pytest.param(False, False, None, True, "pod", id="in-a-pod-its-own-identity"),
+        pytest.param(False, False, "one", True, "home", id="a-context-means-a-kubeconfig-even-in-a-pod"),
+        pytest.param(False, False, None, False, "home", id="outside-a-pod-home-kubeconfig"),
+    ],
+)
+def test_precedence(
+    tmp_path: Path,
+    sa_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    explicit: bool,
+    env_kubeconfig: bool,
+    context: str | None,
+    pod: bool,
+    want: str,
+) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / ".kube").mkdir()
-    files = {"explicit": write(tmp_path / "explicit", "explicit.example"),
-             "env": write(tmp_path / "env", "env.example"),
-             "home": write(tmp_path / ".kube" / "config", "home.example")}
+    files = {
+        "explicit": write(tmp_path / "explicit", "explicit.example"),
+        "env": write(tmp_path / "env", "env.example"),
+        "home": write(tmp_path / ".kube" / "config", "home.example"),
+    }
     environ = {**(IN_POD if pod else {}), **({"KUBECONFIG": files["env"]} if env_kubeconfig else {})}
-    chosen = kubeconfig.kubeconfig_path(files["explicit"] if explicit else None, context, environ=environ,
-                                        sa_dir=sa_dir)
+    chosen = kubeconfig.kubeconfig_path(
+        files["explicit"] if explicit else None, context, environ=environ, sa_dir=sa_dir
+    )
     assert chosen == (None if want == "pod" else files[want])
     cfg = kubeconfig.load(files["explicit"] if explicit else None, context, environ=environ, sa_dir=sa_dir)
     if want == "pod":
-        assert cfg.host == "https://10.96.0.1:443" and cfg.api_key["BearerToken"].lower() == "bearer pod-token"
+        assert (
+            cfg.host == "https://10.96.0.1:443" and cfg.api_key["BearerToken"].lower() == "bearer pod-token"
+        )
     else:
         assert cfg.host == f"https://{want}.example:6443"
 
@@ -82,11 +98,14 @@ def test_several_kubeconfig_files_merge(tmp_path: Path) -> None:
     assert cfg.host == "https://a.example:6443"
 
 
-@pytest.mark.parametrize(("context", "pod", "want"), [
-    pytest.param(None, False, "team-one", id="the-current-context"),
-    pytest.param("two", False, "default", id="a-context-without-namespace"),
-    pytest.param(None, True, "pod-ns", id="the-pod-namespace"),
-])
+@pytest.mark.parametrize(
+    ("context", "pod", "want"),
+    [
+        pytest.param(None, False, "team-one", id="the-current-context"),
+        pytest.param("two", False, "default", id="a-context-without-namespace"),
+        pytest.param(None, True, "pod-ns", id="the-pod-namespace"),
+    ],
+)
 def test_current_namespace(tmp_path: Path, sa_dir: Path, context: str | None, pod: bool, want: str) -> None:
     environ = {**(IN_POD if pod else {})}
     path = None if pod else write(tmp_path / "k", "x.example")

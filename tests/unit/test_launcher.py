@@ -62,7 +62,9 @@ def test_go_modules_require_the_pinned_versions() -> None:
         gomod = (build.GO_DIR / module_dir / "go.mod").read_text()
         found = re.search(rf"^\s*{re.escape(module)} (v\S+)", gomod, re.M)
         assert found, f"{module} not required in go/{module_dir}/go.mod"
-        assert found.group(1) == version, f"go/{module_dir}/go.mod has {module} {found.group(1)}, versions.env {version}"
+        assert found.group(1) == version, (
+            f"go/{module_dir}/go.mod has {module} {found.group(1)}, versions.env {version}"
+        )
     # Every k8s.io staging module is replaced by the release that matches the kubernetes version.
     staging = "v0." + versions["KUBERNETES_VERSION"].split(".", 1)[1]
     gomod = (build.GO_DIR / "k8s" / "go.mod").read_text()
@@ -84,7 +86,9 @@ def versions_in(key: str) -> bool:
     return all(v in key for v in read_versions().values())
 
 
-def test_real_node_without_its_packages_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_real_node_without_its_packages_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from tests.cluster import realnode
 
     monkeypatch.setenv("PATH", "/nonexistent")
@@ -124,11 +128,18 @@ def test_a_second_node_takes_the_next_free_slot(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(realnode, "_links", lambda: {"lo", "jlh1"})
     net = realnode.allocate_network("10.96.0.0/16")
     assert (net.slot, net.pod_cidr, net.host_ip, net.node_ip, net.host_if) == (
-        2, "10.244.2.0/24", "10.245.2.1", "10.245.2.2", "jlh2")
+        2,
+        "10.244.2.0/24",
+        "10.245.2.1",
+        "10.245.2.2",
+        "jlh2",
+    )
     assert net.gateway == "10.244.2.1"
 
 
-def test_cluster_reports_a_real_node_error_as_a_cluster_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_cluster_reports_a_real_node_error_as_a_cluster_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"):

@@ -43,14 +43,21 @@ async def settle() -> None:
 
 def queue(name: str = "q", **spec: Any) -> dict[str, Any]:
     spec.setdefault("template", {"image": "worker:1"})
-    return {"apiVersion": names.API_VERSION, "kind": names.KIND_JOBQUEUE,
-            "metadata": {"name": name, "namespace": NS}, "spec": spec}
+    return {
+        "apiVersion": names.API_VERSION,
+        "kind": names.KIND_JOBQUEUE,
+        "metadata": {"name": name, "namespace": NS},
+        "spec": spec,
+    }
 
 
 def job(name: str, queue_name: str = "q", **spec: Any) -> dict[str, Any]:
-    return {"apiVersion": names.API_VERSION, "kind": names.KIND_QUEUEDJOB,
-            "metadata": {"name": name, "namespace": NS},
-            "spec": {"queue": queue_name, "handler": "echo", "payload": {"job": name}, **spec}}
+    return {
+        "apiVersion": names.API_VERSION,
+        "kind": names.KIND_QUEUEDJOB,
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"queue": queue_name, "handler": "echo", "payload": {"job": name}, **spec},
+    }
 
 
 class World:
@@ -90,13 +97,18 @@ class World:
         finished = fmt(self.clock())
 
         def change(pod: dict[str, Any]) -> None:
-            terminated: dict[str, Any] = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
-                                          "finishedAt": finished}
+            terminated: dict[str, Any] = {
+                "exitCode": exit_code,
+                "reason": "Completed" if exit_code == 0 else "Error",
+                "finishedAt": finished,
+            }
             if message is not None:
                 terminated["message"] = message
-            pod["status"] = {"phase": phase, "startTime": pod["metadata"]["creationTimestamp"],
-                             "containerStatuses": [{"name": names.WORKER_CONTAINER,
-                                                    "state": {"terminated": terminated}}]}
+            pod["status"] = {
+                "phase": phase,
+                "startTime": pod["metadata"]["creationTimestamp"],
+                "containerStatuses": [{"name": names.WORKER_CONTAINER, "state": {"terminated": terminated}}],
+            }
 
         self.controller.on_pod("MODIFIED", self.kube.update("pods", NS, name, change))
 
@@ -108,13 +120,25 @@ class World:
 DISPATCH = [
     # id, queue spec, jobs (name, priority) in creation order -> jobs started
     pytest.param({}, [("a", None), ("b", None), ("c", None)], {"a", "b", "c"}, id="no-limit-starts-all"),
-    pytest.param({"concurrency": 2}, [("a", None), ("b", None), ("c", None), ("d", None), ("e", None)],
-                 {"a", "b"}, id="concurrency-2-oldest-first"),
+    pytest.param(
+        {"concurrency": 2},
+        [("a", None), ("b", None), ("c", None), ("d", None), ("e", None)],
+        {"a", "b"},
+        id="concurrency-2-oldest-first",
+    ),
     pytest.param({"concurrency": 1}, [("low", 0), ("high", 10), ("mid", 5)], {"high"}, id="priority-first"),
-    pytest.param({"concurrency": 2}, [("low", -1), ("old", None), ("new", None)], {"old", "new"},
-                 id="default-priority-0-beats-negative"),
-    pytest.param({"concurrency": 2, "defaults": {"priority": 5}}, [("a", None), ("b", 3), ("c", None)], {"a", "c"},
-                 id="queue-default-priority"),
+    pytest.param(
+        {"concurrency": 2},
+        [("low", -1), ("old", None), ("new", None)],
+        {"old", "new"},
+        id="default-priority-0-beats-negative",
+    ),
+    pytest.param(
+        {"concurrency": 2, "defaults": {"priority": 5}},
+        [("a", None), ("b", 3), ("c", None)],
+        {"a", "c"},
+        id="queue-default-priority",
+    ),
     pytest.param({"concurrency": 0}, [("a", None)], set(), id="concurrency-0"),
     pytest.param({"paused": True}, [("a", None), ("b", 9)], set(), id="paused-queue-starts-nothing"),
 ]
@@ -164,7 +188,9 @@ def test_a_started_job_runs_in_a_pod_of_the_contract() -> None:
         assert labels[names.LABEL_PHASE] == "Running" and labels[names.LABEL_QUEUE] == "q"
         assert w.event_reasons("report") == ["Started"]
         # The status went straight to Running: no "Pending" write for a job that started in the same step.
-        phases = [c.body["status"].get("phase") for c in w.kube.calls_to("PATCH", "/queuedjobs/report/status")]
+        phases = [
+            c.body["status"].get("phase") for c in w.kube.calls_to("PATCH", "/queuedjobs/report/status")
+        ]
         assert phases == ["Running"]
 
     go(test)
@@ -275,12 +301,16 @@ def test_ttl_after_finished_deletes_the_job() -> None:
     go(test)
 
 
-@pytest.mark.parametrize(("queue_obj", "job_obj", "reason"), [
-    pytest.param(queue(template={}), job("j"), "NoImage", id="no-image-anywhere"),
-    pytest.param(queue(), job("j", handler="Not A Handler!"), "InvalidSpec", id="unreadable-spec"),
-])
-def test_jobs_that_cannot_run_fail_with_a_reason(queue_obj: dict[str, Any], job_obj: dict[str, Any],
-                                                 reason: str) -> None:
+@pytest.mark.parametrize(
+    ("queue_obj", "job_obj", "reason"),
+    [
+        pytest.param(queue(template={}), job("j"), "NoImage", id="no-image-anywhere"),
+        pytest.param(queue(), job("j", handler="Not A Handler!"), "InvalidSpec", id="unreadable-spec"),
+    ],
+)
+def test_jobs_that_cannot_run_fail_with_a_reason(
+    queue_obj: dict[str, Any], job_obj: dict[str, Any], reason: str
+) -> None:
     async def test() -> None:
         w = World()
         w.put(queue_obj, job_obj)
@@ -339,8 +369,12 @@ def test_jobs_created_after_sync_are_fed_by_the_watch() -> None:
 def schedule(name: str = "tick", **spec: Any) -> dict[str, Any]:
     spec.setdefault("schedule", "@every 1m")
     spec.setdefault("jobTemplate", {"spec": {"queue": "q", "handler": "echo", "payload": {"n": 1}}})
-    return {"apiVersion": names.API_VERSION, "kind": names.KIND_JOBSCHEDULE,
-            "metadata": {"name": name, "namespace": NS}, "spec": spec}
+    return {
+        "apiVersion": names.API_VERSION,
+        "kind": names.KIND_JOBSCHEDULE,
+        "metadata": {"name": name, "namespace": NS},
+        "spec": spec,
+    }
 
 
 class Schedules:
@@ -387,7 +421,9 @@ def test_a_due_schedule_creates_exactly_one_job_named_for_its_instant() -> None:
         assert set(s.jobs()) == {name}
         created = s.jobs()[name]
         assert created["metadata"]["labels"][names.LABEL_SCHEDULE] == "tick"
-        assert created["metadata"]["annotations"][names.ANNOTATION_SCHEDULED_TIME] == fmt(T0 + timedelta(minutes=1))
+        assert created["metadata"]["annotations"][names.ANNOTATION_SCHEDULED_TIME] == fmt(
+            T0 + timedelta(minutes=1)
+        )
         assert created["metadata"]["ownerReferences"][0]["uid"] == uid
         assert created["spec"] == {"queue": "q", "handler": "echo", "payload": {"n": 1}}
         st = s.status()
@@ -404,15 +440,18 @@ def test_a_due_schedule_creates_exactly_one_job_named_for_its_instant() -> None:
     go(test)
 
 
-@pytest.mark.parametrize(("spec", "after", "instants"), [
-    pytest.param({}, 59, [], id="every-1m-not-yet"),
-    pytest.param({}, 60, [60], id="every-1m-due"),
-    pytest.param({}, 150, [120], id="every-1m-late-runs-the-latest-only"),
-    pytest.param({"missedRunPolicy": "RunAll"}, 150, [60, 120], id="every-1m-late-run-all"),
-    pytest.param({"suspend": True}, 600, [], id="suspended"),
-    pytest.param({"schedule": "*/5 * * * *"}, 300, [300], id="cron-every-5-minutes"),
-    pytest.param({"schedule": "*/5 * * * *"}, 299, [], id="cron-one-second-early"),
-])
+@pytest.mark.parametrize(
+    ("spec", "after", "instants"),
+    [
+        pytest.param({}, 59, [], id="every-1m-not-yet"),
+        pytest.param({}, 60, [60], id="every-1m-due"),
+        pytest.param({}, 150, [120], id="every-1m-late-runs-the-latest-only"),
+        pytest.param({"missedRunPolicy": "RunAll"}, 150, [60, 120], id="every-1m-late-run-all"),
+        pytest.param({"suspend": True}, 600, [], id="suspended"),
+        pytest.param({"schedule": "*/5 * * * *"}, 300, [300], id="cron-every-5-minutes"),
+        pytest.param({"schedule": "*/5 * * * *"}, 299, [], id="cron-one-second-early"),
+    ],
+)
 def test_which_runs_a_step_creates(spec: dict[str, Any], after: int, instants: list[int]) -> None:
     async def test() -> None:
         s = Schedules(schedule(**spec))
@@ -435,6 +474,7 @@ def test_a_manual_trigger_creates_one_run_per_value() -> None:
         def trigger(value: str) -> None:
             def change(obj: dict[str, Any]) -> None:
                 obj["metadata"].setdefault("annotations", {})[names.ANNOTATION_TRIGGER] = value
+
             s.loop.on_schedule("MODIFIED", s.kube.update("JobSchedule", NS, "tick", change))
 
         trigger("go-1")
@@ -474,7 +514,9 @@ def test_a_run_is_counted_once_when_the_status_write_meets_a_409(rival: str) -> 
             assert set(s.jobs()) == {name} and s.status()["runCount"] == 1
         else:
             # Somebody changes the schedule (a label) after the loop read it: its rv is stale.
-            s.kube.update("JobSchedule", NS, "tick", lambda o: o["metadata"].setdefault("labels", {}).update(x="y"))
+            s.kube.update(
+                "JobSchedule", NS, "tick", lambda o: o["metadata"].setdefault("labels", {}).update(x="y")
+            )
             s.clock.set(due)
         status_writes = len(s.kube.calls_to("PATCH", "/jobschedules/tick/status"))
         await s.step()  # the status write is refused (409): the loop reads the schedule again
@@ -485,6 +527,8 @@ def test_a_run_is_counted_once_when_the_status_write_meets_a_409(rival: str) -> 
         assert set(s.jobs()) == {name}
         assert s.status()["runCount"] == 1 and s.status()["lastScheduleTime"] == fmt(due)
         assert len(s.fired_events()) == 1
-        assert s.job_posts() == (2 if rival == "replica" else 1)  # the replica's POST met a 409: not created twice
+        assert s.job_posts() == (
+            2 if rival == "replica" else 1
+        )  # the replica's POST met a 409: not created twice
 
     go(test)

@@ -13,8 +13,12 @@ from jobline.runtime import Runtime
 class FakeKube:
     async def request(self, method: str, path: str) -> dict[str, Any]:
         seen = datetime.now(UTC).isoformat()
-        return {"status": {"me@1": {"lastseen": seen, "lifetime": 60, "priority": 200},
-                           "other@1": {"lastseen": seen, "lifetime": 60, "priority": 100}}}
+        return {
+            "status": {
+                "me@1": {"lastseen": seen, "lifetime": 60, "priority": 200},
+                "other@1": {"lastseen": seen, "lifetime": 60, "priority": 100},
+            }
+        }
 
 
 class Loop:

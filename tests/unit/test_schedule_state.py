@@ -34,31 +34,61 @@ def at(seconds: float) -> datetime:
     return CREATED + timedelta(seconds=seconds)
 
 
-def schedule(name: str = "tick", status: dict[str, Any] | None = None, annotations: dict[str, str] | None = None,
-             generation: int = 1, **spec: Any) -> dict[str, Any]:
+def schedule(
+    name: str = "tick",
+    status: dict[str, Any] | None = None,
+    annotations: dict[str, str] | None = None,
+    generation: int = 1,
+    **spec: Any,
+) -> dict[str, Any]:
     spec.setdefault("schedule", "@every 10s")
     spec.setdefault("jobTemplate", {"spec": {"handler": "echo", "payload": {"x": 1}}})
     return {
-        "apiVersion": names.API_VERSION, "kind": "JobSchedule",
-        "metadata": {"name": name, "namespace": "ns", "uid": UID, "generation": generation,
-                     "resourceVersion": "7", "creationTimestamp": fmt(CREATED),
-                     "annotations": annotations or {}},
+        "apiVersion": names.API_VERSION,
+        "kind": "JobSchedule",
+        "metadata": {
+            "name": name,
+            "namespace": "ns",
+            "uid": UID,
+            "generation": generation,
+            "resourceVersion": "7",
+            "creationTimestamp": fmt(CREATED),
+            "annotations": annotations or {},
+        },
         "spec": spec,
         "status": status or {},
     }
 
 
-def job(name: str, phase: str | None = None, completed: datetime | None = None, owner: str = UID,
-        created: datetime = CREATED) -> dict[str, Any]:
+def job(
+    name: str,
+    phase: str | None = None,
+    completed: datetime | None = None,
+    owner: str = UID,
+    created: datetime = CREATED,
+) -> dict[str, Any]:
     st: dict[str, Any] = {}
     if phase:
         st["phase"] = phase
     if completed:
         st["completedAt"] = fmt(completed)
-    return {"metadata": {"name": name, "uid": f"uid-{name}", "creationTimestamp": fmt(created),
-                         "ownerReferences": [{"apiVersion": names.API_VERSION, "kind": "JobSchedule",
-                                              "name": "tick", "uid": owner, "controller": True}]},
-            "status": st}
+    return {
+        "metadata": {
+            "name": name,
+            "uid": f"uid-{name}",
+            "creationTimestamp": fmt(created),
+            "ownerReferences": [
+                {
+                    "apiVersion": names.API_VERSION,
+                    "kind": "JobSchedule",
+                    "name": "tick",
+                    "uid": owner,
+                    "controller": True,
+                }
+            ],
+        },
+        "status": st,
+    }
 
 
 def apply(obj: dict[str, Any], p: Plan) -> dict[str, Any]:
@@ -136,8 +166,14 @@ def test_cron_in_a_time_zone_and_across_spring_forward() -> None:
 
 
 def test_fall_back_repeated_time_fires_once() -> None:
-    obj = schedule(schedule="30 1 * * *", timeZone="America/New_York",
-                   status={"lastScheduleTime": "2026-10-31T05:30:00Z", "observedSchedule": "30 1 * * * America/New_York"})
+    obj = schedule(
+        schedule="30 1 * * *",
+        timeZone="America/New_York",
+        status={
+            "lastScheduleTime": "2026-10-31T05:30:00Z",
+            "observedSchedule": "30 1 * * * America/New_York",
+        },
+    )
     p = plan(obj, [], datetime(2026, 11, 1, 5, 30, 1, tzinfo=UTC))  # 01:30 EDT, first occurrence
     assert len(p.runs) == 1 and p.status["nextScheduleTime"] == "2026-11-02T06:30:00Z"  # not 06:30Z today
     obj["status"] = p.status
@@ -150,14 +186,17 @@ def test_fall_back_repeated_time_fires_once() -> None:
 DOWN = {"lastScheduleTime": fmt(at(10)), "observedSchedule": "@every 10s UTC", "runCount": 1}
 
 
-@pytest.mark.parametrize(("policy", "extra", "runs", "missed"), [
-    ("RunLatest", {}, [50], 3),
-    ("Skip", {}, [], 4),
-    ("RunAll", {}, [20, 30, 40, 50], 0),
-    ("RunAll", {"maxCatchUpRuns": 2}, [40, 50], 2),
-    ("RunAll", {"startingDeadlineSeconds": 25}, [40, 50], 2),
-    ("RunLatest", {"startingDeadlineSeconds": 5}, [], 4),
-])
+@pytest.mark.parametrize(
+    ("policy", "extra", "runs", "missed"),
+    [
+        ("RunLatest", {}, [50], 3),
+        ("Skip", {}, [], 4),
+        ("RunAll", {}, [20, 30, 40, 50], 0),
+        ("RunAll", {"maxCatchUpRuns": 2}, [40, 50], 2),
+        ("RunAll", {"startingDeadlineSeconds": 25}, [40, 50], 2),
+        ("RunLatest", {"startingDeadlineSeconds": 5}, [], 4),
+    ],
+)
 def test_missed_runs_after_downtime(policy: str, extra: dict[str, Any], runs: list[int], missed: int) -> None:
     """Down from 10 s to 57 s: the runs at 20, 30, 40 and 50 s were missed (50 is 7 s late, not on time)."""
     p = plan(schedule(status=dict(DOWN), missedRunPolicy=policy, **extra), [], at(57))
@@ -207,8 +246,14 @@ def test_a_trigger_fires_while_suspended() -> None:
 
 
 def test_editing_the_schedule_recomputes_next_and_does_not_replay() -> None:
-    obj = schedule(schedule="0 3 * * *", status={
-        "lastScheduleTime": "2026-01-01T03:00:00Z", "observedSchedule": "0 3 * * * UTC", "runCount": 1})
+    obj = schedule(
+        schedule="0 3 * * *",
+        status={
+            "lastScheduleTime": "2026-01-01T03:00:00Z",
+            "observedSchedule": "0 3 * * * UTC",
+            "runCount": 1,
+        },
+    )
     now = datetime(2026, 1, 1, 10, 2, 0, tzinfo=UTC)
     assert plan(obj, [], now).status["nextScheduleTime"] == "2026-01-02T03:00:00Z"
     obj["spec"]["schedule"] = "*/5 * * * *"
@@ -228,11 +273,14 @@ def test_editing_the_schedule_recomputes_next_and_does_not_replay() -> None:
 # --- invalid --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("spec", "reason"), [
-    ({"schedule": "61 * * * *"}, "InvalidSchedule"),
-    ({"schedule": "0 0 30 2 *"}, "InvalidSchedule"),
-    ({"timeZone": "Mars/Olympus_Mons"}, "InvalidTimeZone"),
-])
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ({"schedule": "61 * * * *"}, "InvalidSchedule"),
+        ({"schedule": "0 0 30 2 *"}, "InvalidSchedule"),
+        ({"timeZone": "Mars/Olympus_Mons"}, "InvalidTimeZone"),
+    ],
+)
 def test_invalid_schedule_is_not_ready_with_one_event(spec: dict[str, Any], reason: str) -> None:
     obj = schedule(**spec)
     p = plan(obj, [], at(100))
@@ -287,7 +335,9 @@ def test_replace_stops_the_active_run() -> None:
 def test_allow_runs_both() -> None:
     p = plan(schedule(status=dict(DOWN)), [job("tick-1767225610", "Running")], at(20.1))
     assert p.stop == [] and len(p.runs) == 1
-    assert p.status["active"] == ["tick-1767225610", run_name("tick", at(20))] and p.status["activeCount"] == 2
+    assert (
+        p.status["active"] == ["tick-1767225610", run_name("tick", at(20))] and p.status["activeCount"] == 2
+    )
 
 
 # --- manual triggers --------------------------------------------------------------------------------
@@ -320,10 +370,16 @@ def test_manual_run_ignores_forbid_but_blocks_the_scheduled_one() -> None:
 
 
 def test_history_limits_keep_the_newest_of_each_outcome_manual_runs_included() -> None:
-    jobs = [job("s1", "Succeeded", at(1)), job("s2", "Succeeded", at(2)), job("s3", "Succeeded", at(3)),
-            job(manual_run_name("tick", "m"), "Succeeded", at(4)),
-            job("f1", "Failed", at(5)), job("f2", "Failed", at(6)), job("run", "Running"),
-            job("other", "Succeeded", at(0), owner="someone-else")]
+    jobs = [
+        job("s1", "Succeeded", at(1)),
+        job("s2", "Succeeded", at(2)),
+        job("s3", "Succeeded", at(3)),
+        job(manual_run_name("tick", "m"), "Succeeded", at(4)),
+        job("f1", "Failed", at(5)),
+        job("f2", "Failed", at(6)),
+        job("run", "Running"),
+        job("other", "Succeeded", at(0), owner="someone-else"),
+    ]
     p = plan(schedule(successfulJobsHistoryLimit=2, failedJobsHistoryLimit=1), jobs, at(7))
     assert sorted(j.name for j in p.delete) == ["f1", "s1", "s2"]
     assert EVENT_HISTORY in reasons(p)
@@ -333,8 +389,11 @@ def test_history_limits_keep_the_newest_of_each_outcome_manual_runs_included() -
 
 
 def test_zero_limits_delete_every_finished_job() -> None:
-    p = plan(schedule(successfulJobsHistoryLimit=0, failedJobsHistoryLimit=0),
-             [job("a", "Succeeded", at(1)), job("b", "Failed", at(2))], at(3))
+    p = plan(
+        schedule(successfulJobsHistoryLimit=0, failedJobsHistoryLimit=0),
+        [job("a", "Succeeded", at(1)), job("b", "Failed", at(2))],
+        at(3),
+    )
     assert sorted(j.name for j in p.delete) == ["a", "b"]
 
 
@@ -367,9 +426,12 @@ def test_jobs_of_another_schedule_incarnation_are_ignored() -> None:
 
 
 def test_build_job_from_the_template() -> None:
-    obj = schedule(jobTemplate={"metadata": {"labels": {"team": "ops", names.LABEL_SCHEDULE: "spoof"},
-                                             "annotations": {"a": "b"}},
-                                "spec": {"handler": "cleanup", "queue": "maint", "payload": {"p": 1}}})
+    obj = schedule(
+        jobTemplate={
+            "metadata": {"labels": {"team": "ops", names.LABEL_SCHEDULE: "spoof"}, "annotations": {"a": "b"}},
+            "spec": {"handler": "cleanup", "queue": "maint", "payload": {"p": 1}},
+        }
+    )
     body = build_job(obj, Run("tick-1767225610", at(10)))
     meta = body["metadata"]
     assert body["kind"] == "QueuedJob" and body["apiVersion"] == names.API_VERSION

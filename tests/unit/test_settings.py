@@ -10,22 +10,55 @@ from jobline import names
 from jobline.settings import Settings, from_args
 
 
-@pytest.mark.parametrize(("argv", "environ", "want"), [
-    pytest.param([], {}, {"health_port": 8080, "metrics_port": 8080, "dashboard_port": 8081, "webhook_port": 9443,
-                          "peering": None, "namespaces": (), "log_level": "info"}, id="defaults"),
-    pytest.param(["--metrics-port", "9090"], {}, {"health_port": 8080, "metrics_port": 9090}, id="metrics-apart"),
-    pytest.param(["--health-port", "0"], {}, {"health_port": 0, "metrics_port": 0}, id="metrics-follow-health"),
-    pytest.param(["-n", "a", "-n", "b"], {}, {"namespaces": ("a", "b")}, id="namespaces"),
-    pytest.param([], {names.ENV_OPERATOR_WEBHOOK_PORT: "0", names.ENV_OPERATOR_PEERING: "jobline",
-                      names.ENV_OPERATOR_WEBHOOK_CERT_DIR: "/certs", names.ENV_LOG_LEVEL: "debug"},
-                 {"webhook_port": 0, "peering": "jobline", "webhook_cert_dir": "/certs", "log_level": "debug"},
-                 id="a-pod-sets-defaults-by-env"),
-    pytest.param(["--webhook-port", "8443", "--peering", "p2"], {names.ENV_OPERATOR_WEBHOOK_PORT: "0",
-                                                                 names.ENV_OPERATOR_PEERING: "p1"},
-                 {"webhook_port": 8443, "peering": "p2"}, id="flags-beat-env"),
-    pytest.param(["--priority", "7", "--peering", "p"], {}, {"priority": 7, "standby_first": True},
-                 id="peering-starts-on-standby"),
-])
+@pytest.mark.parametrize(
+    ("argv", "environ", "want"),
+    [
+        pytest.param(
+            [],
+            {},
+            {
+                "health_port": 8080,
+                "metrics_port": 8080,
+                "dashboard_port": 8081,
+                "webhook_port": 9443,
+                "peering": None,
+                "namespaces": (),
+                "log_level": "info",
+            },
+            id="defaults",
+        ),
+        pytest.param(
+            ["--metrics-port", "9090"], {}, {"health_port": 8080, "metrics_port": 9090}, id="metrics-apart"
+        ),
+        pytest.param(
+            ["--health-port", "0"], {}, {"health_port": 0, "metrics_port": 0}, id="metrics-follow-health"
+        ),
+        pytest.param(["-n", "a", "-n", "b"], {}, {"namespaces": ("a", "b")}, id="namespaces"),
+        pytest.param(
+            [],
+            {
+                names.ENV_OPERATOR_WEBHOOK_PORT: "0",
+                names.ENV_OPERATOR_PEERING: "jobline",
+                names.ENV_OPERATOR_WEBHOOK_CERT_DIR: "/certs",
+                names.ENV_LOG_LEVEL: "debug",
+            },
+            {"webhook_port": 0, "peering": "jobline", "webhook_cert_dir": "/certs", "log_level": "debug"},
+            id="a-pod-sets-defaults-by-env",
+        ),
+        pytest.param(
+            ["--webhook-port", "8443", "--peering", "p2"],
+            {names.ENV_OPERATOR_WEBHOOK_PORT: "0", names.ENV_OPERATOR_PEERING: "p1"},
+            {"webhook_port": 8443, "peering": "p2"},
+            id="flags-beat-env",
+        ),
+        pytest.param(
+            ["--priority", "7", "--peering", "p"],
+            {},
+            {"priority": 7, "standby_first": True},
+            id="peering-starts-on-standby",
+        ),
+    ],
+)
 def test_from_args(argv: list[str], environ: dict[str, str], want: dict[str, object]) -> None:
     got = from_args(argv, environ)
     assert {k: getattr(got, k) for k in want} == want

@@ -16,4 +16,6 @@ def test_policy_guards_every_status_field_but_progress() -> None:
     guarded = re.findall(r"\"(\w+)\"", match.group(1))
     fields = {f.alias or name for name, f in QueuedJobStatus.model_fields.items()}
     assert len(guarded) == len(set(guarded))
-    assert set(guarded) == fields - {"progress"}, "update the list in charts/jobline/templates/status-policy.yaml"
+    assert set(guarded) == fields - {"progress"}, (
+        "update the list in charts/jobline/templates/status-policy.yaml"
+    )

@@ -11,22 +11,33 @@ _rv = iter(range(1, 10_000))
 
 
 def job(name: str, queue: str = "q", phase: str | None = None) -> dict[str, Any]:
-    obj: dict[str, Any] = {"metadata": {"namespace": "ns", "name": name, "resourceVersion": str(next(_rv))},
-                           "spec": {"queue": queue, "handler": "h"}}
+    obj: dict[str, Any] = {
+        "metadata": {"namespace": "ns", "name": name, "resourceVersion": str(next(_rv))},
+        "spec": {"queue": queue, "handler": "h"},
+    }
     if phase:
         obj["status"] = {"phase": phase}
     return obj
 
 
 def pod(job_name: str, attempt: int, phase: str = "Pending") -> dict[str, Any]:
-    return {"metadata": {"namespace": "ns", "name": f"{job_name}-{attempt}", "resourceVersion": str(next(_rv)),
-                         "labels": {names.LABEL_JOB: job_name}},
-            "status": {"phase": phase}}
+    return {
+        "metadata": {
+            "namespace": "ns",
+            "name": f"{job_name}-{attempt}",
+            "resourceVersion": str(next(_rv)),
+            "labels": {names.LABEL_JOB: job_name},
+        },
+        "status": {"phase": phase},
+    }
 
 
 def brute_force(store: Store, queue: str) -> int:
-    return sum(1 for key, obj in store.jobs_in_queue("ns", queue)
-               if store.active_pods(key) or (obj.get("status") or {}).get("phase") == "Running")
+    return sum(
+        1
+        for key, obj in store.jobs_in_queue("ns", queue)
+        if store.active_pods(key) or (obj.get("status") or {}).get("phase") == "Running"
+    )
 
 
 def test_active_count_follows_pods_and_phase() -> None:

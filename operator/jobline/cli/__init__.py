@@ -35,17 +35,27 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     """kubectl's connection flags; accepted before and after the command."""
     default: Any = argparse.SUPPRESS if suppress else None
     g = parser.add_argument_group("connection (as kubectl)")
-    g.add_argument("--kubeconfig", default=default, help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)")
+    g.add_argument(
+        "--kubeconfig", default=default, help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config)"
+    )
     g.add_argument("--context", default=default, help="kubeconfig context to use")
     g.add_argument("-n", "--namespace", default=default, help="namespace (default: the context's)")
-    g.add_argument("-A", "--all-namespaces", action="store_true",
-                   default=argparse.SUPPRESS if suppress else False, help="every namespace (list, stats, "
-                   "retry --all-failed, cleanup)")
+    g.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="every namespace (list, stats, retry --all-failed, cleanup)",
+    )
     g.add_argument("--as", dest="as_user", default=default, help="user to impersonate")
     g.add_argument("--as-group", dest="as_group", default=default, help="group to impersonate")
     g.add_argument("--token", default=default, help="bearer token (instead of the kubeconfig's credentials)")
-    g.add_argument("--request-timeout", type=float, default=argparse.SUPPRESS if suppress else 30.0,
-                   help="seconds per API call (default 30)")
+    g.add_argument(
+        "--request-timeout",
+        type=float,
+        default=argparse.SUPPRESS if suppress else 30.0,
+        help="seconds per API call (default 30)",
+    )
 
 
 def _output(parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("json", "yaml")) -> None:
@@ -53,8 +63,12 @@ def _output(parser: argparse.ArgumentParser, choices: tuple[str, ...] = ("json",
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kubectl jobline", description=__doc__,
-                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="kubectl jobline",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _common(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -80,8 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = cmd("list", "list QueuedJobs")
     p.add_argument("--queue")
-    p.add_argument("--phase", action="append", help="Pending, Waiting, Running, Succeeded, Failed, Suspended "
-                   "(repeatable or comma-separated)")
+    p.add_argument(
+        "--phase",
+        action="append",
+        help="Pending, Waiting, Running, Succeeded, Failed, Suspended (repeatable or comma-separated)",
+    )
     p.add_argument("--handler")
     _output(p, ("json", "yaml", "name"))
 
@@ -108,8 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="wait for the run's QueuedJob and print its name")
     p.add_argument("--timeout", default="60s", help="with --wait (default 60s)")
 
-    for verb, what in (("suspend", "suspend a schedule or job, pause a queue"),
-                       ("resume", "resume a schedule, job or queue")):
+    for verb, what in (
+        ("suspend", "suspend a schedule or job, pause a queue"),
+        ("resume", "resume a schedule, job or queue"),
+    ):
         p = cmd(verb, what)
         p.add_argument("targets", nargs="+", metavar="KIND/NAME", help="schedule/NAME, queue/NAME or qj/NAME")
 
@@ -131,9 +150,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     io = Io()
-    conn = Connection(kubeconfig=args.kubeconfig, context=args.context, namespace=args.namespace,
-                      all_namespaces=args.all_namespaces, as_user=args.as_user, as_group=args.as_group,
-                      token=args.token, request_timeout=args.request_timeout)
+    conn = Connection(
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+        namespace=args.namespace,
+        all_namespaces=args.all_namespaces,
+        as_user=args.as_user,
+        as_group=args.as_group,
+        token=args.token,
+        request_timeout=args.request_timeout,
+    )
     if conn.all_namespaces and args.command not in ("list", "stats", "retry", "cleanup"):
         io.warn(f"error: -A does not apply to {args.command}")
         return EXIT_USAGE

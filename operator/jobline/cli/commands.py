@@ -89,8 +89,9 @@ def _run_at(text: str | None) -> str | None:
             raise CliError(f"--run-at: {exc}", EXIT_USAGE) from None
     when = parse(text)
     if when is None or "T" not in text.upper():
-        raise CliError(f"--run-at {text!r} is neither an RFC 3339 time (2025-01-31T12:00:00Z) nor +DURATION",
-                       EXIT_USAGE)
+        raise CliError(
+            f"--run-at {text!r} is neither an RFC 3339 time (2025-01-31T12:00:00Z) nor +DURATION", EXIT_USAGE
+        )
     return fmt(when)
 
 
@@ -121,8 +122,9 @@ SCHEDULE_KINDS = _kinds(names.KIND_JOBSCHEDULE, SCHEDULES, "schedule")
 QUEUE_KINDS = _kinds(names.KIND_JOBQUEUE, QUEUES, "queue")
 
 
-def _jobs(conn: Connection, *, queue: str | None = None, handler: str | None = None,
-          phases: Iterable[str] = ()) -> list[dict[str, Any]]:
+def _jobs(
+    conn: Connection, *, queue: str | None = None, handler: str | None = None, phases: Iterable[str] = ()
+) -> list[dict[str, Any]]:
     """QueuedJobs in scope (-n / -A), filtered by queue and handler on the server, by phase here."""
     selectors = []
     if queue:
@@ -139,7 +141,9 @@ def _job_ref(job: Mapping[str, Any], conn: Connection) -> str:
     return f"{ns}/{name}" if conn.all_namespaces else name
 
 
-def _summary(job: Mapping[str, Any], positions: Mapping[tuple[str, str], int] | None = None) -> dict[str, Any]:
+def _summary(
+    job: Mapping[str, Any], positions: Mapping[tuple[str, str], int] | None = None
+) -> dict[str, Any]:
     """The job as -o json/yaml of `list` prints it: the object, position added for Pending jobs."""
     out = dict(job)
     if positions is not None:
@@ -157,8 +161,17 @@ def enqueue(args: argparse.Namespace, conn: Connection, io: Io) -> int:
     run_at = _run_at(args.run_at)
     ns = conn.ns()
     try:
-        name = sdk.enqueue(args.handler, payload, queue=args.queue, priority=args.priority, run_at=run_at,
-                           unique_key=args.unique_key, namespace=ns, name=args.name, api=conn.custom)
+        name = sdk.enqueue(
+            args.handler,
+            payload,
+            queue=args.queue,
+            priority=args.priority,
+            run_at=run_at,
+            unique_key=args.unique_key,
+            namespace=ns,
+            name=args.name,
+            api=conn.custom,
+        )
     except PermissionError as exc:
         raise CliError(f"forbidden: {exc}", EXIT_FORBIDDEN) from None
     except sdk.JobAlreadyExists as exc:
@@ -176,7 +189,9 @@ def enqueue(args: argparse.Namespace, conn: Connection, io: Io) -> int:
     else:
         io.print(f"{QJ_REF}/{name} created")
     if args.wait:
-        return _wait(conn, io, ns, name, timeout=_duration("--timeout", args.timeout) if args.timeout else None)
+        return _wait(
+            conn, io, ns, name, timeout=_duration("--timeout", args.timeout) if args.timeout else None
+        )
     return EXIT_OK
 
 
@@ -194,17 +209,35 @@ def stats(args: argparse.Namespace, conn: Connection, io: Io) -> int:
     if not rows:
         io.warn("No queues and no jobs found" + (f" in namespace {scope}." if scope else "."))
         return EXIT_OK
-    headers = ["QUEUE", "PAUSED", "CONCURRENCY", "PENDING", "WAITING", "RUNNING", "SUCCEEDED", "FAILED",
-               "SUSPENDED", "OLDEST-PENDING"]
+    headers = [
+        "QUEUE",
+        "PAUSED",
+        "CONCURRENCY",
+        "PENDING",
+        "WAITING",
+        "RUNNING",
+        "SUCCEEDED",
+        "FAILED",
+        "SUSPENDED",
+        "OLDEST-PENDING",
+    ]
     if conn.all_namespaces:
         headers.insert(0, "NAMESPACE")
     body = []
     for r in rows:
         oldest = r["oldestPendingSeconds"]
-        line = [r["queue"] + ("" if r["exists"] else " (no JobQueue)"), "yes" if r["paused"] else "no",
-                r["concurrency"] if r["concurrency"] is not None else "-", r["pending"], r["waiting"],
-                r["running"], r["succeeded"], r["failed"], r["suspended"],
-                readmodel.age(clock() - timedelta(seconds=oldest), clock()) if oldest is not None else "-"]
+        line = [
+            r["queue"] + ("" if r["exists"] else " (no JobQueue)"),
+            "yes" if r["paused"] else "no",
+            r["concurrency"] if r["concurrency"] is not None else "-",
+            r["pending"],
+            r["waiting"],
+            r["running"],
+            r["succeeded"],
+            r["failed"],
+            r["suspended"],
+            readmodel.age(clock() - timedelta(seconds=oldest), clock()) if oldest is not None else "-",
+        ]
         if conn.all_namespaces:
             line.insert(0, r["namespace"])
         body.append(line)
@@ -221,11 +254,20 @@ def list_jobs(args: argparse.Namespace, conn: Connection, io: Io) -> int:
     except ValueError as exc:
         raise CliError(f"--phase: {exc}", EXIT_USAGE) from None
     jobs = _jobs(conn, queue=args.queue, handler=args.handler, phases=phases)
-    jobs.sort(key=lambda j: (readmodel.ns_name(j)[0], str((j.get("metadata") or {}).get("creationTimestamp") or ""),
-                             readmodel.ns_name(j)[1]))
-    queues = {readmodel.ns_name(q): q for q in conn.list(QUEUES, namespace=conn.scope())}  # default priorities
+    jobs.sort(
+        key=lambda j: (
+            readmodel.ns_name(j)[0],
+            str((j.get("metadata") or {}).get("creationTimestamp") or ""),
+            readmodel.ns_name(j)[1],
+        )
+    )
+    queues = {
+        readmodel.ns_name(q): q for q in conn.list(QUEUES, namespace=conn.scope())
+    }  # default priorities
     positions: dict[tuple[str, str], int] = {}
-    if any(readmodel.phase_of(j) == "Pending" for j in jobs):  # positions count every pending job of the queue
+    if any(
+        readmodel.phase_of(j) == "Pending" for j in jobs
+    ):  # positions count every pending job of the queue
         pending = _jobs(conn, queue=args.queue, phases=["Pending"]) if args.handler or phases else jobs
         positions = readmodel.positions(pending, queues)
     if args.output == "name":
@@ -251,9 +293,17 @@ def list_jobs(args: argparse.Namespace, conn: Connection, io: Io) -> int:
         if phase == "Pending" and (ns, name) in positions:
             reason = f"#{positions[(ns, name)]} in queue"
         progress = st.get("progress")
-        line = [name, readmodel.queue_of(j), readmodel.handler_of(j), readmodel.effective_priority(j, queues), phase,
-                reason or "-", st.get("attempts", 0), f"{progress}%" if progress is not None else "-",
-                readmodel.age(readmodel.created_at(j), now)]
+        line = [
+            name,
+            readmodel.queue_of(j),
+            readmodel.handler_of(j),
+            readmodel.effective_priority(j, queues),
+            phase,
+            reason or "-",
+            st.get("attempts", 0),
+            f"{progress}%" if progress is not None else "-",
+            readmodel.age(readmodel.created_at(j), now),
+        ]
         if conn.all_namespaces:
             line.insert(0, ns)
         body.append(line)
@@ -321,8 +371,10 @@ def cancel(args: argparse.Namespace, conn: Connection, io: Io) -> int:
         try:
             job = conn.get(QJ, conn.ns(), name)
             if readmodel.is_finished(job) and not args.force:
-                io.warn(f"error: {QJ_REF}/{name} already {readmodel.phase_of(job)}; "
-                        "use `kubectl jobline cleanup` or --force to delete it")
+                io.warn(
+                    f"error: {QJ_REF}/{name} already {readmodel.phase_of(job)}; "
+                    "use `kubectl jobline cleanup` or --force to delete it"
+                )
                 code = max(code, EXIT_FAILED)
                 continue
             conn.delete(QJ, conn.ns(), name)
@@ -346,8 +398,9 @@ def cleanup(args: argparse.Namespace, conn: Connection, io: Io) -> int:
     except ValueError as exc:
         raise CliError(f"--phase: {exc}", EXIT_USAGE) from None
     now = clock()
-    victims = readmodel.cleanup_candidates(_jobs(conn, queue=args.queue), older_than=older, now=now, phases=phases,
-                                     queue=args.queue)
+    victims = readmodel.cleanup_candidates(
+        _jobs(conn, queue=args.queue), older_than=older, now=now, phases=phases, queue=args.queue
+    )
     if args.output:
         io.print(dump(as_list([dict(v) for v in victims]), args.output))
     elif not victims:
@@ -358,8 +411,12 @@ def cleanup(args: argparse.Namespace, conn: Connection, io: Io) -> int:
             headers.insert(0, "NAMESPACE")
         body = []
         for v in victims:
-            line = [readmodel.ns_name(v)[1], readmodel.queue_of(v), readmodel.phase_of(v),
-                    readmodel.age(readmodel.finished_at(v), now) + " ago"]
+            line = [
+                readmodel.ns_name(v)[1],
+                readmodel.queue_of(v),
+                readmodel.phase_of(v),
+                readmodel.age(readmodel.finished_at(v), now) + " ago",
+            ]
             if conn.all_namespaces:
                 line.insert(0, readmodel.ns_name(v)[0])
             body.append(line)
@@ -403,8 +460,10 @@ def trigger(args: argparse.Namespace, conn: Connection, io: Io) -> int:
                 io.print(f"{QJ_REF}/{readmodel.ns_name(job)[1]} created")
                 return EXIT_OK
         if monotonic() >= deadline:
-            raise CliError(f"no job of schedule {name} appeared within {args.timeout} "
-                           "(is the operator running?)", EXIT_TIMEOUT)
+            raise CliError(
+                f"no job of schedule {name} appeared within {args.timeout} (is the operator running?)",
+                EXIT_TIMEOUT,
+            )
         sleep(0.5)
 
 
@@ -416,8 +475,9 @@ def suspend(args: argparse.Namespace, conn: Connection, io: Io) -> int:
         kind, _, name = ref.partition("/")
         kind = kind.lower()
         if not name:
-            raise CliError(f"{ref!r}: say what to {args.command}: schedule/NAME, queue/NAME or qj/NAME",
-                           EXIT_USAGE)
+            raise CliError(
+                f"{ref!r}: say what to {args.command}: schedule/NAME, queue/NAME or qj/NAME", EXIT_USAGE
+            )
         if kind in SCHEDULE_KINDS:
             plural, label = SCHEDULES, f"{SCHEDULE_REF}/{name}"
         elif kind in QUEUE_KINDS:
@@ -433,8 +493,11 @@ def suspend(args: argparse.Namespace, conn: Connection, io: Io) -> int:
             io.warn(f"error: {exc.message}")
             code = max(code, exc.code)
             continue
-        io.print(f"{label} {'suspended' if on else 'resumed'}" if plural != QUEUES
-                 else f"{label} {'paused' if on else 'resumed'}")
+        io.print(
+            f"{label} {'suspended' if on else 'resumed'}"
+            if plural != QUEUES
+            else f"{label} {'paused' if on else 'resumed'}"
+        )
     return code
 
 
@@ -450,8 +513,9 @@ def _status_line(name: str, job: Mapping[str, Any]) -> str:
     return f"{name} {bar(st.get('progress'))} {phase}" + (f" ({detail})" if detail else "")
 
 
-def _wait(conn: Connection, io: Io, ns: str, name: str, *, timeout: timedelta | None,
-          interval: float = 1.0) -> int:
+def _wait(
+    conn: Connection, io: Io, ns: str, name: str, *, timeout: timedelta | None, interval: float = 1.0
+) -> int:
     progress = Progress(io.err)
     deadline = None if timeout is None else monotonic() + timeout.total_seconds()
     while True:
@@ -463,12 +527,18 @@ def _wait(conn: Connection, io: Io, ns: str, name: str, *, timeout: timedelta | 
             st = job.get("status") or {}
             if phase == "Succeeded":
                 result = st.get("result")
-                io.print(f"{QJ_REF}/{name} succeeded" + (f": {json.dumps(result)}" if result is not None else ""))
+                io.print(
+                    f"{QJ_REF}/{name} succeeded" + (f": {json.dumps(result)}" if result is not None else "")
+                )
                 return EXIT_OK
             reason = readmodel.failure_reason(job) or "Failed"
             error = (st.get("lastError") or "").strip().splitlines()
-            io.print(f"{QJ_REF}/{name} failed ({reason}" + (", dead-lettered" if st.get("deadLettered") else "")
-                     + ")" + (f": {error[-1]}" if error else ""))
+            io.print(
+                f"{QJ_REF}/{name} failed ({reason}"
+                + (", dead-lettered" if st.get("deadLettered") else "")
+                + ")"
+                + (f": {error[-1]}" if error else "")
+            )
             return EXIT_FAILED
         if deadline is not None and monotonic() >= deadline:
             progress.done()
@@ -478,7 +548,9 @@ def _wait(conn: Connection, io: Io, ns: str, name: str, *, timeout: timedelta | 
 
 def wait(args: argparse.Namespace, conn: Connection, io: Io) -> int:
     name = _strip_kind(args.job, JOB_KINDS)
-    return _wait(conn, io, conn.ns(), name, timeout=_duration("--timeout", args.timeout) if args.timeout else None)
+    return _wait(
+        conn, io, conn.ns(), name, timeout=_duration("--timeout", args.timeout) if args.timeout else None
+    )
 
 
 # --- logs ------------------------------------------------------------------------------------
@@ -491,7 +563,9 @@ def _pod_of(conn: Connection, job: Mapping[str, Any], attempt: int | None) -> st
         if st.get("podName"):
             return str(st["podName"])
         if not st.get("attempts"):
-            raise CliError(f"{QJ_REF}/{name} has not started an attempt yet ({readmodel.phase_of(job)})", EXIT_NOT_FOUND)
+            raise CliError(
+                f"{QJ_REF}/{name} has not started an attempt yet ({readmodel.phase_of(job)})", EXIT_NOT_FOUND
+            )
         attempt = int(st["attempts"])
     for record in st.get("attemptHistory") or ():
         if record.get("attempt") == attempt and record.get("pod"):
@@ -500,14 +574,17 @@ def _pod_of(conn: Connection, job: Mapping[str, Any], attempt: int | None) -> st
 
     try:
         pods = conn.core.list_namespaced_pod(
-            ns, label_selector=f"{names.LABEL_JOB}={name},{names.LABEL_ATTEMPT}={attempt}").items
+            ns, label_selector=f"{names.LABEL_JOB}={name},{names.LABEL_ATTEMPT}={attempt}"
+        ).items
     except ApiException as exc:
         raise api_error(exc, verb="list", plural="pods", namespace=ns) from None
     if pods:
         return str(pods[0].metadata.name)
     started = int(st.get("attempts") or 0)
     if attempt > started or attempt < 1:
-        raise CliError(f"{QJ_REF}/{name} has no attempt {attempt} (attempts so far: {started})", EXIT_NOT_FOUND)
+        raise CliError(
+            f"{QJ_REF}/{name} has no attempt {attempt} (attempts so far: {started})", EXIT_NOT_FOUND
+        )
     raise CliError(f"the pod of attempt {attempt} of {QJ_REF}/{name} no longer exists", EXIT_NOT_FOUND)
 
 

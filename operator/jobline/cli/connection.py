@@ -32,7 +32,9 @@ class CliError(Exception):
         self.code = code
 
 
-def api_error(exc: Any, *, verb: str, plural: str, namespace: str | None, name: str | None = None) -> CliError:
+def api_error(
+    exc: Any, *, verb: str, plural: str, namespace: str | None, name: str | None = None
+) -> CliError:
     """An ApiException as a CliError with a clear message and exit code."""
     status = getattr(exc, "status", None)
     kind = KINDS.get(plural, plural)
@@ -41,13 +43,15 @@ def api_error(exc: Any, *, verb: str, plural: str, namespace: str | None, name: 
     if status == 404:
         if name is not None:
             return CliError(f'{kind} "{name}" not found{where}', EXIT_NOT_FOUND)
-        return CliError(f"cannot {verb} {plural}{where}: not found (is Jobline installed?): {message}",
-                        EXIT_NOT_FOUND)
+        return CliError(
+            f"cannot {verb} {plural}{where}: not found (is Jobline installed?): {message}", EXIT_NOT_FOUND
+        )
     if status == 403:
         return CliError(f"forbidden: you may not {verb} {plural}{where}: {message}", EXIT_FORBIDDEN)
     if status == 401:
-        return CliError(f"unauthorized: the API server did not accept your credentials: {message}",
-                        EXIT_FORBIDDEN)
+        return CliError(
+            f"unauthorized: the API server did not accept your credentials: {message}", EXIT_FORBIDDEN
+        )
     if status == 409:
         return CliError(f"conflict on {kind} {name or ''}{where}: {message}")
     if status in (400, 422):
@@ -122,8 +126,14 @@ class Connection:
 
     # --- calls -----------------------------------------------------------------------------
 
-    def list(self, plural: str, *, namespace: str | None, field_selector: str | None = None,
-             label_selector: str | None = None) -> Iterator[dict[str, Any]]:
+    def list(
+        self,
+        plural: str,
+        *,
+        namespace: str | None,
+        field_selector: str | None = None,
+        label_selector: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """All objects of `plural` in `namespace` (None: every namespace), page by page."""
         from kubernetes.client.exceptions import ApiException
 
@@ -135,10 +145,13 @@ class Connection:
         while True:
             try:
                 if namespace is None:
-                    page = self.custom.list_cluster_custom_object(names.GROUP, names.VERSION, plural, **kwargs)
+                    page = self.custom.list_cluster_custom_object(
+                        names.GROUP, names.VERSION, plural, **kwargs
+                    )
                 else:
-                    page = self.custom.list_namespaced_custom_object(names.GROUP, names.VERSION, namespace,
-                                                                     plural, **kwargs)
+                    page = self.custom.list_namespaced_custom_object(
+                        names.GROUP, names.VERSION, namespace, plural, **kwargs
+                    )
             except ApiException as exc:
                 raise api_error(exc, verb="list", plural=plural, namespace=namespace) from None
             yield from page.get("items") or ()
@@ -152,7 +165,8 @@ class Connection:
 
         try:
             obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
-                names.GROUP, names.VERSION, namespace, plural, name, _request_timeout=self.request_timeout)
+                names.GROUP, names.VERSION, namespace, plural, name, _request_timeout=self.request_timeout
+            )
         except ApiException as exc:
             raise api_error(exc, verb="get", plural=plural, namespace=namespace, name=name) from None
         return obj
@@ -163,8 +177,15 @@ class Connection:
 
         try:
             obj: dict[str, Any] = self.custom.patch_namespaced_custom_object(
-                names.GROUP, names.VERSION, namespace, plural, name, body, field_manager=names.FIELD_MANAGER_CLI,
-                _request_timeout=self.request_timeout)
+                names.GROUP,
+                names.VERSION,
+                namespace,
+                plural,
+                name,
+                body,
+                field_manager=names.FIELD_MANAGER_CLI,
+                _request_timeout=self.request_timeout,
+            )
         except ApiException as exc:
             raise api_error(exc, verb="patch", plural=plural, namespace=namespace, name=name) from None
         return obj
@@ -174,7 +195,13 @@ class Connection:
 
         try:
             self.custom.delete_namespaced_custom_object(
-                names.GROUP, names.VERSION, namespace, plural, name, propagation_policy="Background",
-                _request_timeout=self.request_timeout)
+                names.GROUP,
+                names.VERSION,
+                namespace,
+                plural,
+                name,
+                propagation_policy="Background",
+                _request_timeout=self.request_timeout,
+            )
         except ApiException as exc:
             raise api_error(exc, verb="delete", plural=plural, namespace=namespace, name=name) from None

@@ -36,8 +36,9 @@ class Loop(ABC):
     name = "loop"  # in log lines
     min_step_interval = 0.0  # seconds between two steps: under load, events batch into fewer steps
 
-    def __init__(self, kube: Kube, namespaces: list[str] | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, kube: Kube, namespaces: list[str] | None = None, clock: Callable[[], datetime] = utcnow
+    ) -> None:
         self.kube = kube
         self.namespaces = namespaces  # None: all namespaces
         self.clock = clock
@@ -103,8 +104,11 @@ class Loop(ABC):
                     await self.step()
                 self._last_step = time.monotonic()
             except Exception:  # one bad step must not stop the loop
-                self.log.exception("%s failed; again in %.0fs", "step" if self.synced else "sync",
-                                   STEP_RETRY_SECONDS if self.synced else SYNC_RETRY_SECONDS)
+                self.log.exception(
+                    "%s failed; again in %.0fs",
+                    "step" if self.synced else "sync",
+                    STEP_RETRY_SECONDS if self.synced else SYNC_RETRY_SECONDS,
+                )
                 await asyncio.sleep(STEP_RETRY_SECONDS if self.synced else SYNC_RETRY_SECONDS)
 
     # ------------------------------------------------------------------ helpers

@@ -56,8 +56,9 @@ class Controller(Loop):
     name = "controller"
     min_step_interval = STEP_INTERVAL
 
-    def __init__(self, kube: Kube, namespaces: list[str] | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, kube: Kube, namespaces: list[str] | None = None, clock: Callable[[], datetime] = utcnow
+    ) -> None:
         super().__init__(kube, namespaces, clock)
         self.store = Store()
         self.dirty_jobs: set[Key] = set()
@@ -106,8 +107,11 @@ class Controller(Loop):
         old = self.store.jobs.get(key) or {}
         self.store.put_job(obj)
         before, after = old.get("metadata", {}), obj.get("metadata", {})
-        if (old.get("spec") != obj.get("spec") or before.get("annotations") != after.get("annotations")
-                or before.get("deletionTimestamp") != after.get("deletionTimestamp")):
+        if (
+            old.get("spec") != obj.get("spec")
+            or before.get("annotations") != after.get("annotations")
+            or before.get("deletionTimestamp") != after.get("deletionTimestamp")
+        ):
             self._touch_job(key)
 
     def _touch_related(self, key: Key, obj: dict[str, Any]) -> None:
@@ -143,17 +147,21 @@ class Controller(Loop):
         """List everything once, so no decision is taken on a partial view (e.g. a pod not yet seen).
         After a standby, jobs the list no longer has (deleted while the watches were paused) are dropped."""
         for ns in self.scopes():
-            queues, _ = await self.kube.list_with_version(collection_path(names.PLURAL_JOBQUEUES, ns),
-                                                          kind=names.KIND_JOBQUEUE)
+            queues, _ = await self.kube.list_with_version(
+                collection_path(names.PLURAL_JOBQUEUES, ns), kind=names.KIND_JOBQUEUE
+            )
             for queue in queues:
                 self.store.put_queue(queue)
-            jobs, rv = await self.kube.list_with_version(collection_path(names.PLURAL_QUEUEDJOBS, ns),
-                                                         kind=names.KIND_QUEUEDJOB)
+            jobs, rv = await self.kube.list_with_version(
+                collection_path(names.PLURAL_QUEUEDJOBS, ns), kind=names.KIND_QUEUEDJOB
+            )
             for job in jobs:
                 self.store.put_job(job)
             for gone in self.store.stale_jobs(jobs, rv, ns):
                 self.on_job("DELETED", gone)
-            for pod in await self.kube.list_objects(collection_path("pods", ns), label_selector=names.LABEL_JOB):
+            for pod in await self.kube.list_objects(
+                collection_path("pods", ns), label_selector=names.LABEL_JOB
+            ):
                 self.store.put_pod(pod)
         self.dirty_jobs.update(self.store.jobs)
         for key in self.store.jobs:
@@ -207,8 +215,14 @@ class Controller(Loop):
             self._queue_status_later(queue)
         t3 = time.monotonic()
         if t3 - t0 > SLOW_STEP_SECONDS:
-            self.log.info("slow step: planned %d jobs in %.2fs, %d writes took %.2fs, dispatch %.2fs",
-                     len(jobs), t1 - t0, len(writes), t2 - t1, t3 - t2)
+            self.log.info(
+                "slow step: planned %d jobs in %.2fs, %d writes took %.2fs, dispatch %.2fs",
+                len(jobs),
+                t1 - t0,
+                len(writes),
+                t2 - t1,
+                t3 - t2,
+            )
         deferred, self.deferred = self.deferred, {}
         for key, out in deferred.items():
             # "Pending" of jobs that got no slot: written in the background, a few at a time, so that
@@ -272,15 +286,26 @@ class Controller(Loop):
                 if tobj is None:
                     continue
                 tst = tobj.get("status") or {}
-                twins.append(Unique(twin, tobj["metadata"].get("creationTimestamp", ""),
-                                    tst.get("phase") in FINISHED_PHASES, int(tst.get("attempts", 0)) > 0))
+                twins.append(
+                    Unique(
+                        twin,
+                        tobj["metadata"].get("creationTimestamp", ""),
+                        tst.get("phase") in FINISHED_PHASES,
+                        int(tst.get("attempts", 0)) > 0,
+                    )
+                )
             duplicate_of = originals(twins).get(name)
         return lifecycle.World(
             now=now,
             retry=resolve_retry(spec.retry, defaults.retry if defaults else None),
             timeout_seconds=spec.timeout_seconds or (defaults.timeout_seconds if defaults else None),
-            ttl_seconds_after_finished=(spec.ttl_seconds_after_finished if spec.ttl_seconds_after_finished is not None
-                                        else defaults.ttl_seconds_after_finished if defaults else None),
+            ttl_seconds_after_finished=(
+                spec.ttl_seconds_after_finished
+                if spec.ttl_seconds_after_finished is not None
+                else defaults.ttl_seconds_after_finished
+                if defaults
+                else None
+            ),
             queue_paused=bool(qspec and qspec.paused),
             deps=deps,
             duplicate_of=duplicate_of,
@@ -298,12 +323,20 @@ class Controller(Loop):
         parsed = self.store.spec(key)
         now = self.clock()
         pods = [v for p in self.store.pods.get(key, {}).values() if (v := lifecycle.pod_view(p)) is not None]
-        world = (self._world(key, parsed.spec, now, meta.get("uid", "")) if parsed.spec is not None
-                 else lifecycle.World(now=now, retry=resolve_retry(), spec_error=parsed.error))
+        world = (
+            self._world(key, parsed.spec, now, meta.get("uid", ""))
+            if parsed.spec is not None
+            else lifecycle.World(now=now, retry=resolve_retry(), spec_error=parsed.error)
+        )
         out = lifecycle.reconcile(
-            name=key[1], uid=meta.get("uid", ""), generation=meta.get("generation"),
-            annotations=meta.get("annotations") or {}, spec=parsed.spec, status=obj.get("status"),
-            pods=pods, world=world,
+            name=key[1],
+            uid=meta.get("uid", ""),
+            generation=meta.get("generation"),
+            annotations=meta.get("annotations") or {},
+            spec=parsed.spec,
+            status=obj.get("status"),
+            pods=pods,
+            world=world,
         )
         queue_key = (key[0], self.store.queue_of(key))
         if out.runnable:
@@ -326,8 +359,14 @@ class Controller(Loop):
         patch = status_patch(old_status, out.status)
         if patch:
             if "phase" in patch:
-                self.log.info("%s/%s: %s -> %s%s", ns, name, old_status.get("phase") or "New", patch["phase"],
-                         f" ({out.status.get('waitingReason')})" if out.status.get("waitingReason") else "")
+                self.log.info(
+                    "%s/%s: %s -> %s%s",
+                    ns,
+                    name,
+                    old_status.get("phase") or "New",
+                    patch["phase"],
+                    f" ({out.status.get('waitingReason')})" if out.status.get("waitingReason") else "",
+                )
             updated = await self.kube.patch_status(names.PLURAL_QUEUEDJOBS, ns, name, patch)
             self._own_write(with_kind(updated, names.KIND_QUEUEDJOB))
             obj = updated
@@ -388,8 +427,11 @@ class Controller(Loop):
                     runnable.discard(name)
                     continue
                 priority = parsed.spec.priority if parsed.spec.priority is not None else default_priority
-                cached = (rv, default_priority,
-                          Candidate.of(name, priority, obj["metadata"].get("creationTimestamp", "")))
+                cached = (
+                    rv,
+                    default_priority,
+                    Candidate.of(name, priority, obj["metadata"].get("creationTimestamp", "")),
+                )
                 self._candidates[key] = cached
             candidates.append(cached[2])
         chosen = pick(candidates, slots)
@@ -421,9 +463,17 @@ class Controller(Loop):
         timeout = spec.timeout_seconds or (defaults.timeout_seconds if defaults else None)
         now = self.clock()
         try:
-            body = build_worker_pod(job=name, namespace=ns, job_uid=meta["uid"], queue=spec.queue,
-                                    handler=spec.handler, payload=spec.payload, attempt=attempt,
-                                    template=template, timeout_seconds=timeout)
+            body = build_worker_pod(
+                job=name,
+                namespace=ns,
+                job_uid=meta["uid"],
+                queue=spec.queue,
+                handler=spec.handler,
+                payload=spec.payload,
+                attempt=attempt,
+                template=template,
+                timeout_seconds=timeout,
+            )
         except TemplateError as exc:
             created = parse(meta.get("creationTimestamp")) or now
             if qspec is None and now < created + timedelta(seconds=QUEUE_GRACE_SECONDS):
@@ -437,8 +487,9 @@ class Controller(Loop):
             return
         pod, _created = await self.kube.create_pod(ns, body)
         self.store.put_pod(pod)
-        new_status, event = lifecycle.start_attempt(status, attempt=attempt, pod=pod["metadata"]["name"], now=now,
-                                                    generation=meta.get("generation"))
+        new_status, event = lifecycle.start_attempt(
+            status, attempt=attempt, pod=pod["metadata"]["name"], now=now, generation=meta.get("generation")
+        )
         self.stats["dispatched"] += 1
         metrics.attempt_started(obj, attempt, now)
         out = lifecycle.Outcome(status=new_status, events=[event])
@@ -481,22 +532,38 @@ class Controller(Loop):
         st_for_cond: dict[str, Any] = {"conditions": conditions}
         ready_reason = "Paused" if qspec and qspec.paused else "Active"
         if qspec is None:
-            lifecycle.set_condition(st_for_cond, "Ready", False, "InvalidSpec", "the queue's spec cannot be read",
-                                    now, obj["metadata"].get("generation"))
+            lifecycle.set_condition(
+                st_for_cond,
+                "Ready",
+                False,
+                "InvalidSpec",
+                "the queue's spec cannot be read",
+                now,
+                obj["metadata"].get("generation"),
+            )
         else:
-            lifecycle.set_condition(st_for_cond, "Ready", True, ready_reason,
-                                    "paused: no new attempts start" if qspec.paused else "dispatching",
-                                    now, obj["metadata"].get("generation"))
+            lifecycle.set_condition(
+                st_for_cond,
+                "Ready",
+                True,
+                ready_reason,
+                "paused: no new attempts start" if qspec.paused else "dispatching",
+                now,
+                obj["metadata"].get("generation"),
+            )
         new["conditions"] = st_for_cond["conditions"]
         patch = status_patch({k: old.get(k) for k in new}, new)
         if patch:
             updated = await self.kube.patch_status(names.PLURAL_JOBQUEUES, ns, qname, patch)
             self.on_queue("MODIFIED", with_kind(updated, names.KIND_JOBQUEUE))  # may carry a spec change
         if qspec and qspec.retention:
-            for victim in retention_victims(summary.finished, qspec.retention.succeeded, qspec.retention.failed):
+            for victim in retention_victims(
+                summary.finished, qspec.retention.succeeded, qspec.retention.failed
+            ):
                 vobj = self.store.jobs.get((ns, victim))
-                await self.kube.delete_object(names.PLURAL_QUEUEDJOBS, ns, victim,
-                                              vobj["metadata"].get("uid") if vobj else None)
+                await self.kube.delete_object(
+                    names.PLURAL_QUEUEDJOBS, ns, victim, vobj["metadata"].get("uid") if vobj else None
+                )
 
 
 __all__ = ["Controller", "status_patch"]

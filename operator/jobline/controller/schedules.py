@@ -82,8 +82,13 @@ class _Planned(NamedTuple):
 class ScheduleLoop(Loop):
     name = "schedules"
 
-    def __init__(self, kube: Kube, namespaces: list[str] | None = None,
-                 clock: Callable[[], datetime] = utcnow, jobs: JobFeed | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        namespaces: list[str] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        jobs: JobFeed | None = None,
+    ) -> None:
         super().__init__(kube, namespaces, clock)
         self._own_jobs = jobs is None  # then this loop lists the jobs of its schedules itself
         self.jobs: JobFeed = jobs if jobs is not None else _OwnJobs()
@@ -153,8 +158,9 @@ class ScheduleLoop(Loop):
         standby: objects the list no longer has (and no watch event brought back since) are forgotten.
         With the controller's store, wait until the controller has listed the jobs."""
         for ns in self.scopes():
-            schedules, rv = await self.kube.list_with_version(collection_path(names.PLURAL_JOBSCHEDULES, ns),
-                                                              kind=names.KIND_JOBSCHEDULE)
+            schedules, rv = await self.kube.list_with_version(
+                collection_path(names.PLURAL_JOBSCHEDULES, ns), kind=names.KIND_JOBSCHEDULE
+            )
             for obj in schedules:
                 self._put_schedule(obj)
             listed = {key_of(o) for o in schedules}
@@ -162,8 +168,11 @@ class ScheduleLoop(Loop):
                 if (ns is None or key[0] == ns) and key not in listed and resource_version(obj) <= rv:
                     self.on_schedule("DELETED", obj)
             if self._own_jobs:
-                jobs, rv = await self.kube.list_with_version(collection_path(names.PLURAL_QUEUEDJOBS, ns),
-                                                             names.LABEL_SCHEDULE, kind=names.KIND_QUEUEDJOB)
+                jobs, rv = await self.kube.list_with_version(
+                    collection_path(names.PLURAL_QUEUEDJOBS, ns),
+                    names.LABEL_SCHEDULE,
+                    kind=names.KIND_QUEUEDJOB,
+                )
                 for job in jobs:
                     self.store.put_job(job)
                 for gone in self.store.stale_jobs(jobs, rv, ns, owned=True):
@@ -173,8 +182,11 @@ class ScheduleLoop(Loop):
         elif not self.store.synced:
             return False
         self.dirty.update(self.schedules)
-        self.log.info("schedules synced: %d schedules, %d jobs", len(self.schedules),
-                      sum(len(j) for j in self.store.by_owner.values()))
+        self.log.info(
+            "schedules synced: %d schedules, %d jobs",
+            len(self.schedules),
+            sum(len(j) for j in self.store.by_owner.values()),
+        )
         self.wakeup.set()
         return True
 
@@ -294,7 +306,9 @@ class ScheduleLoop(Loop):
             except KubeError as exc:
                 if not exc.conflict:
                     raise
-                self.log.info("run %s/%s exists already (created by a replica or before a restart)", ns, run.name)
+                self.log.info(
+                    "run %s/%s exists already (created by a replica or before a restart)", ns, run.name
+                )
                 with contextlib.suppress(KubeError):
                     job = await self.kube.get_object(names.PLURAL_QUEUEDJOBS, ns, run.name)
                     self.jobs.on_job(None, with_kind(job, names.KIND_QUEUEDJOB))
@@ -303,13 +317,21 @@ class ScheduleLoop(Loop):
             self.jobs.on_job(None, with_kind(job, names.KIND_QUEUEDJOB))
             if run.nominal is None:
                 self.stats["triggered"] += 1
-                self.log.info("triggered %s/%s: created %s (trigger %r)", ns, meta.get("name"), run.name, run.trigger)
+                self.log.info(
+                    "triggered %s/%s: created %s (trigger %r)", ns, meta.get("name"), run.name, run.trigger
+                )
             else:
                 late = run.late_by(created_at)
                 self.stats["fired"] += 1
                 self.stats["max_lateness"] = max(self.stats["max_lateness"], late)
-                self.log.info("fired %s/%s: created %s for %s, %.3fs late", ns, meta.get("name"), run.name,
-                              run.nominal.isoformat(), late)
+                self.log.info(
+                    "fired %s/%s: created %s for %s, %.3fs late",
+                    ns,
+                    meta.get("name"),
+                    run.name,
+                    run.nominal.isoformat(),
+                    late,
+                )
             self._queue_event(obj, run.event(created_at))
         return _Planned(key, obj, plan)
 
@@ -322,8 +344,13 @@ class ScheduleLoop(Loop):
         patch = {k: v for k, v in plan.status.items() if old.get(k) != v}
         patch.update({k: None for k in old if k not in plan.status})
         if patch:
-            updated = await self.kube.patch_status(names.PLURAL_JOBSCHEDULES, ns, meta["name"], patch,
-                                                   resource_version=meta.get("resourceVersion"))
+            updated = await self.kube.patch_status(
+                names.PLURAL_JOBSCHEDULES,
+                ns,
+                meta["name"],
+                patch,
+                resource_version=meta.get("resourceVersion"),
+            )
             self._put_schedule(updated)
             obj = updated
         self._last_error.pop(key, None)

@@ -105,14 +105,20 @@ class Store:
                 listener(key, obj, None)
         return obj
 
-    def stale_jobs(self, listed: list[dict[str, Any]], list_rv: int, namespace: str | None,
-                   owned: bool = False) -> list[dict[str, Any]]:
+    def stale_jobs(
+        self, listed: list[dict[str, Any]], list_rv: int, namespace: str | None, owned: bool = False
+    ) -> list[dict[str, Any]]:
         """Jobs held here that a list (of ``namespace``, None: all; ``owned``: only jobs of schedules)
         taken at ``list_rv`` did not return and that are not newer than it: deleted while unwatched."""
         seen = {key_of(o) for o in listed}
-        return [obj for key, obj in self.jobs.items()
-                if (namespace is None or key[0] == namespace) and key not in seen and _rv(obj) <= list_rv
-                and (not owned or self._job_index.get(key, (None,) * 4)[3] is not None)]
+        return [
+            obj
+            for key, obj in self.jobs.items()
+            if (namespace is None or key[0] == namespace)
+            and key not in seen
+            and _rv(obj) <= list_rv
+            and (not owned or self._job_index.get(key, (None,) * 4)[3] is not None)
+        ]
 
     def _refresh_active(self, key: Key) -> None:
         held = self._active_in.pop(key, None)
@@ -231,7 +237,9 @@ class Store:
         """The key of the job an attempt pod belongs to (the annotation holds the full name; the label
         may be cut); None when the pod is not ours."""
         meta = obj.get("metadata", {})
-        job = meta.get("annotations", {}).get(names.ANNOTATION_JOB_NAME) or meta.get("labels", {}).get(names.LABEL_JOB)
+        job = meta.get("annotations", {}).get(names.ANNOTATION_JOB_NAME) or meta.get("labels", {}).get(
+            names.LABEL_JOB
+        )
         return (meta.get("namespace", ""), job) if job else None
 
     def put_pod(self, obj: dict[str, Any]) -> Key | None:
@@ -256,5 +264,8 @@ class Store:
         return jkey
 
     def active_pods(self, key: Key) -> int:
-        return sum(1 for p in self.pods.get(key, {}).values()
-                   if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
+        return sum(
+            1
+            for p in self.pods.get(key, {}).values()
+            if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        )

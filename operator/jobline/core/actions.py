@@ -57,7 +57,9 @@ def hold_field(plural: str) -> str:
     try:
         return HOLD_FIELDS[plural]
     except KeyError:
-        raise ValueError(f"{plural!r} cannot be suspended or paused: one of {', '.join(HOLD_FIELDS)}") from None
+        raise ValueError(
+            f"{plural!r} cannot be suspended or paused: one of {', '.join(HOLD_FIELDS)}"
+        ) from None
 
 
 def hold(plural: str, on: bool) -> Patch:

@@ -74,13 +74,17 @@ class Finished:
     completed: str
 
 
-def retention_victims(finished: Iterable[Finished], keep_succeeded: int | None, keep_failed: int | None) -> list[str]:
+def retention_victims(
+    finished: Iterable[Finished], keep_succeeded: int | None, keep_failed: int | None
+) -> list[str]:
     """Finished jobs beyond the newest ``keep_*`` per outcome, oldest first."""
     finished = list(finished)
     victims: list[str] = []
     for phase, keep in (("Succeeded", keep_succeeded), ("Failed", keep_failed)):
         if keep is None:
             continue
-        done = sorted((f for f in finished if f.phase == phase), key=lambda f: (f.completed, f.name), reverse=True)
+        done = sorted(
+            (f for f in finished if f.phase == phase), key=lambda f: (f.completed, f.name), reverse=True
+        )
         victims += [f.name for f in reversed(done[keep:])]
     return victims

@@ -98,7 +98,9 @@ class Event:
 
 # Waiting reasons of a container that will not start by waiting (image pull errors that may clear by
 # themselves, ErrImagePull/ImagePullBackOff/CreateContainerConfigError, are left to timeoutSeconds).
-CANNOT_START = frozenset({"ErrImageNeverPull", "InvalidImageName", "CreateContainerError", "RunContainerError"})
+CANNOT_START = frozenset(
+    {"ErrImageNeverPull", "InvalidImageName", "CreateContainerError", "RunContainerError"}
+)
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,15 @@ class Outcome:
 
 
 # ------------------------------------------------------------------------------------ helpers
-def set_condition(status: dict[str, Any], type_: str, value: bool, reason: str, message: str,
-                  now: datetime, generation: int | None) -> None:
+def set_condition(
+    status: dict[str, Any],
+    type_: str,
+    value: bool,
+    reason: str,
+    message: str,
+    now: datetime,
+    generation: int | None,
+) -> None:
     conditions: list[dict[str, Any]] = status.setdefault("conditions", [])
     text = "True" if value else "False"
     for cond in conditions:
@@ -144,7 +153,13 @@ def set_condition(status: dict[str, Any], type_: str, value: bool, reason: str, 
             if generation is not None:
                 cond["observedGeneration"] = generation
             return
-    new: dict[str, Any] = {"type": type_, "status": text, "reason": reason, "message": message[:32768], "lastTransitionTime": fmt(now)}
+    new: dict[str, Any] = {
+        "type": type_,
+        "status": text,
+        "reason": reason,
+        "message": message[:32768],
+        "lastTransitionTime": fmt(now),
+    }
     if generation is not None:
         new["observedGeneration"] = generation
     conditions.append(new)
@@ -177,11 +192,14 @@ def _result(message: str | None) -> Any:
         return message
 
 
-def start_attempt(status: Mapping[str, Any] | None, *, attempt: int, pod: str, now: datetime,
-                  generation: int | None) -> tuple[dict[str, Any], Event]:
+def start_attempt(
+    status: Mapping[str, Any] | None, *, attempt: int, pod: str, now: datetime, generation: int | None
+) -> tuple[dict[str, Any], Event]:
     """The status after the dispatcher created the pod of ``attempt``."""
     st = copy.deepcopy(dict(status or {}))
-    st.update(phase="Running", attempts=attempt, podName=pod, waitingReason=None, nextAttemptAt=None, progress=None)
+    st.update(
+        phase="Running", attempts=attempt, podName=pod, waitingReason=None, nextAttemptAt=None, progress=None
+    )
     st.setdefault("startedAt", fmt(now))
     st["startedAt"] = st["startedAt"] or fmt(now)
     if _history_entry(st, attempt) is None:
@@ -211,8 +229,14 @@ def reconcile(
 
     if spec is None:  # unreadable spec: fail clearly once, never crash
         if phase not in FINISHED_PHASES:
-            finish_failed(out, now, generation, "InvalidSpec", world.spec_error or "the spec cannot be read",
-                           dead_letter=False)
+            finish_failed(
+                out,
+                now,
+                generation,
+                "InvalidSpec",
+                world.spec_error or "the spec cannot be read",
+                dead_letter=False,
+            )
         return out
 
     # A new value of the requeue annotation runs a finished job again, with a fresh retry budget.
@@ -220,12 +244,30 @@ def reconcile(
     if token and token != st.get("requeueToken"):
         st["requeueToken"] = token
         if phase in FINISHED_PHASES:
-            st.update(phase=None, failedAttempts=0, deadLettered=False, completedAt=None, nextAttemptAt=None,
-                      result=None, progress=None, duplicateOf=None, waitingReason=None)
+            st.update(
+                phase=None,
+                failedAttempts=0,
+                deadLettered=False,
+                completedAt=None,
+                nextAttemptAt=None,
+                result=None,
+                progress=None,
+                duplicateOf=None,
+                waitingReason=None,
+            )
             for type_ in ("Complete", "Failed"):
-                set_condition(st, type_, False, "Requeued", f"requeued ({names.ANNOTATION_REQUEUE}={token})",
-                              now, generation)
-            out.events.append(Event("Normal", "Requeued", f"requeued with a fresh retry budget (token {token!r})"))
+                set_condition(
+                    st,
+                    type_,
+                    False,
+                    "Requeued",
+                    f"requeued ({names.ANNOTATION_REQUEUE}={token})",
+                    now,
+                    generation,
+                )
+            out.events.append(
+                Event("Normal", "Requeued", f"requeued with a fresh retry budget (token {token!r})")
+            )
             phase = None
 
     attempts = int(st.get("attempts", 0))
@@ -235,8 +277,9 @@ def reconcile(
         attempts = latest.attempt
         st.update(attempts=attempts, podName=latest.name, phase="Running")
         if _history_entry(st, attempts) is None:
-            _append_history(st, {"attempt": attempts, "pod": latest.name,
-                                 "startedAt": fmt(latest.created or now)})
+            _append_history(
+                st, {"attempt": attempts, "pod": latest.name, "startedAt": fmt(latest.created or now)}
+            )
         st.setdefault("startedAt", fmt(latest.created or now))
         out.events.append(Event("Normal", "Adopted", f"adopted pod {latest.name} of attempt {attempts}"))
 
@@ -250,24 +293,45 @@ def reconcile(
 
     if open_attempt and record is not None:
         if current is None:
-            _attempt_failed(out, record, spec, world, generation, reason="PodDeleted", exit_code=None,
-                            message=f"pod {record.get('pod')} disappeared before the attempt finished")
+            _attempt_failed(
+                out,
+                record,
+                spec,
+                world,
+                generation,
+                reason="PodDeleted",
+                exit_code=None,
+                message=f"pod {record.get('pod')} disappeared before the attempt finished",
+            )
             return _after_attempt(out, spec, world, generation)
         if current.terminal:
             _attempt_ended(out, record, current, spec, world, generation)
             return _after_attempt(out, spec, world, generation)
         # The attempt is still running.
         if spec.suspend:
-            _close_record(record, now, reason="Suspended", exit_code=None,
-                          message="stopped by spec.suspend; not counted as a failure")
+            _close_record(
+                record,
+                now,
+                reason="Suspended",
+                exit_code=None,
+                message="stopped by spec.suspend; not counted as a failure",
+            )
             out.delete_pods.append(current.name)
             return _suspend(out, phase, now, generation)
         timeout = world.timeout_seconds
         began = current.started or current.created or parse(record.get("startedAt")) or now
         if timeout and now >= began + timedelta(seconds=timeout + TIMEOUT_GRACE_SECONDS):
             out.delete_pods.append(current.name)
-            _attempt_failed(out, record, spec, world, generation, reason="Timeout", exit_code=None,
-                            message=f"attempt exceeded timeoutSeconds={timeout}")
+            _attempt_failed(
+                out,
+                record,
+                spec,
+                world,
+                generation,
+                reason="Timeout",
+                exit_code=None,
+                message=f"attempt exceeded timeoutSeconds={timeout}",
+            )
             return _after_attempt(out, spec, world, generation)
         if current.deleting:
             st.update(phase="Running")
@@ -276,8 +340,16 @@ def reconcile(
             # The container can never start as it is (no such image here, the runtime refused it): fail
             # the attempt with the kubelet's / runtime's own words instead of waiting for a timeout.
             out.delete_pods.append(current.name)
-            _attempt_failed(out, record, spec, world, generation, reason=current.waiting_reason, exit_code=None,
-                            message=current.waiting_message or f"the worker container of {current.name} cannot start")
+            _attempt_failed(
+                out,
+                record,
+                spec,
+                world,
+                generation,
+                reason=current.waiting_reason,
+                exit_code=None,
+                message=current.waiting_message or f"the worker container of {current.name} cannot start",
+            )
             return _after_attempt(out, spec, world, generation)
         st.update(phase="Running", waitingReason=None)
         if timeout:
@@ -297,7 +369,9 @@ def _after_attempt(out: Outcome, spec: QueuedJobSpec, world: World, generation: 
     return _idle(out, None, spec, world, generation)
 
 
-def _idle(out: Outcome, previous: str | None, spec: QueuedJobSpec, world: World, generation: int | None) -> Outcome:
+def _idle(
+    out: Outcome, previous: str | None, spec: QueuedJobSpec, world: World, generation: int | None
+) -> Outcome:
     """No attempt is running: decide whether the job waits, fails, or may start."""
     st, now = out.status, world.now
     if spec.suspend:
@@ -307,26 +381,48 @@ def _idle(out: Outcome, previous: str | None, spec: QueuedJobSpec, world: World,
     _clear_condition(st, "Suspended", now, generation, "Resumed", "spec.suspend is false")
     if world.duplicate_of:
         st["duplicateOf"] = world.duplicate_of
-        finish_failed(out, now, generation, "Duplicate",
-                       f"duplicate of {world.duplicate_of}: uniqueKey {spec.unique_key!r} already has an unfinished job "
-                       f"in queue {spec.queue}", dead_letter=False)
+        finish_failed(
+            out,
+            now,
+            generation,
+            "Duplicate",
+            f"duplicate of {world.duplicate_of}: uniqueKey {spec.unique_key!r} already has an unfinished job "
+            f"in queue {spec.queue}",
+            dead_letter=False,
+        )
         return out
     size = payload_size(spec.payload)
     if size > MAX_PAYLOAD_BYTES:
-        finish_failed(out, now, generation, "PayloadTooLarge",
-                       f"spec.payload is {size} bytes, more than the {MAX_PAYLOAD_BYTES} allowed", dead_letter=False)
+        finish_failed(
+            out,
+            now,
+            generation,
+            "PayloadTooLarge",
+            f"spec.payload is {size} bytes, more than the {MAX_PAYLOAD_BYTES} allowed",
+            dead_letter=False,
+        )
         return out
     blocked: list[str] = []
     for dep in spec.depends_on or []:
         dep_phase = world.deps.get(dep)
         if dep_phase == "Failed":
-            finish_failed(out, now, generation, "DependencyFailed", f"dependency {dep} failed", dead_letter=True)
+            finish_failed(
+                out, now, generation, "DependencyFailed", f"dependency {dep} failed", dead_letter=True
+            )
             return out
         if dep_phase != "Succeeded":
             blocked.append(dep if dep_phase is not None else f"{dep} (not found)")
     if blocked:
         st.update(phase="Waiting", waitingReason="Blocked", nextAttemptAt=None)
-        set_condition(st, "Blocked", True, "WaitingForDependencies", "waiting for " + ", ".join(blocked), now, generation)
+        set_condition(
+            st,
+            "Blocked",
+            True,
+            "WaitingForDependencies",
+            "waiting for " + ", ".join(blocked),
+            now,
+            generation,
+        )
         return out
     _clear_condition(st, "Blocked", now, generation)
     if spec.run_at is not None and spec.run_at > now and int(st.get("attempts", 0)) == 0:
@@ -338,13 +434,21 @@ def _idle(out: Outcome, previous: str | None, spec: QueuedJobSpec, world: World,
         st.update(phase="Waiting", waitingReason="BackingOff")
         out.wake_at = next_at
         return out
-    st.update(phase="Pending", waitingReason="QueuePaused" if world.queue_paused else None, nextAttemptAt=None)
+    st.update(
+        phase="Pending", waitingReason="QueuePaused" if world.queue_paused else None, nextAttemptAt=None
+    )
     out.runnable = not world.queue_paused
     return out
 
 
-def _clear_condition(st: dict[str, Any], type_: str, now: datetime, generation: int | None,
-                     reason: str = "DependenciesSucceeded", message: str = "all dependencies succeeded") -> None:
+def _clear_condition(
+    st: dict[str, Any],
+    type_: str,
+    now: datetime,
+    generation: int | None,
+    reason: str = "DependenciesSucceeded",
+    message: str = "all dependencies succeeded",
+) -> None:
     if any(c["type"] == type_ and c["status"] == "True" for c in st.get("conditions", [])):
         set_condition(st, type_, False, reason, message, now, generation)
 
@@ -357,8 +461,15 @@ def _suspend(out: Outcome, previous: str | None, now: datetime, generation: int 
     return out
 
 
-def _close_record(record: dict[str, Any], now: datetime, *, reason: str, exit_code: int | None,
-                  message: str | None, finished: datetime | None = None) -> None:
+def _close_record(
+    record: dict[str, Any],
+    now: datetime,
+    *,
+    reason: str,
+    exit_code: int | None,
+    message: str | None,
+    finished: datetime | None = None,
+) -> None:
     record["finishedAt"] = fmt(finished or now)
     record["reason"] = reason
     if exit_code is not None:
@@ -367,21 +478,47 @@ def _close_record(record: dict[str, Any], now: datetime, *, reason: str, exit_co
         record["message"] = message[:1024]
 
 
-def _attempt_ended(out: Outcome, record: dict[str, Any], pod: PodView, spec: QueuedJobSpec, world: World,
-                   generation: int | None) -> None:
+def _attempt_ended(
+    out: Outcome,
+    record: dict[str, Any],
+    pod: PodView,
+    spec: QueuedJobSpec,
+    world: World,
+    generation: int | None,
+) -> None:
     st, now = out.status, world.now
     if pod.phase == "Succeeded":
-        _close_record(record, now, reason="Completed", exit_code=pod.exit_code if pod.exit_code is not None else 0,
-                      message=None, finished=pod.finished)
-        st.update(phase="Succeeded", completedAt=fmt(now), result=_result(pod.message), progress=100,
-                  nextAttemptAt=None, waitingReason=None)
-        set_condition(st, "Complete", True, "Succeeded", f"attempt {record['attempt']} succeeded", now, generation)
+        _close_record(
+            record,
+            now,
+            reason="Completed",
+            exit_code=pod.exit_code if pod.exit_code is not None else 0,
+            message=None,
+            finished=pod.finished,
+        )
+        st.update(
+            phase="Succeeded",
+            completedAt=fmt(now),
+            result=_result(pod.message),
+            progress=100,
+            nextAttemptAt=None,
+            waitingReason=None,
+        )
+        set_condition(
+            st, "Complete", True, "Succeeded", f"attempt {record['attempt']} succeeded", now, generation
+        )
         set_condition(st, "Failed", False, "Succeeded", "", now, generation)
         out.events.append(Event("Normal", "Succeeded", f"attempt {record['attempt']} succeeded"))
         return
     if spec.suspend:
-        _close_record(record, now, reason="Suspended", exit_code=pod.exit_code,
-                      message="stopped by spec.suspend; not counted as a failure", finished=pod.finished)
+        _close_record(
+            record,
+            now,
+            reason="Suspended",
+            exit_code=pod.exit_code,
+            message="stopped by spec.suspend; not counted as a failure",
+            finished=pod.finished,
+        )
         _suspend(out, None, now, generation)
         return
     if pod.pod_reason == "DeadlineExceeded":
@@ -392,13 +529,31 @@ def _attempt_ended(out: Outcome, record: dict[str, Any], pod: PodView, spec: Que
         reason, message = "PodDeleted", f"pod {pod.name} was deleted before the attempt finished"
     else:
         reason, message = (pod.reason or "Error"), (pod.message or "")
-    _attempt_failed(out, record, spec, world, generation, reason=reason, exit_code=pod.exit_code, message=message,
-                    finished=pod.finished)
+    _attempt_failed(
+        out,
+        record,
+        spec,
+        world,
+        generation,
+        reason=reason,
+        exit_code=pod.exit_code,
+        message=message,
+        finished=pod.finished,
+    )
 
 
-def _attempt_failed(out: Outcome, record: dict[str, Any], spec: QueuedJobSpec, world: World,
-                    generation: int | None, *, reason: str, exit_code: int | None, message: str,
-                    finished: datetime | None = None) -> None:
+def _attempt_failed(
+    out: Outcome,
+    record: dict[str, Any],
+    spec: QueuedJobSpec,
+    world: World,
+    generation: int | None,
+    *,
+    reason: str,
+    exit_code: int | None,
+    message: str,
+    finished: datetime | None = None,
+) -> None:
     st, now, retry = out.status, world.now, world.retry
     _close_record(record, now, reason=reason, exit_code=exit_code, message=message, finished=finished)
     attempt = int(record["attempt"])
@@ -408,22 +563,38 @@ def _attempt_failed(out: Outcome, record: dict[str, Any], spec: QueuedJobSpec, w
     st["lastError"] = f"attempt {attempt}: {reason} ({detail})" + (f": {message}" if message else "")
     st["lastError"] = st["lastError"][:4096]
     out.events.append(Event("Warning", "AttemptFailed", st["lastError"][:1024]))
-    permanent = exit_code is not None and (exit_code in names.PERMANENT_EXIT_CODES
-                                           or exit_code in retry.non_retryable_exit_codes)
+    permanent = exit_code is not None and (
+        exit_code in names.PERMANENT_EXIT_CODES or exit_code in retry.non_retryable_exit_codes
+    )
     if permanent:
-        why = "NonRetryableExitCode" if exit_code in retry.non_retryable_exit_codes else _permanent_reason(exit_code)
+        why = (
+            "NonRetryableExitCode"
+            if exit_code in retry.non_retryable_exit_codes
+            else _permanent_reason(exit_code)
+        )
         finish_failed(out, now, generation, why, st["lastError"], dead_letter=True)
         return
     if failed > retry.limit:
-        finish_failed(out, now, generation, "RetriesExhausted",
-                       f"failed {failed} times (retry.limit {retry.limit}); last: {st['lastError']}", dead_letter=True)
+        finish_failed(
+            out,
+            now,
+            generation,
+            "RetriesExhausted",
+            f"failed {failed} times (retry.limit {retry.limit}); last: {st['lastError']}",
+            dead_letter=True,
+        )
         return
     delay = backoff_seconds(failed, retry, seed=world.seed)
     next_at = now + timedelta(seconds=delay)  # from when the failure was seen: never early
     st.update(phase="Waiting", waitingReason="BackingOff", nextAttemptAt=fmt(next_at))
     out.wake_at = next_at
-    out.events.append(Event("Normal", "Retrying",
-                            f"retrying in {delay:.0f}s (attempt {attempt + 1} of at most {attempt + 1 + retry.limit - failed})"))
+    out.events.append(
+        Event(
+            "Normal",
+            "Retrying",
+            f"retrying in {delay:.0f}s (attempt {attempt + 1} of at most {attempt + 1 + retry.limit - failed})",
+        )
+    )
 
 
 def _permanent_reason(exit_code: int | None) -> str:
@@ -434,18 +605,26 @@ def _permanent_reason(exit_code: int | None) -> str:
     }.get(exit_code or -1, "PermanentError")
 
 
-def finish_failed(out: Outcome, now: datetime, generation: int | None, reason: str, message: str, *,
-                   dead_letter: bool) -> None:
+def finish_failed(
+    out: Outcome, now: datetime, generation: int | None, reason: str, message: str, *, dead_letter: bool
+) -> None:
     st = out.status
-    st.update(phase="Failed", completedAt=fmt(now), nextAttemptAt=None, waitingReason=None, deadLettered=dead_letter)
+    st.update(
+        phase="Failed", completedAt=fmt(now), nextAttemptAt=None, waitingReason=None, deadLettered=dead_letter
+    )
     if reason not in ("RetriesExhausted",) and not st.get("lastError"):
         st["lastError"] = message[:4096]
     set_condition(st, "Failed", True, reason, message, now, generation)
     set_condition(st, "Complete", False, reason, "", now, generation)
     out.events.append(Event("Warning", "Failed", f"{reason}: {message}"[:1024]))
     if dead_letter:
-        out.events.append(Event("Warning", "DeadLettered",
-                                f"dead-lettered; `kubectl annotate qj <name> {names.ANNOTATION_REQUEUE}=<new value>` retries it"))
+        out.events.append(
+            Event(
+                "Warning",
+                "DeadLettered",
+                f"dead-lettered; `kubectl annotate qj <name> {names.ANNOTATION_REQUEUE}=<new value>` retries it",
+            )
+        )
 
 
 def _expire(out: Outcome, world: World) -> None:

@@ -23,8 +23,16 @@ def short_hash(text: str, length: int = POD_HASH_LENGTH) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
-def fit(name: str, suffix: str = "", *, limit: int = MAX_DNS_LABEL, hash_length: int, strip: str = "-.",
-        keep: int | None = None, always: bool = False) -> str:
+def fit(
+    name: str,
+    suffix: str = "",
+    *,
+    limit: int = MAX_DNS_LABEL,
+    hash_length: int,
+    strip: str = "-.",
+    keep: int | None = None,
+    always: bool = False,
+) -> str:
     """``name + suffix`` when it fits in ``limit`` characters (and not ``always``), else a prefix of
     ``name`` (``keep`` characters, by default all that fit, without trailing ``strip`` characters),
     ``-``, a hash of the full ``name``, and ``suffix``."""

@@ -81,7 +81,9 @@ def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, An
     return out
 
 
-def contract_env(*, job: str, namespace: str, queue: str, handler: str, attempt: int, payload: Any) -> list[dict[str, str]]:
+def contract_env(
+    *, job: str, namespace: str, queue: str, handler: str, attempt: int, payload: Any
+) -> list[dict[str, str]]:
     """The pod contract's environment (it overrides user env of the same names)."""
     return [
         {"name": names.ENV_JOB, "value": job},
@@ -114,7 +116,9 @@ def build_worker_pod(
         )
     env = _merge_list_map(
         list(template.get("env", [])),
-        contract_env(job=job, namespace=namespace, queue=queue, handler=handler, attempt=attempt, payload=payload),
+        contract_env(
+            job=job, namespace=namespace, queue=queue, handler=handler, attempt=attempt, payload=payload
+        ),
         "name",
     )
     container: dict[str, Any] = {
@@ -125,9 +129,14 @@ def build_worker_pod(
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {**RESTRICTED_CONTAINER_SECURITY, **template.get("securityContext", {})},
     }
-    for src, dst in (("args", "args"), ("workingDir", "workingDir"), ("envFrom", "envFrom"),
-                     ("resources", "resources"), ("volumeMounts", "volumeMounts"),
-                     ("imagePullPolicy", "imagePullPolicy")):
+    for src, dst in (
+        ("args", "args"),
+        ("workingDir", "workingDir"),
+        ("envFrom", "envFrom"),
+        ("resources", "resources"),
+        ("volumeMounts", "volumeMounts"),
+        ("imagePullPolicy", "imagePullPolicy"),
+    ):
         if template.get(src):
             container[dst] = copy.deepcopy(template[src])
     spec: dict[str, Any] = {
@@ -138,8 +147,15 @@ def build_worker_pod(
     }
     if timeout_seconds:
         spec["activeDeadlineSeconds"] = int(timeout_seconds)
-    for field in ("serviceAccountName", "nodeSelector", "tolerations", "affinity", "priorityClassName",
-                  "volumes", "imagePullSecrets"):
+    for field in (
+        "serviceAccountName",
+        "nodeSelector",
+        "tolerations",
+        "affinity",
+        "priorityClassName",
+        "volumes",
+        "imagePullSecrets",
+    ):
         if template.get(field):
             spec[field] = copy.deepcopy(template[field])
     if template.get("podSpecPatch"):
@@ -159,14 +175,16 @@ def build_worker_pod(
             "namespace": namespace,
             "labels": labels,
             "annotations": {**template.get("annotations", {}), names.ANNOTATION_JOB_NAME: job},
-            "ownerReferences": [{
-                "apiVersion": names.API_VERSION,
-                "kind": names.KIND_QUEUEDJOB,
-                "name": job,
-                "uid": job_uid,
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }],
+            "ownerReferences": [
+                {
+                    "apiVersion": names.API_VERSION,
+                    "kind": names.KIND_QUEUEDJOB,
+                    "name": job,
+                    "uid": job_uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": spec,
     }

@@ -22,7 +22,9 @@ from jobline.core.timefmt import fmt, parse
 Key = tuple[str, str]  # (namespace, name)
 Obj = Mapping[str, Any]  # a raw API object
 
-COUNT_KEYS: Final = tuple(p.lower() for p in PHASES)  # pending, waiting, running, succeeded, failed, suspended
+COUNT_KEYS: Final = tuple(
+    p.lower() for p in PHASES
+)  # pending, waiting, running, succeeded, failed, suspended
 _DURATION: Final = re.compile(r"([0-9]+)(w|d|h|m|s)")
 _UNITS: Final = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
@@ -135,9 +137,14 @@ def age(since: datetime | None, now: datetime) -> str:
 # --- selections ------------------------------------------------------------------------------
 
 
-def cleanup_candidates(jobs: Iterable[Obj], *, older_than: timedelta, now: datetime,
-                       phases: Iterable[str] = ("Succeeded", "Failed"),
-                       queue: str | None = None) -> list[Obj]:
+def cleanup_candidates(
+    jobs: Iterable[Obj],
+    *,
+    older_than: timedelta,
+    now: datetime,
+    phases: Iterable[str] = ("Succeeded", "Failed"),
+    queue: str | None = None,
+) -> list[Obj]:
     """Finished jobs (in `phases`) that finished more than `older_than` ago, oldest first."""
     cutoff = now - older_than
     wanted = set(phases) & FINISHED_PHASES
@@ -275,10 +282,18 @@ def queue_stats(jobs: Iterable[Obj], queues: Iterable[Obj], now: datetime) -> li
     for ns, name in sorted(set(settings) | set(summaries)):
         spec = settings.get((ns, name))
         summary = summaries.get((ns, name)) or QueueSummary()
-        rows.append({"namespace": ns, "queue": name, "exists": spec is not None,
-                     "paused": bool((spec or {}).get("paused")), "concurrency": (spec or {}).get("concurrency"),
-                     **summary.counts, "total": summary.total,
-                     "oldestPendingSeconds": summary.oldest_pending_seconds})
+        rows.append(
+            {
+                "namespace": ns,
+                "queue": name,
+                "exists": spec is not None,
+                "paused": bool((spec or {}).get("paused")),
+                "concurrency": (spec or {}).get("concurrency"),
+                **summary.counts,
+                "total": summary.total,
+                "oldestPendingSeconds": summary.oldest_pending_seconds,
+            }
+        )
     return rows
 
 

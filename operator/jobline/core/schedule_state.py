@@ -136,8 +136,11 @@ class Run:
         if self.nominal is None:
             return Event("Normal", EVENT_TRIGGERED, f"created job {self.name} for trigger {self.trigger!r}")
         late = self.late_by(created_at)
-        return Event("Normal", EVENT_FIRED,
-                     f"created job {self.name} for {fmt(self.nominal)} ({late:.3f}s after its time)")
+        return Event(
+            "Normal",
+            EVENT_FIRED,
+            f"created job {self.name} for {fmt(self.nominal)} ({late:.3f}s after its time)",
+        )
 
 
 @dataclass
@@ -168,8 +171,9 @@ def owner_uid(job: Mapping[str, Any]) -> str | None:
 def schedule_label_value(schedule_name: str) -> str:
     """Value of the ``jobline.dev/schedule`` label: the schedule's name, cut and hashed when longer
     than a label value may be (63 characters)."""
-    return fit(schedule_name, hash_length=RUN_HASH_LENGTH, strip="-._",
-               always=not _LABEL_VALUE.match(schedule_name))
+    return fit(
+        schedule_name, hash_length=RUN_HASH_LENGTH, strip="-._", always=not _LABEL_VALUE.match(schedule_name)
+    )
 
 
 def build_job(schedule: Mapping[str, Any], run: Run) -> dict[str, Any]:
@@ -193,14 +197,16 @@ def build_job(schedule: Mapping[str, Any], run: Run) -> dict[str, Any]:
             "namespace": meta.get("namespace"),
             "labels": labels,
             "annotations": annotations,
-            "ownerReferences": [{
-                "apiVersion": names.API_VERSION,
-                "kind": names.KIND_JOBSCHEDULE,
-                "name": meta.get("name"),
-                "uid": meta.get("uid"),
-                "controller": True,
-                "blockOwnerDeletion": True,
-            }],
+            "ownerReferences": [
+                {
+                    "apiVersion": names.API_VERSION,
+                    "kind": names.KIND_JOBSCHEDULE,
+                    "name": meta.get("name"),
+                    "uid": meta.get("uid"),
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": template.get("spec") or {},
     }
@@ -218,8 +224,9 @@ def _account_finished(st: dict[str, Any], jobs: list[JobInfo]) -> None:
     """Count jobs finished since the last count into lastSuccessfulTime / consecutiveFailures."""
     marks = [t for t in (parse(st.get("lastSuccessfulTime")), parse(st.get("lastFailureTime"))) if t]
     watermark = max(marks) if marks else None
-    done = sorted((j for j in jobs if j.finished and j.completed is not None),
-                  key=lambda j: (j.completed, j.name))
+    done = sorted(
+        (j for j in jobs if j.finished and j.completed is not None), key=lambda j: (j.completed, j.name)
+    )
     for job in done:
         assert job.completed is not None
         if watermark is not None and job.completed <= watermark:
@@ -237,15 +244,18 @@ def history_victims(jobs: Iterable[JobInfo], succeeded_limit: int, failed_limit:
     jobs = list(jobs)
     victims: list[JobInfo] = []
     for phase, limit in (("Succeeded", succeeded_limit), ("Failed", failed_limit)):
-        done = sorted((j for j in jobs if j.phase == phase),
-                      key=lambda j: (j.completed or j.created or datetime.min.replace(tzinfo=UTC), j.name),
-                      reverse=True)
-        victims += done[max(0, limit):]
+        done = sorted(
+            (j for j in jobs if j.phase == phase),
+            key=lambda j: (j.completed or j.created or datetime.min.replace(tzinfo=UTC), j.name),
+            reverse=True,
+        )
+        victims += done[max(0, limit) :]
     return victims
 
 
-def _ready(st: dict[str, Any], ok: bool, reason: str, message: str, now: datetime,
-           generation: int | None) -> None:
+def _ready(
+    st: dict[str, Any], ok: bool, reason: str, message: str, now: datetime, generation: int | None
+) -> None:
     set_condition(st, CONDITION_READY, ok, reason, message, now, generation)
 
 
@@ -256,8 +266,13 @@ def _condition(st: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
     return None
 
 
-def plan(schedule: Mapping[str, Any], jobs: Iterable[Mapping[str, Any]], now: datetime, *,
-         grace_seconds: float = DEFAULT_GRACE_SECONDS) -> Plan:
+def plan(
+    schedule: Mapping[str, Any],
+    jobs: Iterable[Mapping[str, Any]],
+    now: datetime,
+    *,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
+) -> Plan:
     """Decide what the schedule must do at ``now`` (see the module docstring).
 
     ``jobs`` may hold any QueuedJobs: only those whose controller ownerReference is this schedule
@@ -285,8 +300,11 @@ def plan(schedule: Mapping[str, Any], jobs: Iterable[Mapping[str, Any]], now: da
     except ValidationError as exc:
         message = spec_error(exc)
         _ready(st, False, REASON_INVALID_SPEC, message, now, generation)
-        if old_ready is None or old_ready.get("reason") != REASON_INVALID_SPEC or \
-                old_ready.get("message") != message:
+        if (
+            old_ready is None
+            or old_ready.get("reason") != REASON_INVALID_SPEC
+            or old_ready.get("message") != message
+        ):
             out.events.append(Event("Warning", REASON_INVALID_SPEC, message))
         st["nextScheduleTime"] = None
         _finish_status(st, active, generation)
@@ -298,8 +316,13 @@ def plan(schedule: Mapping[str, Any], jobs: Iterable[Mapping[str, Any]], now: da
     if trigger and trigger != old.get("lastTrigger"):
         job_name = manual_run_name(name, trigger)
         if job_name in by_name:
-            out.events.append(Event("Normal", EVENT_TRIGGER_DONE,
-                                    f"trigger {trigger!r} already ran as job {job_name}: nothing to do"))
+            out.events.append(
+                Event(
+                    "Normal",
+                    EVENT_TRIGGER_DONE,
+                    f"trigger {trigger!r} already ran as job {job_name}: nothing to do",
+                )
+            )
         else:
             out.runs.append(Run(job_name, None, trigger))
             active.add(job_name)
@@ -310,40 +333,65 @@ def plan(schedule: Mapping[str, Any], jobs: Iterable[Mapping[str, Any]], now: da
         sched = parse_schedule(spec.schedule, spec.time_zone, anchor=created)
     except ScheduleError as err:
         _ready(st, False, err.reason, err.message, now, generation)
-        if old_ready is None or old_ready.get("reason") != err.reason or \
-                old_ready.get("message") != err.message:
+        if (
+            old_ready is None
+            or old_ready.get("reason") != err.reason
+            or old_ready.get("message") != err.message
+        ):
             out.events.append(Event("Warning", err.reason, err.message))
         st["nextScheduleTime"] = None
     else:
         jitter = jitter_offset(namespace, name, spec.jitter_seconds)
         last = _rebase(st, sched, spec, created, now, jitter)
         if spec.suspend:
-            _ready(st, False, REASON_SUSPENDED, "spec.suspend is true: no scheduled runs are created",
-                   now, generation)
+            _ready(
+                st,
+                False,
+                REASON_SUSPENDED,
+                "spec.suspend is true: no scheduled runs are created",
+                now,
+                generation,
+            )
             st["nextScheduleTime"] = None
         else:
-            cu = plan_catch_up(sched, last, now, spec.missed_run_policy, spec.starting_deadline_seconds,
-                               spec.max_catch_up_runs, jitter_seconds=jitter, grace_seconds=grace_seconds)
+            cu = plan_catch_up(
+                sched,
+                last,
+                now,
+                spec.missed_run_policy,
+                spec.starting_deadline_seconds,
+                spec.max_catch_up_runs,
+                jitter_seconds=jitter,
+                grace_seconds=grace_seconds,
+            )
             if cu.latest is not None and cu.latest > last:
                 st["lastScheduleTime"] = fmt(cu.latest)
             if cu.missed:
                 missed += cu.missed
-                out.events.append(Event(
-                    "Warning", EVENT_MISSED,
-                    f"{cu.missed} run(s) between {fmt(last)} and {fmt(cu.latest or now)} were missed "
-                    f"(operator down, schedule suspended or past startingDeadlineSeconds); "
-                    f"missedRunPolicy {spec.missed_run_policy} runs {len(cu.to_run)} of them"))
+                out.events.append(
+                    Event(
+                        "Warning",
+                        EVENT_MISSED,
+                        f"{cu.missed} run(s) between {fmt(last)} and {fmt(cu.latest or now)} were missed "
+                        f"(operator down, schedule suspended or past startingDeadlineSeconds); "
+                        f"missedRunPolicy {spec.missed_run_policy} runs {len(cu.to_run)} of them",
+                    )
+                )
             due = list(cu.to_run)
             # Jobs of other runs still active (a due run's own job exists after a restart: not "other").
             others = active - {run_name(name, t) for t in due}
             if due and spec.concurrency_policy != "Allow":
                 newest = due[-1]
                 if spec.concurrency_policy == "Forbid" and others:
-                    out.events.append(Event(
-                        "Normal", EVENT_SKIPPED,
-                        f"run for {fmt(newest)} skipped: concurrencyPolicy Forbid and job(s) "
-                        f"{', '.join(sorted(others))} still active"
-                        + (f" ({len(due)} runs)" if len(due) > 1 else "")))
+                    out.events.append(
+                        Event(
+                            "Normal",
+                            EVENT_SKIPPED,
+                            f"run for {fmt(newest)} skipped: concurrencyPolicy Forbid and job(s) "
+                            f"{', '.join(sorted(others))} still active"
+                            + (f" ({len(due)} runs)" if len(due) > 1 else ""),
+                        )
+                    )
                     missed += len(due)
                     due = []
                 else:
@@ -352,42 +400,70 @@ def plan(schedule: Mapping[str, Any], jobs: Iterable[Mapping[str, Any]], now: da
                         out.stop = sorted((by_name[n] for n in others if n in by_name), key=lambda j: j.name)
                         for job in out.stop:
                             active.discard(job.name)
-                            out.events.append(Event("Normal", EVENT_REPLACED,
-                                                    f"deleted active job {job.name}: concurrencyPolicy "
-                                                    f"Replace, run for {fmt(newest)} replaces it"))
+                            out.events.append(
+                                Event(
+                                    "Normal",
+                                    EVENT_REPLACED,
+                                    f"deleted active job {job.name}: concurrencyPolicy "
+                                    f"Replace, run for {fmt(newest)} replaces it",
+                                )
+                            )
                     missed += len(due) - 1  # one run at a time: only the newest
                     due = [newest]
             for t in due:
                 job_name = run_name(name, t)
                 fire_at = t + timedelta(seconds=jitter)
                 existing = by_name.get(job_name)
-                out.runs.append(Run(job_name, t, None, (now - fire_at).total_seconds(),
-                                    exists=existing is not None, fire_at=fire_at))
+                out.runs.append(
+                    Run(
+                        job_name,
+                        t,
+                        None,
+                        (now - fire_at).total_seconds(),
+                        exists=existing is not None,
+                        fire_at=fire_at,
+                    )
+                )
                 if existing is None or not existing.finished:
                     active.add(job_name)
             st["nextScheduleTime"] = fmt(cu.next_time)
             out.wake_at = cu.wake_at
-            _ready(st, True, REASON_SCHEDULED, f"schedule {spec.schedule!r} in {spec.time_zone}", now,
-                   generation)
+            _ready(
+                st, True, REASON_SCHEDULED, f"schedule {spec.schedule!r} in {spec.time_zone}", now, generation
+            )
 
     st["runCount"] = int(old.get("runCount") or 0) + len(out.runs)
     st["missedRuns"] = int(old.get("missedRuns") or 0) + missed
     if out.runs:
         st["lastJob"] = out.runs[-1].name
     stopped = {j.name for j in out.stop}
-    out.delete = history_victims((j for j in owned if j.name not in stopped),
-                                 spec.successful_jobs_history_limit, spec.failed_jobs_history_limit)
+    out.delete = history_victims(
+        (j for j in owned if j.name not in stopped),
+        spec.successful_jobs_history_limit,
+        spec.failed_jobs_history_limit,
+    )
     if out.delete:
-        out.events.append(Event("Normal", EVENT_HISTORY,
-                                f"deleted finished job(s) {', '.join(j.name for j in out.delete)} "
-                                f"(keeping {spec.successful_jobs_history_limit} succeeded, "
-                                f"{spec.failed_jobs_history_limit} failed)"))
+        out.events.append(
+            Event(
+                "Normal",
+                EVENT_HISTORY,
+                f"deleted finished job(s) {', '.join(j.name for j in out.delete)} "
+                f"(keeping {spec.successful_jobs_history_limit} succeeded, "
+                f"{spec.failed_jobs_history_limit} failed)",
+            )
+        )
     _finish_status(st, active, generation)
     return out
 
 
-def _rebase(st: dict[str, Any], sched: Schedule, spec: JobScheduleSpec, created: datetime, now: datetime,
-            jitter: float) -> datetime:
+def _rebase(
+    st: dict[str, Any],
+    sched: Schedule,
+    spec: JobScheduleSpec,
+    created: datetime,
+    now: datetime,
+    jitter: float,
+) -> datetime:
     """The instant scheduled runs are counted from; after an edit of the schedule or time zone, the
     newest instant of the new schedule up to now (so its past is neither run nor missed)."""
     last = parse(st.get("lastScheduleTime")) or created

@@ -23,8 +23,10 @@ __all__ = ["Api", "MemoSource", "NoAuth", "Source", "TokenAuth", "create_app", "
 
 log = logging.getLogger("jobline.dashboard")
 
-CSP: Final = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-              "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+CSP: Final = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -45,7 +47,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return web.json_response({"error": exc.reason, "status": exc.status}, status=exc.status)
     except Exception:
         log.exception("dashboard request %s %s failed", request.method, request.path)
-        return web.json_response({"error": "internal error (see the operator log)", "status": 500}, status=500)
+        return web.json_response(
+            {"error": "internal error (see the operator log)", "status": 500}, status=500
+        )
 
 
 @web.middleware

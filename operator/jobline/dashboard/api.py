@@ -32,8 +32,11 @@ log = logging.getLogger("jobline.dashboard")
 QJ: Final = names.PLURAL_QUEUEDJOBS
 QUEUES: Final = names.PLURAL_JOBQUEUES
 SCHEDULES: Final = names.PLURAL_JOBSCHEDULES
-KINDS: Final = {QJ: names.KIND_QUEUEDJOB.lower(), QUEUES: names.KIND_JOBQUEUE.lower(),
-                SCHEDULES: names.KIND_JOBSCHEDULE.lower()}  # in messages: "queuedjob ns/name not found"
+KINDS: Final = {
+    QJ: names.KIND_QUEUEDJOB.lower(),
+    QUEUES: names.KIND_JOBQUEUE.lower(),
+    SCHEDULES: names.KIND_JOBSCHEDULE.lower(),
+}  # in messages: "queuedjob ns/name not found"
 MAX_LIMIT: Final = 200
 DEFAULT_LIMIT: Final = 25
 SORTS: Final = ("newest", "oldest", "name", "priority")
@@ -137,7 +140,9 @@ class MemoSource:
         spaces: Sequence[str | None] = (controller.namespaces if controller is not None else None) or [None]
         items: list[Mapping[str, Any]] = []
         for ns in spaces:
-            answer = await self.kube.request("GET", f"{base}/namespaces/{ns}/{plural}" if ns else f"{base}/{plural}")
+            answer = await self.kube.request(
+                "GET", f"{base}/namespaces/{ns}/{plural}" if ns else f"{base}/{plural}"
+            )
             items += (answer or {}).get("items") or ()
         return items
 
@@ -151,8 +156,10 @@ class MemoSource:
                 jobs, queues = await self._list(QJ), await self._list(QUEUES)
             except KubeError as exc:
                 raise _kube_error(exc, QJ, "", None) from None
-            self._standby = (now + self.STANDBY_CACHE_SECONDS,
-                             View(jobs, {readmodel.ns_name(q): q for q in queues}))
+            self._standby = (
+                now + self.STANDBY_CACHE_SECONDS,
+                View(jobs, {readmodel.ns_name(q): q for q in queues}),
+            )
         return self._standby[1]
 
     async def schedules(self, namespace: str | None) -> list[Mapping[str, Any]]:
@@ -245,8 +252,13 @@ class Api:
 
     async def _patch(self, plural: str, ns: str, name: str, body: Mapping[str, Any]) -> Any:
         try:
-            return await self.kube.request("PATCH", job_path(ns, name, plural), body, content_type=MERGE,
-                                           query={"fieldManager": names.FIELD_MANAGER_DASHBOARD})
+            return await self.kube.request(
+                "PATCH",
+                job_path(ns, name, plural),
+                body,
+                content_type=MERGE,
+                query={"fieldManager": names.FIELD_MANAGER_DASHBOARD},
+            )
         except KubeError as exc:
             raise _kube_error(exc, plural, ns, name) from None
 
@@ -275,8 +287,9 @@ class Api:
     async def namespaces(self, request: web.Request) -> web.Response:
         user = await self.user(request)
         view = await self._view()
-        held = self._namespaces_held(view) | {s.get("metadata", {}).get("namespace", "")
-                                           for s in await self.source.schedules(None)}
+        held = self._namespaces_held(view) | {
+            s.get("metadata", {}).get("namespace", "") for s in await self.source.schedules(None)
+        }
         held.discard("")
         scope = await readable(self.auth, user, "list", QJ, None, held, strict=False)
         return _json({"items": sorted(held if scope is None else held & scope)})
@@ -288,17 +301,27 @@ class Api:
         namespace = _ns_param(request)
         view = await self._view()
         scope = await readable(self.auth, user, "list", QJ, namespace, self._namespaces_held(view))
-        qscope = await readable(self.auth, user, "list", QUEUES, namespace, self._namespaces_held(view),
-                                strict=False)
+        qscope = await readable(
+            self.auth, user, "list", QUEUES, namespace, self._namespaces_held(view), strict=False
+        )
         jobs = self._visible_jobs(view, scope, namespace)
-        queues = [q for (ns, _), q in view.queues.items()
-                  if self._in(scope, ns) and self._in(qscope, ns) and (namespace is None or ns == namespace)]
+        queues = [
+            q
+            for (ns, _), q in view.queues.items()
+            if self._in(scope, ns) and self._in(qscope, ns) and (namespace is None or ns == namespace)
+        ]
         rows = readmodel.queue_stats(jobs, queues, utcnow())
         return _json({"totals": readmodel.totals(rows), "queues": rows})
 
-    def _visible_jobs(self, view: View, scope: set[str] | None, namespace: str | None) -> list[Mapping[str, Any]]:
-        return [j for j in view.jobs if self._in(scope, readmodel.ns_name(j)[0])
-                and (namespace is None or readmodel.ns_name(j)[0] == namespace)]
+    def _visible_jobs(
+        self, view: View, scope: set[str] | None, namespace: str | None
+    ) -> list[Mapping[str, Any]]:
+        return [
+            j
+            for j in view.jobs
+            if self._in(scope, readmodel.ns_name(j)[0])
+            and (namespace is None or readmodel.ns_name(j)[0] == namespace)
+        ]
 
     async def jobs(self, request: web.Request) -> web.Response:
         user = await self.user(request)
@@ -330,9 +353,17 @@ class Api:
                 return False
             if search:
                 st = job.get("status") or {}
-                hay = " ".join(str(x) for x in (*readmodel.ns_name(job), readmodel.queue_of(job), readmodel.handler_of(job),
-                                                (job.get("spec") or {}).get("uniqueKey") or "",
-                                                st.get("lastError") or "", readmodel.phase_of(job))).lower()
+                hay = " ".join(
+                    str(x)
+                    for x in (
+                        *readmodel.ns_name(job),
+                        readmodel.queue_of(job),
+                        readmodel.handler_of(job),
+                        (job.get("spec") or {}).get("uniqueKey") or "",
+                        st.get("lastError") or "",
+                        readmodel.phase_of(job),
+                    )
+                ).lower()
                 return search in hay
             return True
 
@@ -348,14 +379,20 @@ class Api:
         elif sort == "name":
             matched.sort(key=lambda j: (readmodel.ns_name(j)[1], readmodel.ns_name(j)[0]))
         else:
-            matched.sort(key=lambda j: (-readmodel.effective_priority(j, queues),
-                                        created(j), readmodel.ns_name(j)))
+            matched.sort(
+                key=lambda j: (-readmodel.effective_priority(j, queues), created(j), readmodel.ns_name(j))
+            )
         total = len(matched)
         pages = max(1, -(-total // limit))
-        window = matched[(page - 1) * limit: page * limit]
-        items = [views.job_summary(j, position=positions.get(readmodel.ns_name(j)),
-                                   priority=readmodel.effective_priority(j, queues))
-                 for j in window]
+        window = matched[(page - 1) * limit : page * limit]
+        items = [
+            views.job_summary(
+                j,
+                position=positions.get(readmodel.ns_name(j)),
+                priority=readmodel.effective_priority(j, queues),
+            )
+            for j in window
+        ]
         return _json({"items": items, "total": total, "page": page, "limit": limit, "pages": pages})
 
     async def job(self, request: web.Request) -> web.Response:
@@ -369,8 +406,11 @@ class Api:
             raise HttpError(404, f"{KINDS[QJ]} {ns}/{name} not found")
         queues = view.queues
         positions = readmodel.positions(held, queues)
-        return _json(views.job_detail(job, position=positions.get((ns, name)),
-                                      priority=readmodel.effective_priority(job, queues)))
+        return _json(
+            views.job_detail(
+                job, position=positions.get((ns, name)), priority=readmodel.effective_priority(job, queues)
+            )
+        )
 
     async def schedules(self, request: web.Request) -> web.Response:
         user = await self.user(request)
@@ -414,8 +454,11 @@ class Api:
         spaces = sorted({readmodel.ns_name(t)[0] for t in targets})
         denied = [ns for ns in spaces if not await self.auth.allowed(user, verb, QJ, ns)]
         if denied:
-            raise HttpError(403, f"forbidden: {user.username} may not {verb} {QJ} in namespace(s) "
-                                 f"{', '.join(denied)}; nothing was changed")
+            raise HttpError(
+                403,
+                f"forbidden: {user.username} may not {verb} {QJ} in namespace(s) "
+                f"{', '.join(denied)}; nothing was changed",
+            )
 
     async def cleanup(self, request: web.Request) -> web.Response:
         user = await self.user(request)
@@ -440,11 +483,23 @@ class Api:
             raise HttpError(400, "dryRun must be true or false")
         view = await self._view()
         scope = await readable(self.auth, user, "list", QJ, namespace, self._namespaces_held(view))
-        victims = readmodel.cleanup_candidates(self._visible_jobs(view, scope, namespace), older_than=older, now=utcnow(),
-                                         phases=phases, queue=queue)
+        victims = readmodel.cleanup_candidates(
+            self._visible_jobs(view, scope, namespace),
+            older_than=older,
+            now=utcnow(),
+            phases=phases,
+            queue=queue,
+        )
         await self._bulk_scope(user, "delete", victims)
-        items = [{"namespace": readmodel.ns_name(v)[0], "name": readmodel.ns_name(v)[1], "phase": readmodel.phase_of(v),
-                  "completedAt": (v.get("status") or {}).get("completedAt")} for v in victims]
+        items = [
+            {
+                "namespace": readmodel.ns_name(v)[0],
+                "name": readmodel.ns_name(v)[1],
+                "phase": readmodel.phase_of(v),
+                "completedAt": (v.get("status") or {}).get("completedAt"),
+            }
+            for v in victims
+        ]
         if not dry_run:
             for v in victims:
                 ns, name = readmodel.ns_name(v)
@@ -453,8 +508,13 @@ class Api:
                 except HttpError as exc:
                     if exc.status != 404:
                         raise
-            log.info("dashboard: %s cleaned up %d finished %s(s) older than %s",
-                     user.username, len(victims), KINDS[QJ], older_text)
+            log.info(
+                "dashboard: %s cleaned up %d finished %s(s) older than %s",
+                user.username,
+                len(victims),
+                KINDS[QJ],
+                older_text,
+            )
         return _json({"dryRun": dry_run, "count": len(items), "items": items})
 
     async def retry_failed(self, request: web.Request) -> web.Response:
@@ -490,7 +550,9 @@ class Api:
         log.info("dashboard: %s triggered %s %s/%s", user.username, KINDS[SCHEDULES], ns, name)
         return _json({"namespace": ns, "name": name, "triggered": True, names.ANNOTATION_TRIGGER: value})
 
-    def _switch(self, plural: str, on: bool, verb_done: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    def _switch(
+        self, plural: str, on: bool, verb_done: str
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
         """Suspend (`on`) or resume a JobSchedule, pause or resume a JobQueue."""
 
         async def handle(request: web.Request) -> web.Response:

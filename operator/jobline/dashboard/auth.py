@@ -52,8 +52,15 @@ class User:
 
 
 class Requester(Protocol):
-    async def request(self, method: str, path: str, body: Any = None, *, query: Mapping[str, str] | None = None,
-                      content_type: str = "application/json") -> Any: ...
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Any: ...
 
 
 class Auth(Protocol):
@@ -61,8 +68,9 @@ class Auth(Protocol):
 
     async def authenticate(self, authorization: str | None) -> User: ...
 
-    async def allowed(self, user: User, verb: str, resource: str, namespace: str,
-                      name: str | None = None) -> bool: ...
+    async def allowed(
+        self, user: User, verb: str, resource: str, namespace: str, name: str | None = None
+    ) -> bool: ...
 
 
 class _Cache:
@@ -103,8 +111,11 @@ class TokenAuth:
         scheme, _, token = (authorization or "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise HttpError(401, "authentication required: send a Kubernetes bearer token "
-                                 "(Authorization: Bearer <token>, e.g. from `kubectl create token NAME`)")
+            raise HttpError(
+                401,
+                "authentication required: send a Kubernetes bearer token "
+                "(Authorization: Bearer <token>, e.g. from `kubectl create token NAME`)",
+            )
         digest = hashlib.sha256(token.encode()).hexdigest()
         cached = self.tokens.get(digest)
         if isinstance(cached, User):
@@ -115,8 +126,12 @@ class TokenAuth:
         try:
             answer = await self.kube.request("POST", TOKEN_REVIEW_PATH, review)
         except KubeError as exc:
-            log.error("TokenReview failed (%s %s): does the operator's ServiceAccount have create on "
-                      "tokenreviews.authentication.k8s.io?", exc.status, exc.reason)
+            log.error(
+                "TokenReview failed (%s %s): does the operator's ServiceAccount have create on "
+                "tokenreviews.authentication.k8s.io?",
+                exc.status,
+                exc.reason,
+            )
             raise HttpError(503, "the operator cannot review tokens right now (TokenReview failed)") from None
         status = (answer or {}).get("status") or {}
         if not status.get("authenticated"):
@@ -132,16 +147,27 @@ class TokenAuth:
         self.tokens.put(digest, user)
         return user
 
-    async def allowed(self, user: User, verb: str, resource: str, namespace: str, name: str | None = None) -> bool:
+    async def allowed(
+        self, user: User, verb: str, resource: str, namespace: str, name: str | None = None
+    ) -> bool:
         key = (user.key(), verb, resource, namespace, name)
         cached = self.decisions.get(key)
         if cached is not None:
             return bool(cached)
-        attrs: dict[str, Any] = {"verb": verb, "group": names.GROUP, "version": names.VERSION,
-                                 "resource": resource, "namespace": namespace}
+        attrs: dict[str, Any] = {
+            "verb": verb,
+            "group": names.GROUP,
+            "version": names.VERSION,
+            "resource": resource,
+            "namespace": namespace,
+        }
         if name:
             attrs["name"] = name
-        spec: dict[str, Any] = {"user": user.username, "groups": list(user.groups), "resourceAttributes": attrs}
+        spec: dict[str, Any] = {
+            "user": user.username,
+            "groups": list(user.groups),
+            "resourceAttributes": attrs,
+        }
         if user.uid:
             spec["uid"] = user.uid
         if user.extra:
@@ -150,10 +176,15 @@ class TokenAuth:
         try:
             answer = await self.kube.request("POST", SAR_PATH, review)
         except KubeError as exc:
-            log.error("SubjectAccessReview failed (%s %s): does the operator's ServiceAccount have create on "
-                      "subjectaccessreviews.authorization.k8s.io?", exc.status, exc.reason)
-            raise HttpError(503, "the operator cannot check permissions right now "
-                                 "(SubjectAccessReview failed)") from None
+            log.error(
+                "SubjectAccessReview failed (%s %s): does the operator's ServiceAccount have create on "
+                "subjectaccessreviews.authorization.k8s.io?",
+                exc.status,
+                exc.reason,
+            )
+            raise HttpError(
+                503, "the operator cannot check permissions right now (SubjectAccessReview failed)"
+            ) from None
         allowed = bool(((answer or {}).get("status") or {}).get("allowed"))
         self.decisions.put(key, allowed)
         return allowed
@@ -168,7 +199,9 @@ class NoAuth:
     async def authenticate(self, authorization: str | None) -> User:
         return self.USER
 
-    async def allowed(self, user: User, verb: str, resource: str, namespace: str, name: str | None = None) -> bool:
+    async def allowed(
+        self, user: User, verb: str, resource: str, namespace: str, name: str | None = None
+    ) -> bool:
         return True
 
 
@@ -176,16 +209,25 @@ def where(namespace: str) -> str:
     return f"in namespace {namespace}" if namespace else "cluster-wide"
 
 
-async def require(auth: Auth, user: User, verb: str, resource: str, namespace: str,
-                  name: str | None = None) -> None:
+async def require(
+    auth: Auth, user: User, verb: str, resource: str, namespace: str, name: str | None = None
+) -> None:
     """403 unless `user` may `verb` `resource` (named `name`) in `namespace` ("" = all namespaces)."""
     if not await auth.allowed(user, verb, resource, namespace, name):
         what = f"{resource}/{name}" if name else resource
         raise HttpError(403, f"forbidden: {user.username} may not {verb} {what} {where(namespace)}")
 
 
-async def readable(auth: Auth, user: User, verb: str, resource: str, namespace: str | None,
-                   candidates: set[str], *, strict: bool = True) -> set[str] | None:
+async def readable(
+    auth: Auth,
+    user: User,
+    verb: str,
+    resource: str,
+    namespace: str | None,
+    candidates: set[str],
+    *,
+    strict: bool = True,
+) -> set[str] | None:
     """Namespaces whose `resource` `user` may `verb`: None means every namespace (cluster-wide right).
 
     With `namespace` given, that one (403 if denied). Otherwise the cluster-wide right, else the

@@ -48,8 +48,11 @@ def job_detail(job: Mapping[str, Any], *, position: int | None, priority: int) -
         "lastError": st.get("lastError"),
         "uid": meta.get("uid"),
         "labels": meta.get("labels") or {},
-        "annotations": {k: v for k, v in (meta.get("annotations") or {}).items()
-                        if k != "kubectl.kubernetes.io/last-applied-configuration"},
+        "annotations": {
+            k: v
+            for k, v in (meta.get("annotations") or {}).items()
+            if k != "kubectl.kubernetes.io/last-applied-configuration"
+        },
         "spec": spec,
         "result": st.get("result"),
         "attemptHistory": st.get("attemptHistory") or [],

@@ -16,4 +16,14 @@ from . import (  # jobschedule: the schedule loop
     startup,
 )
 
-__all__ = ["admission", "jobqueue", "jobschedule", "login", "peering", "pod", "queuedjob", "servers", "startup"]
+__all__ = [
+    "admission",
+    "jobqueue",
+    "jobschedule",
+    "login",
+    "peering",
+    "pod",
+    "queuedjob",
+    "servers",
+    "startup",
+]

@@ -40,12 +40,24 @@ async def configure_admission(settings: kopf.OperatorSettings, memo: object, **_
         certfile, keyfile, cadata = write_pair(Path(tempfile.mkdtemp(prefix="jobline-webhook-")), names_)
     server: kopf.WebhookServer
     if service:
-        server = ServiceWebhookServer(addr=addr, port=own.webhook_port, host=host, certfile=str(certfile),
-                                      pkeyfile=str(keyfile), cadata=cadata)
+        server = ServiceWebhookServer(
+            addr=addr,
+            port=own.webhook_port,
+            host=host,
+            certfile=str(certfile),
+            pkeyfile=str(keyfile),
+            cadata=cadata,
+        )
         server.service = service
     else:
-        server = kopf.WebhookServer(addr=addr, port=own.webhook_port, host=host, certfile=str(certfile),
-                                    pkeyfile=str(keyfile), cadata=cadata)
+        server = kopf.WebhookServer(
+            addr=addr,
+            port=own.webhook_port,
+            host=host,
+            certfile=str(certfile),
+            pkeyfile=str(keyfile),
+            cadata=cadata,
+        )
     settings.admission.server = server
     settings.admission.managed = WEBHOOK_CONFIG
 
@@ -58,26 +70,42 @@ class ServiceWebhookServer(kopf.WebhookServer):
     async def __call__(self, fn: Any) -> AsyncIterator[Any]:
         ns, _, name = self.service.partition("/")
         async for config in super().__call__(fn):
-            yield {"caBundle": config.get("caBundle"),
-                   # kopf appends "/<handler id>": the base path must not end in "/" ("//queuedjob"
-                   # is refused by the apiserver: "segment[0] may not be empty").
-                   "service": {"namespace": ns, "name": name, "port": self.port,
-                               "path": (self.path or "").rstrip("/")}}
+            yield {
+                "caBundle": config.get("caBundle"),
+                # kopf appends "/<handler id>": the base path must not end in "/" ("//queuedjob"
+                # is refused by the apiserver: "segment[0] may not be empty").
+                "service": {
+                    "namespace": ns,
+                    "name": name,
+                    "port": self.port,
+                    "path": (self.path or "").rstrip("/"),
+                },
+            }
 
 
 def register() -> None:
     """Serve the webhook (only when a port is set: kopf refuses validators without a server)."""
-    kopf.on.validate(names.GROUP, names.VERSION, names.PLURAL_QUEUEDJOBS, id="queuedjob",
-                     operations=["CREATE", "UPDATE"], ignore_failures=True)(validate_queuedjob)
+    kopf.on.validate(
+        names.GROUP,
+        names.VERSION,
+        names.PLURAL_QUEUEDJOBS,
+        id="queuedjob",
+        operations=["CREATE", "UPDATE"],
+        ignore_failures=True,
+    )(validate_queuedjob)
 
 
-def validate_queuedjob(spec: kopf.Spec, namespace: str | None, name: str, memo: object, **kwargs: Any) -> None:
+def validate_queuedjob(
+    spec: kopf.Spec, namespace: str | None, name: str, memo: object, **kwargs: Any
+) -> None:
     operation = kwargs.get("operation")
     size = payload_size(spec.get("payload"))
     if size > MAX_PAYLOAD_BYTES:
         raise kopf.AdmissionError(
             f"spec.payload: {size} bytes of JSON, more than the {MAX_PAYLOAD_BYTES} allowed; "
-            "store large inputs elsewhere and pass a reference", code=422)
+            "store large inputs elsewhere and pass a reference",
+            code=422,
+        )
     unique = spec.get("uniqueKey")
     controller = runtime.of(memo).controller
     if operation != "CREATE" or not unique or controller is None or namespace is None:
@@ -87,4 +115,5 @@ def validate_queuedjob(spec: kopf.Spec, namespace: str | None, name: str, memo: 
         obj = controller.store.jobs.get((namespace, twin))
         if obj is not None and twin != name and (obj.get("status") or {}).get("phase") not in FINISHED_PHASES:
             raise kopf.AdmissionError(
-                f"spec.uniqueKey: {unique!r} is taken in queue {queue} by the unfinished job {twin}", code=409)
+                f"spec.uniqueKey: {unique!r} is taken in queue {queue} by the unfinished job {twin}", code=409
+            )

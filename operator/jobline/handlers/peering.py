@@ -23,9 +23,14 @@ from jobline.runtime import Runtime
 log = logging.getLogger("jobline.peering")
 
 
-async def _watch_leadership(rt: Runtime, name: str, namespace: str | None, identity: str, priority: int) -> None:
-    path = (f"/apis/kopf.dev/v1/namespaces/{namespace}/kopfpeerings/{name}" if namespace
-            else f"/apis/kopf.dev/v1/clusterkopfpeerings/{name}")
+async def _watch_leadership(
+    rt: Runtime, name: str, namespace: str | None, identity: str, priority: int
+) -> None:
+    path = (
+        f"/apis/kopf.dev/v1/namespaces/{namespace}/kopfpeerings/{name}"
+        if namespace
+        else f"/apis/kopf.dev/v1/clusterkopfpeerings/{name}"
+    )
     active = False
     while True:
         try:
@@ -42,8 +47,13 @@ async def _watch_leadership(rt: Runtime, name: str, namespace: str | None, ident
             want = False
         if want != active:
             active = want
-            log.info("%s (peering %s, identity %s, priority %d)", "active" if active else "standby", name,
-                     identity, priority)
+            log.info(
+                "%s (peering %s, identity %s, priority %d)",
+                "active" if active else "standby",
+                name,
+                identity,
+                priority,
+            )
             for loop in rt.loops():
                 (loop.activate if active else loop.deactivate)()
         await asyncio.sleep(1)
@@ -56,9 +66,12 @@ async def start_leadership(settings: kopf.OperatorSettings, memo: object, **_: A
     if own.peering is None:
         return
     settings.peering.lifetime = own.peering_lifetime
-    rt.leadership_task = asyncio.create_task(_watch_leadership(
-        rt, own.peering, own.namespaces[0] if own.namespaces else None, own.identity, own.priority),
-        name="jobline-leadership")
+    rt.leadership_task = asyncio.create_task(
+        _watch_leadership(
+            rt, own.peering, own.namespaces[0] if own.namespaces else None, own.identity, own.priority
+        ),
+        name="jobline-leadership",
+    )
 
 
 @kopf.on.cleanup()

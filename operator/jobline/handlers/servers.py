@@ -48,7 +48,9 @@ def health_app(rt: Runtime, *, with_metrics: bool, with_health: bool = True) -> 
         # uniqueness, dashboard, metrics, schedules) would come from a partial view.
         ok, info = _tasks_alive(rt)
         ready = ok and bool(info.get("synced")) and info.get("schedules_synced", True) is True
-        return web.json_response({"status": "ready" if ready else "not ready", **info}, status=200 if ready else 503)
+        return web.json_response(
+            {"status": "ready" if ready else "not ready", **info}, status=200 if ready else 503
+        )
 
     async def metrics_page(request: web.Request) -> web.Response:
         body = await asyncio.get_running_loop().run_in_executor(None, metrics.exposition)
@@ -92,20 +94,36 @@ async def start_servers(memo: object, **_: Any) -> None:
     metrics.watch_jobs(lambda: rt.controller.store.jobs.values() if rt.controller is not None else None)
     health, metrics_port = own.health_port, own.metrics_port
     if health:
-        rt.server_runners.append(await _serve(health_app(rt, with_metrics=metrics_port == health), own.health_host,
-                                              health, "/healthz" + (" and /metrics" if metrics_port == health else "")))
+        rt.server_runners.append(
+            await _serve(
+                health_app(rt, with_metrics=metrics_port == health),
+                own.health_host,
+                health,
+                "/healthz" + (" and /metrics" if metrics_port == health else ""),
+            )
+        )
     if metrics_port and metrics_port != health:
-        rt.server_runners.append(await _serve(health_app(rt, with_metrics=True, with_health=False), own.health_host,
-                                              metrics_port, "/metrics"))
+        rt.server_runners.append(
+            await _serve(
+                health_app(rt, with_metrics=True, with_health=False),
+                own.health_host,
+                metrics_port,
+                "/metrics",
+            )
+        )
     if not own.dashboard_port:
         return
     from jobline.dashboard import MemoSource, create_app, make_auth
 
     mode, addr = own.dashboard_auth, own.dashboard_addr
     if mode == "none":
-        log.warning("DASHBOARD AUTHENTICATION IS OFF (--dashboard-auth=none): whoever reaches %s:%d can read "
-                    "every job and retry, delete and trigger without any Kubernetes rights. "
-                    "For local development only.", addr, own.dashboard_port)
+        log.warning(
+            "DASHBOARD AUTHENTICATION IS OFF (--dashboard-auth=none): whoever reaches %s:%d can read "
+            "every job and retry, delete and trigger without any Kubernetes rights. "
+            "For local development only.",
+            addr,
+            own.dashboard_port,
+        )
         if not _loopback(addr):
             log.warning("the unauthenticated dashboard listens on %s, which is NOT a loopback address", addr)
     kube = Kube(load_config(own.kubeconfig), workers=4)

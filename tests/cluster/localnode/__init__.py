@@ -91,5 +91,19 @@ from .node import LocalNode
 from .podworker import PodWorker
 from .volumes import PodVolumes, VolumeError
 
-__all__ = ["ApiError", "ConfigError", "Container", "Instance", "Kube", "LocalNode", "LogHandler", "LogServer",
-           "PodVolumes", "PodWorker", "TransientError", "VolumeError", "expand", "parse_quantity"]
+__all__ = [
+    "ApiError",
+    "ConfigError",
+    "Container",
+    "Instance",
+    "Kube",
+    "LocalNode",
+    "LogHandler",
+    "LogServer",
+    "PodVolumes",
+    "PodWorker",
+    "TransientError",
+    "VolumeError",
+    "expand",
+    "parse_quantity",
+]

@@ -44,8 +44,9 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m tests.cluster.localnode",
-                                description=(localnode.__doc__ or "").split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m tests.cluster.localnode", description=(localnode.__doc__ or "").split("\n")[0]
+    )
     p.add_argument("--kubeconfig", required=True)
     p.add_argument("--node-name", default="jobline-local")
     p.add_argument("--state-dir", required=True, type=Path)
@@ -72,8 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     server = LogServer(node, args.port, args.tls_cert, args.tls_key)
-    log.info("local node %s starting (state %s, logs on https://%s:%d, pid %d)", args.node_name, state_dir,
-             LOCAL_IP, args.port, os.getpid())
+    log.info(
+        "local node %s starting (state %s, logs on https://%s:%d, pid %d)",
+        args.node_name,
+        state_dir,
+        LOCAL_IP,
+        args.port,
+        os.getpid(),
+    )
     node.start(server)
     while not stop.wait(0.5):
         pass

@@ -63,8 +63,11 @@ class Kube:
 
     def __init__(self, kubeconfig: str) -> None:
         cfg = kclient.Configuration()
-        kconfig.load_kube_config(config_file=kubeconfig, client_configuration=cfg,  # type: ignore[no-untyped-call]
-                                 persist_config=False)
+        kconfig.load_kube_config(
+            config_file=kubeconfig,
+            client_configuration=cfg,  # type: ignore[no-untyped-call]
+            persist_config=False,
+        )
         cfg.connection_pool_maxsize = 64
         self._cfg = cfg
         self._rest = RESTClientObject(cfg)
@@ -87,14 +90,26 @@ class Kube:
     def _url(self, path: str, query: Mapping[str, object] | None) -> str:
         return self.host + path + (("?" + urlencode(query)) if query else "")
 
-    def request(self, method: str, path: str, *, query: Mapping[str, object] | None = None, body: Any = None,
-                content_type: str | None = None, timeout: float = 30.0) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, object] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        timeout: float = 30.0,
+    ) -> Any:
         if body is not None and content_type is None:
             content_type = "application/json"
         try:
             resp = self._rest.request(  # type: ignore[no-untyped-call]
-                method, self._url(path, query), headers=self._headers(content_type), body=body,
-                _request_timeout=(5.0, timeout))
+                method,
+                self._url(path, query),
+                headers=self._headers(content_type),
+                body=body,
+                _request_timeout=(5.0, timeout),
+            )
             data = resp.read()
         except (urllib3.exceptions.HTTPError, ApiException, OSError) as exc:
             raise TransientError(f"{method} {path}: {exc}") from exc
@@ -116,16 +131,21 @@ class Kube:
             raise
 
     def patch(self, path: str, body: Any, kind: str = "strategic") -> Any:
-        ctype = {"strategic": "application/strategic-merge-patch+json",
-                 "merge": "application/merge-patch+json"}[kind]
+        ctype = {
+            "strategic": "application/strategic-merge-patch+json",
+            "merge": "application/merge-patch+json",
+        }[kind]
         return self.request("PATCH", path, body=body, content_type=ctype)
 
     def watch(self, path: str, query: Mapping[str, object], timeout: float) -> Iterator[Json]:
         """Yield watch events (dicts) until the server ends the stream."""
         try:
             resp = self._rest.request(  # type: ignore[no-untyped-call]
-                "GET", self._url(path, {**query, "watch": "true"}), headers=self._headers(None),
-                _request_timeout=(5.0, timeout))
+                "GET",
+                self._url(path, {**query, "watch": "true"}),
+                headers=self._headers(None),
+                _request_timeout=(5.0, timeout),
+            )
         except (urllib3.exceptions.HTTPError, ApiException, OSError) as exc:
             raise TransientError(f"watch {path}: {exc}") from exc
         raw = resp.response
@@ -150,4 +170,3 @@ class Kube:
 
 def pod_path(ns: str, name: str, sub: str = "") -> str:
     return f"/api/v1/namespaces/{quote(ns)}/pods/{quote(name)}" + (f"/{sub}" if sub else "")
-

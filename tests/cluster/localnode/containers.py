@@ -73,11 +73,23 @@ def full_state(state: Mapping[str, Any]) -> Json:
     return {key: state.get(key) for key in ("waiting", "running", "terminated")}
 
 
-def terminated(exit_code: int, reason: str, message: str | None, started: str | None, finished: str | None,
-                container_id: str | None) -> Json:
-    return {"exitCode": exit_code, "signal": None, "reason": reason, "message": message or None,
-            "startedAt": started, "finishedAt": finished, "containerID": container_id}
-
+def terminated(
+    exit_code: int,
+    reason: str,
+    message: str | None,
+    started: str | None,
+    finished: str | None,
+    container_id: str | None,
+) -> Json:
+    return {
+        "exitCode": exit_code,
+        "signal": None,
+        "reason": reason,
+        "message": message or None,
+        "startedAt": started,
+        "finishedAt": finished,
+        "containerID": container_id,
+    }
 
 
 class StartError(Exception):
@@ -148,7 +160,6 @@ class Container:
             "lastState": full_state(self.last_state),
         }
 
-
     def termination_message(self, code: int) -> str:
         """What the instance that just exited with ``code`` wrote to its termination log (or its log's tail)."""
         try:
@@ -160,7 +171,9 @@ class Container:
             message = read_tail(self.log_path, FALLBACK_LINES, FALLBACK_BYTES)
         return message
 
-    def launch(self, argv: list[str], env: Mapping[str, str], mounts: list[str], processes: Processes) -> Instance:
+    def launch(
+        self, argv: list[str], env: Mapping[str, str], mounts: list[str], processes: Processes
+    ) -> Instance:
         """Start a new instance (``argv`` expanded, ``mounts`` as podexec ``--mount`` arguments); it is running
         once this returns. StartError when the process could not be started or the shim could not exec it."""
         spec = self.spec
@@ -173,15 +186,36 @@ class Container:
                 os.replace(self.log_path, self.previous_log_path)
             self.term_file.write_bytes(b"")
             read_fd, write_fd = os.pipe()
-            shim = [sys.executable, "-I", "-S", str(PODEXEC), "--term-file", str(self.term_file),
-                    "--term-path", term_path, "--cwd", workdir, "--status-fd", str(write_fd),
-                    "--parent-pid", str(os.getpid())]
+            shim = [
+                sys.executable,
+                "-I",
+                "-S",
+                str(PODEXEC),
+                "--term-file",
+                str(self.term_file),
+                "--term-path",
+                term_path,
+                "--cwd",
+                workdir,
+                "--status-fd",
+                str(write_fd),
+                "--parent-pid",
+                str(os.getpid()),
+            ]
             for mount in mounts:
                 shim += ["--mount", mount]
             shim.append("--")
             with open(self.log_path, "ab") as out:
-                proc = subprocess.Popen(shim + argv, env=env, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out,
-                                        stderr=subprocess.STDOUT, start_new_session=True, pass_fds=(write_fd,))
+                proc = subprocess.Popen(
+                    shim + argv,
+                    env=env,
+                    cwd=workdir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    pass_fds=(write_fd,),
+                )
         except OSError as exc:
             for fd in (read_fd, write_fd):
                 if fd >= 0:

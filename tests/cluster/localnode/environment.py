@@ -55,10 +55,21 @@ def expand(text: str, mapping: Mapping[str, str]) -> str:
 
 _QUANTITY = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E))?")
 _SUFFIX: dict[str, Decimal] = {
-    "Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30), "Ti": Decimal(2**40),
-    "Pi": Decimal(2**50), "Ei": Decimal(2**60), "n": Decimal("1e-9"), "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"), "k": Decimal(10**3), "M": Decimal(10**6), "G": Decimal(10**9),
-    "T": Decimal(10**12), "P": Decimal(10**15), "E": Decimal(10**18),
+    "Ki": Decimal(2**10),
+    "Mi": Decimal(2**20),
+    "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40),
+    "Pi": Decimal(2**50),
+    "Ei": Decimal(2**60),
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": Decimal(10**3),
+    "M": Decimal(10**6),
+    "G": Decimal(10**9),
+    "T": Decimal(10**12),
+    "P": Decimal(10**15),
+    "E": Decimal(10**18),
 }
 
 
@@ -77,9 +88,9 @@ def parse_quantity(value: object) -> Decimal:
     return number * _SUFFIX.get(m[3] or "", Decimal(1))
 
 
-
-def build_env(kube: Kube, pod: Json, spec: Json, node_name: str,
-              service: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def build_env(
+    kube: Kube, pod: Json, spec: Json, node_name: str, service: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
     """(process environment, variables the container defines) of container ``spec``, or ConfigError.
 
     ``service``: the ``kubernetes`` service's variables (:meth:`LocalNode.service_env`)."""
@@ -98,14 +109,19 @@ def build_env(kube: Kube, pod: Json, spec: Json, node_name: str,
 
     def data(kind: str, obj: Json) -> dict[str, str]:
         if kind == "secrets":
-            return {k: base64.b64decode(v).decode("utf-8", errors="replace")
-                    for k, v in (obj.get("data") or {}).items()}
+            return {
+                k: base64.b64decode(v).decode("utf-8", errors="replace")
+                for k, v in (obj.get("data") or {}).items()
+            }
         return {k: str(v) for k, v in (obj.get("data") or {}).items()}
 
     defined: dict[str, str] = {}
     for ef in spec.get("envFrom") or []:
         prefix = str(ef.get("prefix") or "")
-        for key, kind, label in (("configMapRef", "configmaps", "configmap"), ("secretRef", "secrets", "secret")):
+        for key, kind, label in (
+            ("configMapRef", "configmaps", "configmap"),
+            ("secretRef", "secrets", "secret"),
+        ):
             ref = ef.get(key)
             if not ref:
                 continue
@@ -130,8 +146,10 @@ def build_env(kube: Kube, pod: Json, spec: Json, node_name: str,
         elif vf.get("resourceFieldRef"):
             defined[name] = resource_value(pod, str(spec["name"]), vf["resourceFieldRef"])
         else:
-            for key, kind, label, title in (("configMapKeyRef", "configmaps", "configmap", "ConfigMap"),
-                                            ("secretKeyRef", "secrets", "secret", "Secret")):
+            for key, kind, label, title in (
+                ("configMapKeyRef", "configmaps", "configmap", "ConfigMap"),
+                ("secretKeyRef", "secrets", "secret", "Secret"),
+            ):
                 ref = vf.get(key)
                 if not ref:
                     continue
@@ -151,9 +169,11 @@ def build_env(kube: Kube, pod: Json, spec: Json, node_name: str,
             else:
                 raise ConfigError(f"env {name}: unsupported valueFrom {sorted(vf)}")
 
-    env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-           "HOME": os.environ.get("HOME") or "/root",
-           "HOSTNAME": str((pod.get("spec") or {}).get("hostname") or pod_name)}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME") or "/root",
+        "HOSTNAME": str((pod.get("spec") or {}).get("hostname") or pod_name),
+    }
     if os.environ.get("LANG"):
         env["LANG"] = os.environ["LANG"]
     env.update(service)
@@ -190,7 +210,8 @@ def resource_value(pod: Json, container: str, ref: Json) -> str:
     """A downward-API ``resourceFieldRef``; ``container``: the one meant when the ref names none."""
     target = str(ref.get("containerName") or container)
     specs = list((pod.get("spec") or {}).get("containers") or []) + list(
-        (pod.get("spec") or {}).get("initContainers") or [])
+        (pod.get("spec") or {}).get("initContainers") or []
+    )
     cspec = next((s for s in specs if s.get("name") == target), None)
     if cspec is None:
         raise ConfigError(f"resourceFieldRef: container {target!r} not found")

@@ -143,4 +143,3 @@ class LogServer(ThreadingHTTPServer):
         finally:
             with contextlib.suppress(OSError):
                 conn.close()
-

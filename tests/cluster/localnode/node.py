@@ -63,13 +63,18 @@ class LocalNode:
         self.by_name: dict[tuple[str, str], PodWorker] = {}
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._deleting: set[str] = set()
-        self._transitions: dict[str, tuple[str, str]] = {}  # node condition type -> (status, lastTransitionTime)
+        self._transitions: dict[
+            str, tuple[str, str]
+        ] = {}  # node condition type -> (status, lastTransitionTime)
 
     def service_env(self) -> dict[str, str]:
         """The ``kubernetes`` service's variables every container gets: the apiserver this node uses."""
         port = str(self.kube.service_port)
-        return {"KUBERNETES_SERVICE_HOST": self.kube.service_host, "KUBERNETES_SERVICE_PORT": port,
-                "KUBERNETES_SERVICE_PORT_HTTPS": port}
+        return {
+            "KUBERNETES_SERVICE_HOST": self.kube.service_host,
+            "KUBERNETES_SERVICE_PORT": port,
+            "KUBERNETES_SERVICE_PORT_HTTPS": port,
+        }
 
     # ------------------------------------------------------------------- process registry
     def register(self, proc: subprocess.Popen[bytes]) -> None:
@@ -99,7 +104,12 @@ class LocalNode:
     def _conditions(self) -> list[Json]:
         beat = now_rfc3339()
         rows = [
-            ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            (
+                "MemoryPressure",
+                "False",
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available",
+            ),
             ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
             ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
             ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
@@ -110,45 +120,74 @@ class LocalNode:
             if prev is None or prev[0] != s:
                 prev = (s, self.started_at)
                 self._transitions[t] = prev
-            out.append({"type": t, "status": s, "reason": r, "message": m, "lastHeartbeatTime": beat,
-                        "lastTransitionTime": prev[1]})
+            out.append(
+                {
+                    "type": t,
+                    "status": s,
+                    "reason": r,
+                    "message": m,
+                    "lastHeartbeatTime": beat,
+                    "lastTransitionTime": prev[1],
+                }
+            )
         return out
 
     def _node_status(self) -> Json:
         return {
             "capacity": dict(CAPACITY),
             "allocatable": dict(CAPACITY),
-            "addresses": [{"type": "InternalIP", "address": LOCAL_IP}, {"type": "Hostname", "address": self.name}],
+            "addresses": [
+                {"type": "InternalIP", "address": LOCAL_IP},
+                {"type": "Hostname", "address": self.name},
+            ],
             "daemonEndpoints": {"kubeletEndpoint": {"Port": self.port}},
             "nodeInfo": self._node_info(),
             "conditions": self._conditions(),
         }
 
     def register_node(self) -> None:
-        labels = {"kubernetes.io/hostname": self.name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                  "jobline.dev/node-type": "local", "jobline.dev/node": "local"}
+        labels = {
+            "kubernetes.io/hostname": self.name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "jobline.dev/node-type": "local",
+            "jobline.dev/node": "local",
+        }
         # Tainted: a pod lands here only when it asks to (its image is ignored); the real node
         # (jobline-node) takes every other pod, as a cluster's nodes would.
         taints = [{"key": "jobline.dev/node", "value": "local", "effect": "NoSchedule"}]
-        body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": self.name, "labels": labels},
-                "spec": {"taints": taints}}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": self.name, "labels": labels},
+            "spec": {"taints": taints},
+        }
         try:
             self.kube.request("POST", "/api/v1/nodes", body=body)
             log.info("node %s: created", self.name)
         except ApiError as exc:
             if exc.status != 409:
                 raise
-            node = self.kube.patch(f"/api/v1/nodes/{quote(self.name)}", {"metadata": {"labels": labels}}, "merge")
+            node = self.kube.patch(
+                f"/api/v1/nodes/{quote(self.name)}", {"metadata": {"labels": labels}}, "merge"
+            )
             for cond in (node or {}).get("status", {}).get("conditions") or []:
-                if cond.get("type") and cond.get("lastTransitionTime"):  # keep transition times across restarts
-                    self._transitions[str(cond["type"])] = (str(cond.get("status")), str(cond["lastTransitionTime"]))
+                if cond.get("type") and cond.get(
+                    "lastTransitionTime"
+                ):  # keep transition times across restarts
+                    self._transitions[str(cond["type"])] = (
+                        str(cond.get("status")),
+                        str(cond["lastTransitionTime"]),
+                    )
             log.info("node %s: already registered, labels updated", self.name)
         self.kube.patch(f"/api/v1/nodes/{quote(self.name)}/status", {"status": self._node_status()})
         log.info("node %s: Ready (kubelet endpoint port %d)", self.name, self.port)
 
     def heartbeat(self) -> None:
         try:
-            self.kube.patch(f"/api/v1/nodes/{quote(self.name)}/status", {"status": {"conditions": self._conditions()}})
+            self.kube.patch(
+                f"/api/v1/nodes/{quote(self.name)}/status", {"status": {"conditions": self._conditions()}}
+            )
         except ApiError as exc:
             if exc.status != 404:
                 raise
@@ -168,18 +207,31 @@ class LocalNode:
         with contextlib.suppress(ApiError, TransientError):
             node = self.kube.get(f"/api/v1/nodes/{quote(self.name)}")
             owner = [{"apiVersion": "v1", "kind": "Node", "name": self.name, "uid": node["metadata"]["uid"]}]
-        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": self.name, "namespace": "kube-node-lease", "ownerReferences": owner},
-                "spec": spec}
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.name, "namespace": "kube-node-lease", "ownerReferences": owner},
+            "spec": spec,
+        }
         try:
-            self.kube.request("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", body=body)
+            self.kube.request(
+                "POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", body=body
+            )
         except ApiError as exc:
             if exc.status == 404:  # no kube-node-lease namespace yet
                 with contextlib.suppress(ApiError):
-                    self.kube.request("POST", "/api/v1/namespaces", body={
-                        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-node-lease"}})
-                self.kube.request("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
-                                  body=body)
+                    self.kube.request(
+                        "POST",
+                        "/api/v1/namespaces",
+                        body={
+                            "apiVersion": "v1",
+                            "kind": "Namespace",
+                            "metadata": {"name": "kube-node-lease"},
+                        },
+                    )
+                self.kube.request(
+                    "POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases", body=body
+                )
             elif exc.status != 409:
                 raise
 
@@ -206,8 +258,12 @@ class LocalNode:
             self._deleting.add(uid)
 
         def run() -> None:
-            body = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
-                    "preconditions": {"uid": uid}}
+            body = {
+                "apiVersion": "v1",
+                "kind": "DeleteOptions",
+                "gracePeriodSeconds": 0,
+                "preconditions": {"uid": uid},
+            }
             for attempt in range(30):
                 try:
                     self.kube.request("DELETE", pod_path(ns, name), body=body)
@@ -281,8 +337,12 @@ class LocalNode:
                 backoff = 1.0
                 relist = False
                 while not relist and not self.stopping.is_set():
-                    query = {"fieldSelector": selector, "resourceVersion": rv, "allowWatchBookmarks": "true",
-                             "timeoutSeconds": "300"}
+                    query = {
+                        "fieldSelector": selector,
+                        "resourceVersion": rv,
+                        "allowWatchBookmarks": "true",
+                        "timeoutSeconds": "300",
+                    }
                     for event in self.kube.watch("/api/v1/pods", query, timeout=330):
                         etype = str(event.get("type"))
                         obj = event.get("object") or {}
@@ -310,7 +370,9 @@ class LocalNode:
                 backoff = min(backoff * 2, 30.0)
 
     # ------------------------------------------------------------------------------- logs
-    def find_log(self, ns: str, pod: str, ctr: str, previous: bool) -> tuple[Path, threading.Event | None] | tuple[int, str]:
+    def find_log(
+        self, ns: str, pod: str, ctr: str, previous: bool
+    ) -> tuple[Path, threading.Event | None] | tuple[int, str]:
         with self._lock:
             worker = self.by_name.get((ns, pod))
         if worker is not None:
@@ -369,4 +431,3 @@ class LocalNode:
             kill_group(pid, signal.SIGKILL)
         for w in workers:
             w.join(max(0.0, deadline + 1.0 - time.monotonic()))
-

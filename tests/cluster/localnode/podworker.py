@@ -36,7 +36,9 @@ MSG_DEADLINE = "Pod was active on the node longer than the specified deadline"
 BACKOFF_CAP = 10.0
 BACKOFF_RESET_AFTER = 60.0  # a container that ran this long restarts without back-off
 CONFIG_RETRY = 3.0  # CreateContainerConfigError is retried this often
-VOLUME_RETRY = 1.0  # ... and this often when a volume cannot be set up yet (kube-root-ca.crt not yet published)
+VOLUME_RETRY = (
+    1.0  # ... and this often when a volume cannot be set up yet (kube-root-ca.crt not yet published)
+)
 NODE_STOP_GRACE = 2.0
 MIN_KILL_GRACE = 2.0  # like a kubelet: a pod removed outright still gets SIGTERM, SIGKILL 2 s later
 TICK = 0.1
@@ -135,7 +137,11 @@ class PodWorker(threading.Thread):
             for c in self.containers:
                 if c.inst is not None:
                     kill_group(c.inst.pid, signal.SIGKILL)
-            if not self.gone and not self.node.stopping.is_set() and self.pod["metadata"].get("deletionTimestamp"):
+            if (
+                not self.gone
+                and not self.node.stopping.is_set()
+                and self.pod["metadata"].get("deletionTimestamp")
+            ):
                 self.node.delete_pod(self.ns, self.pod_name, self.uid)
 
     def _run(self) -> None:
@@ -143,8 +149,14 @@ class PodWorker(threading.Thread):
             self._report_unknown()
             return
         self.pod_dir.mkdir(parents=True, exist_ok=True)
-        log.info("pod %s (uid %s): accepted, %d init container(s), %d container(s), restartPolicy %s",
-                 self.who, self.uid, len(self.inits), len(self.mains), self.restart_policy)
+        log.info(
+            "pod %s (uid %s): accepted, %d init container(s), %d container(s), restartPolicy %s",
+            self.who,
+            self.uid,
+            len(self.inits),
+            len(self.mains),
+            self.restart_policy,
+        )
         self._push()
         while True:
             self.wake.wait(TICK)
@@ -238,8 +250,14 @@ class PodWorker(threading.Thread):
             message = c.termination_message(code)
             c.inst = None
             inst.exited.set()
-            term = terminated(code, "Completed" if code == 0 else "Error", message, inst.started_at,
-                               now_rfc3339(), c.container_id)
+            term = terminated(
+                code,
+                "Completed" if code == 0 else "Error",
+                message,
+                inst.started_at,
+                now_rfc3339(),
+                c.container_id,
+            )
             self._on_terminated(c, term, allow_restart, time.monotonic() - inst.started_mono)
 
     def _on_terminated(self, c: Container, term: Json, allow_restart: bool, ran: float) -> None:
@@ -248,19 +266,34 @@ class PodWorker(threading.Thread):
         c.exit_code = code
         c.state = {"terminated": term}
         # The termination message may carry anything the workload wrote: log its size, not its text.
-        log.info("pod %s container %s: terminated, exit code %d (%s), message of %d bytes", self.who, c.name, code,
-                 term["reason"], len(term.get("message") or ""))
+        log.info(
+            "pod %s container %s: terminated, exit code %d (%s), message of %d bytes",
+            self.who,
+            c.name,
+            code,
+            term["reason"],
+            len(term.get("message") or ""),
+        )
         if allow_restart and not self.stopping and self._should_restart(c, code):
-            c.backoff = 1.0 if c.backoff == 0 or ran > BACKOFF_RESET_AFTER else min(c.backoff * 2, BACKOFF_CAP)
+            c.backoff = (
+                1.0 if c.backoff == 0 or ran > BACKOFF_RESET_AFTER else min(c.backoff * 2, BACKOFF_CAP)
+            )
             c.next_start = time.monotonic() + c.backoff
             c.last_state = {"terminated": term}
-            c.state = {"waiting": {
-                "reason": "CrashLoopBackOff",
-                "message": f"back-off {c.backoff:g}s restarting failed container={c.name} "
-                           f"pod={self.pod_name}_{self.ns}({self.uid})",
-            }}
-            log.info("pod %s container %s: restarting in %gs (restartPolicy %s)", self.who, c.name, c.backoff,
-                     self.restart_policy)
+            c.state = {
+                "waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": f"back-off {c.backoff:g}s restarting failed container={c.name} "
+                    f"pod={self.pod_name}_{self.ns}({self.uid})",
+                }
+            }
+            log.info(
+                "pod %s container %s: restarting in %gs (restartPolicy %s)",
+                self.who,
+                c.name,
+                c.backoff,
+                self.restart_policy,
+            )
         else:
             c.done = True
             if c.init and not c.sidecar and code != 0:
@@ -273,7 +306,9 @@ class PodWorker(threading.Thread):
         if not command:
             t = now_rfc3339()
             log.warning("pod %s container %s: has no command", self.who, c.name)
-            self._on_terminated(c, terminated(128, "ContainerCannotRun", MSG_NO_COMMAND, t, t, None), True, 0.0)
+            self._on_terminated(
+                c, terminated(128, "ContainerCannotRun", MSG_NO_COMMAND, t, t, None), True, 0.0
+            )
             return
         pod = self.pod
         try:
@@ -292,8 +327,13 @@ class PodWorker(threading.Thread):
         except StartError as exc:
             self._start_error(c, str(exc))
             return
-        log.info("pod %s container %s: running, pid %d%s", self.who, c.name, inst.pid,
-                 f", restart {c.restart_count}" if c.restart_count else "")
+        log.info(
+            "pod %s container %s: running, pid %d%s",
+            self.who,
+            c.name,
+            inst.pid,
+            f", restart {c.restart_count}" if c.restart_count else "",
+        )
 
     def _start_error(self, c: Container, message: str) -> None:
         log.warning("pod %s container %s: StartError: %s", self.who, c.name, message)
@@ -349,7 +389,9 @@ class PodWorker(threading.Thread):
         if self.gone:
             return
         self._finalize_waiting()
-        ok = bool(self.mains) and all(c.done and c.exit_code == 0 for c in self.mains) and not self.init_failed
+        ok = (
+            bool(self.mains) and all(c.done and c.exit_code == 0 for c in self.mains) and not self.init_failed
+        )
         self.phase = "Succeeded" if ok else "Failed"
         self._push_final()
         if not self.gone:
@@ -385,8 +427,11 @@ class PodWorker(threading.Thread):
         t = now_rfc3339()
         for c in self.containers:
             if "terminated" not in c.state:
-                c.state = {"terminated": terminated(128, "LocalNodeError", f"local node error: {exc}"[:1000], t, t,
-                                                     c.container_id)}
+                c.state = {
+                    "terminated": terminated(
+                        128, "LocalNodeError", f"local node error: {exc}"[:1000], t, t, c.container_id
+                    )
+                }
                 c.done = True
         self.phase, self.reason, self.message = "Failed", "LocalNodeError", f"local node error: {exc}"[:1000]
         with contextlib.suppress(Exception):
@@ -399,26 +444,49 @@ class PodWorker(threading.Thread):
         if prev is None or prev[0] != status:
             prev = (status, now_rfc3339())
             self._cond_times[ctype] = prev
-        return {"type": ctype, "status": status, "lastProbeTime": None, "lastTransitionTime": prev[1],
-                "reason": reason, "message": message}
+        return {
+            "type": ctype,
+            "status": status,
+            "lastProbeTime": None,
+            "lastTransitionTime": prev[1],
+            "reason": reason,
+            "message": message,
+        }
 
     def _conditions(self) -> list[Json]:
         terminal = self.phase in TERMINAL
-        pending_init = [c.name for c in self.inits
-                        if not ((c.sidecar and c.ever_started) or (c.done and c.exit_code == 0))]
+        pending_init = [
+            c.name
+            for c in self.inits
+            if not ((c.sidecar and c.ever_started) or (c.done and c.exit_code == 0))
+        ]
         unready = [c.name for c in self.containers if (c.sidecar or not c.init) and c.inst is None]
         conds = [self._condition("PodReadyToStartContainers", not terminal)]
         if pending_init:
-            conds.append(self._condition("Initialized", False, "ContainersNotInitialized",
-                                         f"containers with incomplete status: [{' '.join(pending_init)}]"))
+            conds.append(
+                self._condition(
+                    "Initialized",
+                    False,
+                    "ContainersNotInitialized",
+                    f"containers with incomplete status: [{' '.join(pending_init)}]",
+                )
+            )
         else:
-            conds.append(self._condition("Initialized", True, "PodCompleted" if self.phase == "Succeeded" else None))
+            conds.append(
+                self._condition("Initialized", True, "PodCompleted" if self.phase == "Succeeded" else None)
+            )
         for ctype in ("ContainersReady", "Ready"):
             if self.phase == "Succeeded":
                 conds.append(self._condition(ctype, False, "PodCompleted"))
             elif unready:
-                conds.append(self._condition(ctype, False, "ContainersNotReady",
-                                             f"containers with unready status: [{' '.join(unready)}]"))
+                conds.append(
+                    self._condition(
+                        ctype,
+                        False,
+                        "ContainersNotReady",
+                        f"containers with unready status: [{' '.join(unready)}]",
+                    )
+                )
             else:
                 conds.append(self._condition(ctype, True))
         return conds
@@ -452,8 +520,9 @@ class PodWorker(threading.Thread):
         if self.gone or (not force and time.monotonic() < self._next_push):
             return False
         try:
-            self.kube.patch(pod_path(self.ns, self.pod_name, "status"),
-                            {"metadata": {"uid": self.uid}, "status": status})
+            self.kube.patch(
+                pod_path(self.ns, self.pod_name, "status"), {"metadata": {"uid": self.uid}, "status": status}
+            )
         except ApiError as exc:
             if exc.status == 404:
                 log.info("pod %s: gone while writing its status", self.who)
@@ -476,14 +545,19 @@ class PodWorker(threading.Thread):
         self._pushed = blob
         self._push_failures = 0
         if self.phase != self.logged_phase:
-            log.info("pod %s: %s -> %s%s", self.who, self.logged_phase or "(new)", self.phase,
-                     f" ({self.reason})" if self.reason else "")
+            log.info(
+                "pod %s: %s -> %s%s",
+                self.who,
+                self.logged_phase or "(new)",
+                self.phase,
+                f" ({self.reason})" if self.reason else "",
+            )
             self.logged_phase = self.phase
         return True
 
     def _retry_later(self) -> None:
         self._push_failures += 1
-        self._next_push = time.monotonic() + min(0.2 * 2 ** self._push_failures, 10.0)
+        self._next_push = time.monotonic() + min(0.2 * 2**self._push_failures, 10.0)
 
     def _push_final(self) -> None:
         deadline = time.monotonic() + 300
@@ -499,8 +573,10 @@ class PodWorker(threading.Thread):
         """Containers we ran before a node restart are gone: report them like a kubelet."""
         pod = self.pod
         st = pod.get("status") or {}
-        log.info("pod %s: was running before the node restarted; marking it Failed (ContainerStatusUnknown)",
-                 self.who)
+        log.info(
+            "pod %s: was running before the node restarted; marking it Failed (ContainerStatusUnknown)",
+            self.who,
+        )
         unknown = terminated(137, "ContainerStatusUnknown", MSG_UNKNOWN, None, None, None)
 
         def convert(statuses: list[Json]) -> list[Json]:
@@ -517,16 +593,30 @@ class PodWorker(threading.Thread):
             return out
 
         t = now_rfc3339()
-        conds = [{"type": ctype, "status": "False", "lastProbeTime": None, "lastTransitionTime": t,
-                  "reason": None, "message": None}
-                 for ctype in ("PodReadyToStartContainers", "ContainersReady", "Ready")]
-        status: Json = {"phase": "Failed", "conditions": conds,
-                        "containerStatuses": convert(st.get("containerStatuses") or [])}
+        conds = [
+            {
+                "type": ctype,
+                "status": "False",
+                "lastProbeTime": None,
+                "lastTransitionTime": t,
+                "reason": None,
+                "message": None,
+            }
+            for ctype in ("PodReadyToStartContainers", "ContainersReady", "Ready")
+        ]
+        status: Json = {
+            "phase": "Failed",
+            "conditions": conds,
+            "containerStatuses": convert(st.get("containerStatuses") or []),
+        }
         if st.get("initContainerStatuses"):
             status["initContainerStatuses"] = convert(st["initContainerStatuses"])
         for attempt in range(20):
             try:
-                self.kube.patch(pod_path(self.ns, self.pod_name, "status"), {"metadata": {"uid": self.uid}, "status": status})
+                self.kube.patch(
+                    pod_path(self.ns, self.pod_name, "status"),
+                    {"metadata": {"uid": self.uid}, "status": status},
+                )
                 log.info("pod %s: -> Failed (ContainerStatusUnknown)", self.who)
                 return
             except ApiError as exc:
@@ -537,4 +627,3 @@ class PodWorker(threading.Thread):
                 log.warning("pod %s: status update failed: %s", self.who, exc)
             if self.gone or self.node.stopping.wait(min(0.5 * 2**attempt, 10)):
                 return
-

@@ -79,7 +79,6 @@ def _write_volume(root: Path, files: Mapping[str, tuple[bytes, int]]) -> None:
     os.replace(tmp, root)
 
 
-
 class PodVolumes:
     """The volumes of one pod: each set up once (before the pod's first container starts), then mounted."""
 
@@ -101,7 +100,9 @@ class PodVolumes:
             name = str(vm.get("name") or "")
             target = str(vm.get("mountPath") or "")
             if name not in self.ready:
-                raise VolumeError(f"cannot find volume {name!r} to mount into container {str(spec['name'])!r}")
+                raise VolumeError(
+                    f"cannot find volume {name!r} to mount into container {str(spec['name'])!r}"
+                )
             if not target.startswith("/"):
                 raise VolumeError(f"volume {name!r}: mountPath {target!r} is not absolute")
             root = self.ready[name]
@@ -132,8 +133,10 @@ class PodVolumes:
                 continue
             kind = _volume_kind(volume)
             if kind not in SUPPORTED_VOLUMES:
-                raise VolumeError(f"volume {name!r}: {kind or 'empty'} volumes are not supported by the local node "
-                                  f"(supported: {', '.join(SUPPORTED_VOLUMES)})")
+                raise VolumeError(
+                    f"volume {name!r}: {kind or 'empty'} volumes are not supported by the local node "
+                    f"(supported: {', '.join(SUPPORTED_VOLUMES)})"
+                )
             try:
                 path = self._setup_volume(pod, name, kind, volume.get(kind) or {})
             except VolumeError as exc:
@@ -164,7 +167,10 @@ class PodVolumes:
             for source in src.get("sources") or []:
                 if source.get("serviceAccountToken"):
                     token = source["serviceAccountToken"]
-                    files[_rel_path(token.get("path"), "serviceAccountToken")] = (self._token(pod, token), mode)
+                    files[_rel_path(token.get("path"), "serviceAccountToken")] = (
+                        self._token(pod, token),
+                        mode,
+                    )
                 elif source.get("configMap"):
                     ref = source["configMap"]
                     files.update(self._key_files(ns, "configmaps", str(ref.get("name") or ""), ref, mode))
@@ -204,7 +210,9 @@ class PodVolumes:
                 raise VolumeError(f"{label} {name} references non-existent {what}: {key}")
             item_mode = item.get("mode")
             out[_rel_path(item.get("path"), f"{label} {name} item {key}")] = (
-                data[key], int(item_mode) if item_mode is not None else mode)
+                data[key],
+                int(item_mode) if item_mode is not None else mode,
+            )
         return out
 
     def _downward_files(self, pod: Json, items: list[Json], mode: int) -> dict[str, tuple[bytes, int]]:
@@ -235,7 +243,12 @@ class PodVolumes:
         sa = str((pod.get("spec") or {}).get("serviceAccountName") or "default")
         spec: Json = {
             "expirationSeconds": max(MIN_TOKEN_SECONDS, int(src.get("expirationSeconds") or TOKEN_SECONDS)),
-            "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": str(md["name"]), "uid": str(md["uid"])},
+            "boundObjectRef": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": str(md["name"]),
+                "uid": str(md["uid"]),
+            },
         }
         if src.get("audience"):
             spec["audiences"] = [str(src["audience"])]
@@ -261,7 +274,9 @@ def _host_path(src: Json) -> Path:
     if not path.startswith("/"):
         raise VolumeError(f"hostPath {path!r} is not absolute")
     if htype == "DirectoryOrCreate" or (not htype and not os.path.lexists(path)):
-        os.makedirs(path, 0o755, exist_ok=True)  # untyped: a missing path becomes a directory, as with containerd
+        os.makedirs(
+            path, 0o755, exist_ok=True
+        )  # untyped: a missing path becomes a directory, as with containerd
     elif htype == "FileOrCreate" and not os.path.exists(path):
         os.makedirs(os.path.dirname(path) or "/", 0o755, exist_ok=True)
         with contextlib.suppress(FileExistsError):

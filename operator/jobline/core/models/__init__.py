@@ -3,21 +3,8 @@
 ``python -m jobline.crdgen`` turns them into ``crds/*.yaml``.
 """
 
-from .common import (
-    CelRule,
-    Condition,
-    ConditionStatus,
-    Resource,
-    SpecModel,
-    StatusModel,
-)
-from .jobqueue import (
-    JobQueue,
-    JobQueueSpec,
-    JobQueueStatus,
-    QueueDefaults,
-    QueueRetention,
-)
+from .common import CelRule, Condition, ConditionStatus, Resource, SpecModel, StatusModel
+from .jobqueue import JobQueue, JobQueueSpec, JobQueueStatus, QueueDefaults, QueueRetention
 from .jobschedule import (
     DEFAULT_TIME_ZONE,
     SCHEDULE_PATTERN,

@@ -134,8 +134,7 @@ AnyJson = Annotated[JsonValue, WithJsonSchema({"x-kubernetes-preserve-unknown-fi
 """Any JSON value, kept as is by the apiserver."""
 
 FreeObject = Annotated[
-    dict[str, Any],
-    WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+    dict[str, Any], WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True})
 ]
 """A JSON object whose inside the schema does not describe (passed through to Kubernetes)."""
 
@@ -163,9 +162,7 @@ class Condition(StatusModel):
     )
     status: ConditionStatus = Field(description="Status of the condition: True, False or Unknown.")
     observed_generation: int | None = Field(
-        default=None,
-        ge=0,
-        description="The .metadata.generation that the condition was set based upon.",
+        default=None, ge=0, description="The .metadata.generation that the condition was set based upon."
     )
     last_transition_time: Timestamp = Field(
         description="When the condition last changed from one status to another."
@@ -181,10 +178,7 @@ class Condition(StatusModel):
     )
 
 
-CONDITIONS_SCHEMA_EXTRA: JsonDict = {
-    "x-kubernetes-list-type": "map",
-    "x-kubernetes-list-map-keys": ["type"],
-}
+CONDITIONS_SCHEMA_EXTRA: JsonDict = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
 """`json_schema_extra` of every ``conditions`` field (a list-map keyed by ``type``)."""
 
 
@@ -200,9 +194,7 @@ def conditions_field() -> Any:
 def observed_generation_field() -> Any:
     """The ``observedGeneration`` field of a status model."""
     return Field(
-        default=None,
-        ge=0,
-        description="The .metadata.generation of the spec the operator last acted upon.",
+        default=None, ge=0, description="The .metadata.generation of the spec the operator last acted upon."
     )
 
 

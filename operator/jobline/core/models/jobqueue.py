@@ -105,9 +105,7 @@ class JobQueue(Resource):
 
     kind: Literal["JobQueue"] = Field(default=names.KIND_JOBQUEUE, description="Always JobQueue.")
     spec: JobQueueSpec = Field(
-        default_factory=JobQueueSpec,
-        description="Settings of the queue.",
-        json_schema_extra={"default": {}},
+        default_factory=JobQueueSpec, description="Settings of the queue.", json_schema_extra={"default": {}}
     )
     status: JobQueueStatus | None = Field(
         default=None, description="Observed state, written by the operator."

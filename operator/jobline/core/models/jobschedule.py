@@ -174,8 +174,7 @@ class JobScheduleStatus(StatusModel):
     """Observed state of the schedule, written by the operator."""
 
     last_schedule_time: Timestamp | None = Field(
-        default=None,
-        description="The newest scheduled instant handled (run, or counted in missedRuns).",
+        default=None, description="The newest scheduled instant handled (run, or counted in missedRuns)."
     )
     next_schedule_time: Timestamp | None = Field(
         default=None, description="The next scheduled instant (the job is created jitter later)."

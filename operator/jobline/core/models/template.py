@@ -6,15 +6,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from .common import (
-    CelRule,
-    DnsSubdomain,
-    FreeObject,
-    Quantity,
-    SpecModel,
-    StringMap,
-    x_validations,
-)
+from .common import CelRule, DnsSubdomain, FreeObject, Quantity, SpecModel, StringMap, x_validations
 
 # Kubernetes (>= 1.34) accepts any printable ASCII except '=' in an env var name.
 ENV_VAR_NAME_PATTERN = r"^[ -<>-~]+$"

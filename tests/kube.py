@@ -60,6 +60,17 @@ def kubectl(
     return proc
 
 
+def create_schedule(custom: Any, namespace: str, name: str, spec: dict[str, Any]) -> Any:
+    """Create a JobSchedule through a ``CustomObjectsApi`` (the e2e tests make several)."""
+    body = {
+        "apiVersion": "jobline.dev/v1alpha1",
+        "kind": "JobSchedule",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+    return custom.create_namespaced_custom_object("jobline.dev", "v1alpha1", namespace, "jobschedules", body)
+
+
 def kubectl_json(kubeconfig: Path, *args: str) -> Any:
     return json.loads(kubectl(kubeconfig, *args, "-o", "json").stdout)
 

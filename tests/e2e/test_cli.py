@@ -15,7 +15,7 @@ from kubernetes import client
 
 from tests.conftest import ClusterHandle
 from tests.e2e.operator_fixtures import Jobs, OperatorProcess
-from tests.kube import KUBECTL, wait_for
+from tests.kube import KUBECTL, create_schedule, wait_for
 
 GROUP, VERSION = "jobline.dev", "v1alpha1"
 NO_RETRY = {"retry": {"limit": 0}}
@@ -253,20 +253,14 @@ def test_cancel_suspend_resume_and_trigger(jobs: Jobs, cli: Cli, cluster: Cluste
     assert cli("resume", "jobqueue/default").returncode == 0
     assert jobs.get_queue()["spec"]["paused"] is False
 
-    jobs.api.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
+    create_schedule(
+        jobs.api,
         jobs.ns,
-        "jobschedules",
+        "nightly",
         {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "JobSchedule",
-            "metadata": {"name": "nightly"},
-            "spec": {
-                "schedule": "0 3 * * *",
-                "suspend": True,
-                "jobTemplate": {"spec": {"handler": "echo", "payload": {"from": "schedule"}}},
-            },
+            "schedule": "0 3 * * *",
+            "suspend": True,
+            "jobTemplate": {"spec": {"handler": "echo", "payload": {"from": "schedule"}}},
         },
     )
 

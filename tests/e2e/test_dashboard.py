@@ -18,7 +18,7 @@ from kubernetes import client
 
 from tests.conftest import ClusterHandle
 from tests.e2e.operator_fixtures import Jobs, OperatorProcess
-from tests.kube import wait_for
+from tests.kube import create_schedule, wait_for
 
 GROUP, VERSION = "jobline.dev", "v1alpha1"
 RESOURCES = ["queuedjobs", "jobqueues", "jobschedules"]
@@ -119,20 +119,14 @@ def world(cluster: ClusterHandle, namespace: str, dashboard: Dashboard) -> World
     jobs.create("ok-2", "echo", {"n": 2})
     jobs.create("dead", "fail", {"secret": "not in the log"})
     jobs.create("held", "echo", {}, queue="parked")
-    jobs.api.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
+    create_schedule(
+        jobs.api,
         namespace,
-        "jobschedules",
+        "nightly",
         {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "JobSchedule",
-            "metadata": {"name": "nightly"},
-            "spec": {
-                "schedule": "0 3 * * *",
-                "suspend": True,
-                "jobTemplate": {"spec": {"handler": "echo", "payload": {"from": "nightly"}}},
-            },
+            "schedule": "0 3 * * *",
+            "suspend": True,
+            "jobTemplate": {"spec": {"handler": "echo", "payload": {"from": "nightly"}}},
         },
     )
     for name, phase in [

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import ClusterHandle
 from tests.e2e.operator_fixtures import Jobs, OperatorProcess
 from tests.e2e.test_dashboard import operator_with
-from tests.kube import wait_for
+from tests.kube import create_schedule, wait_for
 
 GROUP, VERSION = "jobline.dev", "v1alpha1"
 FAMILIES = {
@@ -69,20 +69,14 @@ def test_metrics_count_jobs_attempts_and_schedule_runs(
     jobs.create("ok-1", "echo", {})
     jobs.create("ok-2", "echo", {})
     jobs.create("bad", "fail", None)
-    jobs.api.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
+    create_schedule(
+        jobs.api,
         namespace,
-        "jobschedules",
+        "tick",
         {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "JobSchedule",
-            "metadata": {"name": "tick"},
-            "spec": {
-                "schedule": "@every 2s",
-                "successfulJobsHistoryLimit": 100,
-                "jobTemplate": {"spec": {"handler": "sleep", "payload": {"seconds": 0.1}}},
-            },
+            "schedule": "@every 2s",
+            "successfulJobsHistoryLimit": 100,
+            "jobTemplate": {"spec": {"handler": "sleep", "payload": {"seconds": 0.1}}},
         },
     )
 

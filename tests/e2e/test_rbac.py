@@ -14,7 +14,7 @@ import pytest
 from tests.chart_render import CHART, helm
 from tests.conftest import ClusterHandle
 from tests.e2e.operator_fixtures import GROUP, VERSION, Jobs, OperatorProcess, worker_template
-from tests.kube import kubectl, wait_for
+from tests.kube import create_schedule, kubectl, wait_for
 
 
 def _sa_kubeconfig(cluster: ClusterHandle, namespace: str, sa: str, path: Path) -> Path:
@@ -40,20 +40,14 @@ def _flows(cluster: ClusterHandle, namespace: str, jobs: Jobs) -> None:
     wait_for(lambda: not jobs.exists("short"), 60, "TTL deletion")
     wait_for(lambda: (jobs.get_queue().get("status") or {}).get("succeeded", 0) >= 2, 30, "queue status")
     # The schedule flow: an @every schedule fires runs that finish.
-    cluster.custom.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
+    create_schedule(
+        cluster.custom,
         namespace,
-        "jobschedules",
+        "tick",
         {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "JobSchedule",
-            "metadata": {"name": "tick"},
-            "spec": {
-                "schedule": "@every 2s",
-                "successfulJobsHistoryLimit": 2,
-                "jobTemplate": {"spec": {"handler": "echo", "payload": {"tick": True}}},
-            },
+            "schedule": "@every 2s",
+            "successfulJobsHistoryLimit": 2,
+            "jobTemplate": {"spec": {"handler": "echo", "payload": {"tick": True}}},
         },
     )
 

@@ -26,14 +26,8 @@ from jobline.core.timefmt import fmt, parse
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 STARTED = NOW - timedelta(seconds=60)
-RETRY = ResolvedRetry(
-    limit=2,
-    initial_seconds=10,
-    factor=2.0,
-    max_seconds=60,
-    jitter=0.0,
-    non_retryable_exit_codes=frozenset({42}),
-)
+RETRY = ResolvedRetry(limit=2, initial_seconds=10, factor=2.0, max_seconds=60, jitter=0.0,
+                      non_retryable_exit_codes=frozenset({42}))
 
 
 def ago(seconds: float) -> datetime:
@@ -55,68 +49,33 @@ def world(**fields: Any) -> World:
 
 
 def closed(attempt: int, reason: str = "Error", exit_code: int | None = 1) -> dict[str, Any]:
-    rec: dict[str, Any] = {
-        "attempt": attempt,
-        "pod": f"job-{attempt}",
-        "startedAt": fmt(ago(3600 - attempt)),
-        "finishedAt": fmt(ago(3500 - attempt)),
-        "reason": reason,
-    }
+    rec: dict[str, Any] = {"attempt": attempt, "pod": f"job-{attempt}", "startedAt": fmt(ago(3600 - attempt)),
+                           "finishedAt": fmt(ago(3500 - attempt)), "reason": reason}
     if exit_code is not None:
         rec["exitCode"] = exit_code
     return rec
 
 
-def running(
-    attempt: int = 1, *, failed: int = 0, started: datetime = STARTED, **extra: Any
-) -> dict[str, Any]:
+def running(attempt: int = 1, *, failed: int = 0, started: datetime = STARTED, **extra: Any) -> dict[str, Any]:
     """Status of a job whose ``attempt`` runs (earlier attempts failed)."""
     history = [closed(i) for i in range(1, attempt)]
     history.append({"attempt": attempt, "pod": f"job-{attempt}", "startedAt": fmt(started)})
-    return {
-        "phase": "Running",
-        "attempts": attempt,
-        "failedAttempts": failed,
-        "podName": f"job-{attempt}",
-        "startedAt": fmt(started),
-        "attemptHistory": history,
-        **extra,
-    }
+    return {"phase": "Running", "attempts": attempt, "failedAttempts": failed, "podName": f"job-{attempt}",
+            "startedAt": fmt(started), "attemptHistory": history, **extra}
 
 
-def finished(
-    phase: str = "Failed", *, completed: datetime = NOW - timedelta(seconds=100), **extra: Any
-) -> dict[str, Any]:
-    st: dict[str, Any] = {
-        "phase": phase,
-        "attempts": 3,
-        "failedAttempts": 3 if phase == "Failed" else 0,
-        "deadLettered": phase == "Failed",
-        "completedAt": fmt(completed),
-        "podName": "job-3",
-        "lastError": "attempt 3: Error (exit code 1)" if phase == "Failed" else None,
-        "attemptHistory": [
-            closed(1),
-            closed(2),
-            closed(3, *(("Completed", 0) if phase == "Succeeded" else ("Error", 1))),
-        ],
-        "conditions": [
-            {
-                "type": "Complete",
-                "status": "True" if phase == "Succeeded" else "False",
-                "reason": "x",
-                "message": "",
-                "lastTransitionTime": fmt(completed),
-            },
-            {
-                "type": "Failed",
-                "status": "True" if phase == "Failed" else "False",
-                "reason": "x",
-                "message": "",
-                "lastTransitionTime": fmt(completed),
-            },
-        ],
-    }
+def finished(phase: str = "Failed", *, completed: datetime = NOW - timedelta(seconds=100),
+             **extra: Any) -> dict[str, Any]:
+    st: dict[str, Any] = {"phase": phase, "attempts": 3, "failedAttempts": 3 if phase == "Failed" else 0,
+                          "deadLettered": phase == "Failed", "completedAt": fmt(completed), "podName": "job-3",
+                          "lastError": "attempt 3: Error (exit code 1)" if phase == "Failed" else None,
+                          "attemptHistory": [closed(1), closed(2), closed(3, *(("Completed", 0) if phase == "Succeeded"
+                                                                                 else ("Error", 1)))],
+                          "conditions": [
+                              {"type": "Complete", "status": "True" if phase == "Succeeded" else "False",
+                               "reason": "x", "message": "", "lastTransitionTime": fmt(completed)},
+                              {"type": "Failed", "status": "True" if phase == "Failed" else "False",
+                               "reason": "x", "message": "", "lastTransitionTime": fmt(completed)}]}
     st.update(extra)
     return st
 
@@ -131,25 +90,11 @@ def pod(attempt: int = 1, phase: str = "Running", **fields: Any) -> PodView:
     return PodView(name=f"job-{attempt}", attempt=attempt, phase=phase, **fields)
 
 
-def run(
-    *,
-    job: QueuedJobSpec | None = None,
-    status: dict[str, Any] | None = None,
-    pods: list[PodView] | None = None,
-    w: World | None = None,
-    annotations: dict[str, str] | None = None,
-    generation: int | None = 3,
-) -> Outcome:
-    return reconcile(
-        name="job",
-        uid="uid-1",
-        generation=generation,
-        annotations=annotations or {},
-        spec=spec() if job is None else job,
-        status=status,
-        pods=pods or [],
-        world=w or world(),
-    )
+def run(*, job: QueuedJobSpec | None = None, status: dict[str, Any] | None = None,
+        pods: list[PodView] | None = None, w: World | None = None, annotations: dict[str, str] | None = None,
+        generation: int | None = 3) -> Outcome:
+    return reconcile(name="job", uid="uid-1", generation=generation, annotations=annotations or {},
+                     spec=spec() if job is None else job, status=status, pods=pods or [], world=w or world())
 
 
 def events(out: Outcome) -> list[str]:
@@ -172,142 +117,42 @@ def record(out: Outcome, attempt: int) -> dict[str, Any]:
 NEW_JOB = [
     # id, spec fields, world fields -> phase, waitingReason, runnable, wake_at, events
     pytest.param({}, {}, "Pending", None, True, None, [], id="ready"),
-    pytest.param(
-        {"runAt": fmt(later(300))}, {}, "Waiting", "Delayed", False, later(300), [], id="runAt-future"
-    ),
+    pytest.param({"runAt": fmt(later(300))}, {}, "Waiting", "Delayed", False, later(300), [], id="runAt-future"),
     pytest.param({"runAt": fmt(NOW)}, {}, "Pending", None, True, None, [], id="runAt-now"),
     pytest.param({"runAt": fmt(ago(300))}, {}, "Pending", None, True, None, [], id="runAt-past"),
-    pytest.param(
-        {"dependsOn": ["a", "b"]},
-        {"deps": {"a": "Succeeded", "b": "Running"}},
-        "Waiting",
-        "Blocked",
-        False,
-        None,
-        [],
-        id="dependency-running",
-    ),
-    pytest.param(
-        {"dependsOn": ["a"]},
-        {"deps": {"a": "Pending"}},
-        "Waiting",
-        "Blocked",
-        False,
-        None,
-        [],
-        id="dependency-pending",
-    ),
-    pytest.param(
-        {"dependsOn": ["a"]},
-        {"deps": {"a": None}},
-        "Waiting",
-        "Blocked",
-        False,
-        None,
-        [],
-        id="dependency-not-found",
-    ),
-    pytest.param(
-        {"dependsOn": ["a", "b"]},
-        {"deps": {"a": "Succeeded", "b": "Succeeded"}},
-        "Pending",
-        None,
-        True,
-        None,
-        [],
-        id="dependencies-succeeded",
-    ),
-    pytest.param(
-        {"dependsOn": ["a", "b"]},
-        {"deps": {"a": "Running", "b": "Failed"}},
-        "Failed",
-        None,
-        False,
-        None,
-        ["Failed", "DeadLettered"],
-        id="dependency-failed",
-    ),
+    pytest.param({"dependsOn": ["a", "b"]}, {"deps": {"a": "Succeeded", "b": "Running"}},
+                 "Waiting", "Blocked", False, None, [], id="dependency-running"),
+    pytest.param({"dependsOn": ["a"]}, {"deps": {"a": "Pending"}},
+                 "Waiting", "Blocked", False, None, [], id="dependency-pending"),
+    pytest.param({"dependsOn": ["a"]}, {"deps": {"a": None}},
+                 "Waiting", "Blocked", False, None, [], id="dependency-not-found"),
+    pytest.param({"dependsOn": ["a", "b"]}, {"deps": {"a": "Succeeded", "b": "Succeeded"}},
+                 "Pending", None, True, None, [], id="dependencies-succeeded"),
+    pytest.param({"dependsOn": ["a", "b"]}, {"deps": {"a": "Running", "b": "Failed"}},
+                 "Failed", None, False, None, ["Failed", "DeadLettered"], id="dependency-failed"),
     pytest.param({}, {"queue_paused": True}, "Pending", "QueuePaused", False, None, [], id="queue-paused"),
     pytest.param({"suspend": True}, {}, "Suspended", None, False, None, ["Suspended"], id="suspended"),
-    pytest.param(
-        {"uniqueKey": "k"}, {"duplicate_of": "orig"}, "Failed", None, False, None, ["Failed"], id="duplicate"
-    ),
-    pytest.param(
-        {"payload": "x" * MAX_PAYLOAD_BYTES},
-        {},
-        "Failed",
-        None,
-        False,
-        None,
-        ["Failed"],
-        id="payload-too-large",
-    ),
-    pytest.param(
-        {"payload": "x" * (MAX_PAYLOAD_BYTES - 2)},
-        {},
-        "Pending",
-        None,
-        True,
-        None,
-        [],
-        id="payload-exactly-at-the-limit",
-    ),
+    pytest.param({"uniqueKey": "k"}, {"duplicate_of": "orig"}, "Failed", None, False, None, ["Failed"],
+                 id="duplicate"),
+    pytest.param({"payload": "x" * MAX_PAYLOAD_BYTES}, {}, "Failed", None, False, None, ["Failed"],
+                 id="payload-too-large"),
+    pytest.param({"payload": "x" * (MAX_PAYLOAD_BYTES - 2)}, {}, "Pending", None, True, None, [],
+                 id="payload-exactly-at-the-limit"),
     # precedence
-    pytest.param(
-        {"suspend": True, "uniqueKey": "k"},
-        {"duplicate_of": "orig"},
-        "Suspended",
-        None,
-        False,
-        None,
-        ["Suspended"],
-        id="suspend-before-duplicate",
-    ),
-    pytest.param(
-        {"uniqueKey": "k", "dependsOn": ["a"]},
-        {"duplicate_of": "orig", "deps": {"a": "Running"}},
-        "Failed",
-        None,
-        False,
-        None,
-        ["Failed"],
-        id="duplicate-before-blocked",
-    ),
-    pytest.param(
-        {"dependsOn": ["a"], "runAt": fmt(later(60))},
-        {"deps": {"a": "Running"}},
-        "Waiting",
-        "Blocked",
-        False,
-        None,
-        [],
-        id="blocked-before-delayed",
-    ),
-    pytest.param(
-        {"runAt": fmt(later(60))},
-        {"queue_paused": True},
-        "Waiting",
-        "Delayed",
-        False,
-        later(60),
-        [],
-        id="delayed-before-paused",
-    ),
+    pytest.param({"suspend": True, "uniqueKey": "k"}, {"duplicate_of": "orig"}, "Suspended", None, False, None,
+                 ["Suspended"], id="suspend-before-duplicate"),
+    pytest.param({"uniqueKey": "k", "dependsOn": ["a"]}, {"duplicate_of": "orig", "deps": {"a": "Running"}},
+                 "Failed", None, False, None, ["Failed"], id="duplicate-before-blocked"),
+    pytest.param({"dependsOn": ["a"], "runAt": fmt(later(60))}, {"deps": {"a": "Running"}},
+                 "Waiting", "Blocked", False, None, [], id="blocked-before-delayed"),
+    pytest.param({"runAt": fmt(later(60))}, {"queue_paused": True}, "Waiting", "Delayed", False, later(60), [],
+                 id="delayed-before-paused"),
 ]
 
 
-@pytest.mark.parametrize(
-    ("fields", "world_fields", "phase", "waiting", "runnable", "wake_at", "evs"), NEW_JOB
-)
-def test_new_job(
-    fields: dict[str, Any],
-    world_fields: dict[str, Any],
-    phase: str,
-    waiting: str | None,
-    runnable: bool,
-    wake_at: datetime | None,
-    evs: list[str],
-) -> None:
+@pytest.mark.parametrize(("fields", "world_fields", "phase", "waiting", "runnable", "wake_at", "evs"), NEW_JOB)
+def test_new_job(fields: dict[str, Any], world_fields: dict[str, Any], phase: str, waiting: str | None,
+                 runnable: bool, wake_at: datetime | None, evs: list[str]) -> None:
     out = run(job=spec(**fields), w=world(**world_fields))
     assert out.phase == phase
     assert out.status.get("waitingReason") == waiting
@@ -323,16 +168,11 @@ def test_delayed_job_says_until_when() -> None:
     assert out.status["nextAttemptAt"] == fmt(later(300))
 
 
-@pytest.mark.parametrize(
-    ("deps", "message"),
-    [
-        pytest.param({"a": "Running"}, "waiting for a", id="one"),
-        pytest.param({"a": None}, "waiting for a (not found)", id="missing"),
-        pytest.param(
-            {"a": "Pending", "b": "Succeeded", "c": None}, "waiting for a, c (not found)", id="several"
-        ),
-    ],
-)
+@pytest.mark.parametrize(("deps", "message"), [
+    pytest.param({"a": "Running"}, "waiting for a", id="one"),
+    pytest.param({"a": None}, "waiting for a (not found)", id="missing"),
+    pytest.param({"a": "Pending", "b": "Succeeded", "c": None}, "waiting for a, c (not found)", id="several"),
+])
 def test_blocked_condition_names_what_it_waits_for(deps: dict[str, str | None], message: str) -> None:
     out = run(job=spec(dependsOn=list(deps)), w=world(deps=deps))
     c = cond(out, "Blocked")
@@ -353,46 +193,19 @@ def test_no_blocked_condition_without_dependencies() -> None:
     assert cond(run(), "Blocked") is None
 
 
-@pytest.mark.parametrize(
-    ("fields", "world_fields", "reason", "dead_letter", "text"),
-    [
-        pytest.param(
-            {"dependsOn": ["a"]},
-            {"deps": {"a": "Failed"}},
-            "DependencyFailed",
-            True,
-            "dependency a failed",
-            id="dependency",
-        ),
-        pytest.param(
-            {"uniqueKey": "invoice-7", "queue": "mail"},
-            {"duplicate_of": "orig"},
-            "Duplicate",
-            False,
-            "duplicate of orig: uniqueKey 'invoice-7' already has an unfinished job in queue mail",
-            id="duplicate",
-        ),
-        pytest.param(
-            {"payload": "x" * MAX_PAYLOAD_BYTES},
-            {},
-            "PayloadTooLarge",
-            False,
-            f"more than the {MAX_PAYLOAD_BYTES} allowed",
-            id="payload",
-        ),
-    ],
-)
-def test_failing_before_any_attempt(
-    fields: dict[str, Any], world_fields: dict[str, Any], reason: str, dead_letter: bool, text: str
-) -> None:
+@pytest.mark.parametrize(("fields", "world_fields", "reason", "dead_letter", "text"), [
+    pytest.param({"dependsOn": ["a"]}, {"deps": {"a": "Failed"}}, "DependencyFailed", True, "dependency a failed",
+                 id="dependency"),
+    pytest.param({"uniqueKey": "invoice-7", "queue": "mail"}, {"duplicate_of": "orig"}, "Duplicate", False,
+                 "duplicate of orig: uniqueKey 'invoice-7' already has an unfinished job in queue mail", id="duplicate"),
+    pytest.param({"payload": "x" * MAX_PAYLOAD_BYTES}, {}, "PayloadTooLarge", False,
+                 f"more than the {MAX_PAYLOAD_BYTES} allowed", id="payload"),
+])
+def test_failing_before_any_attempt(fields: dict[str, Any], world_fields: dict[str, Any], reason: str,
+                                    dead_letter: bool, text: str) -> None:
     out = run(job=spec(**fields), w=world(**world_fields))
     failed, complete = cond(out, "Failed"), cond(out, "Complete")
-    assert (
-        failed is not None
-        and failed["status"] == "True"
-        and failed["reason"] == reason
-        and text in failed["message"]
-    )
+    assert failed is not None and failed["status"] == "True" and failed["reason"] == reason and text in failed["message"]
     assert complete is not None and complete["status"] == "False"
     assert out.status["deadLettered"] is dead_letter
     assert out.status["completedAt"] == fmt(NOW) and text in out.status["lastError"]
@@ -405,53 +218,26 @@ def test_duplicate_names_its_original() -> None:
     assert out.status["duplicateOf"] == "orig"
 
 
-@pytest.mark.parametrize(
-    ("error", "message"),
-    [
-        pytest.param("spec.handler: Field required", "spec.handler: Field required", id="with-the-reason"),
-        pytest.param(None, "the spec cannot be read", id="without-a-reason"),
-    ],
-)
+@pytest.mark.parametrize(("error", "message"), [
+    pytest.param("spec.handler: Field required", "spec.handler: Field required", id="with-the-reason"),
+    pytest.param(None, "the spec cannot be read", id="without-a-reason"),
+])
 def test_unreadable_spec_fails_once_with_invalid_spec(error: str | None, message: str) -> None:
-    out = reconcile(
-        name="job",
-        uid="u",
-        generation=1,
-        annotations={},
-        spec=None,
-        status=None,
-        pods=[],
-        world=world(spec_error=error),
-    )
+    out = reconcile(name="job", uid="u", generation=1, annotations={}, spec=None, status=None, pods=[],
+                    world=world(spec_error=error))
     assert out.phase == "Failed" and out.status["deadLettered"] is False
     failed = cond(out, "Failed")
     assert failed is not None and failed["reason"] == "InvalidSpec" and failed["message"] == message
     assert out.status["lastError"] == message and events(out) == ["Failed"]
-    again = reconcile(
-        name="job",
-        uid="u",
-        generation=1,
-        annotations={},
-        spec=None,
-        status=out.status,
-        pods=[],
-        world=world(spec_error=error, now=later(10)),
-    )
+    again = reconcile(name="job", uid="u", generation=1, annotations={}, spec=None, status=out.status, pods=[],
+                      world=world(spec_error=error, now=later(10)))
     assert again.status == out.status and again.events == []  # once, not on every look
 
 
 def test_unreadable_spec_leaves_a_finished_job_alone() -> None:
     st = finished("Succeeded")
-    out = reconcile(
-        name="job",
-        uid="u",
-        generation=1,
-        annotations={},
-        spec=None,
-        status=st,
-        pods=[],
-        world=world(spec_error="bad"),
-    )
+    out = reconcile(name="job", uid="u", generation=1, annotations={}, spec=None, status=st, pods=[],
+                    world=world(spec_error="bad"))
     assert out.phase == "Succeeded" and out.events == []
 
 
@@ -466,63 +252,26 @@ def test_reconcile_does_not_change_the_status_it_was_given() -> None:
 RUNNING = [
     # id, pod, world fields -> phase, failure reason in the record (None: still open), delete pods
     pytest.param(pod(1), {}, "Running", None, [], id="running"),
-    pytest.param(
-        pod(1, "Pending", started=None, waiting_reason="ContainerCreating"),
-        {},
-        "Running",
-        None,
-        [],
-        id="pod-pending-container-creating",
-    ),
-    pytest.param(
-        pod(1, "Pending", waiting_reason="ImagePullBackOff"),
-        {},
-        "Running",
-        None,
-        [],
-        id="image-pull-backoff-may-clear",
-    ),
+    pytest.param(pod(1, "Pending", started=None, waiting_reason="ContainerCreating"), {}, "Running", None, [],
+                 id="pod-pending-container-creating"),
+    pytest.param(pod(1, "Pending", waiting_reason="ImagePullBackOff"), {}, "Running", None, [],
+                 id="image-pull-backoff-may-clear"),
     pytest.param(pod(1, deleting=True), {}, "Running", None, [], id="pod-deleting-not-terminal-yet"),
     pytest.param(pod(1), {"timeout_seconds": 100}, "Running", None, [], id="within-timeout"),
-    pytest.param(
-        pod(1, started=ago(100 + TIMEOUT_GRACE_SECONDS)),
-        {"timeout_seconds": 100},
-        "Waiting",
-        "Timeout",
-        ["job-1"],
-        id="timeout-plus-grace-reached",
-    ),
-    pytest.param(
-        pod(1, started=ago(100 + TIMEOUT_GRACE_SECONDS - 1)),
-        {"timeout_seconds": 100},
-        "Running",
-        None,
-        [],
-        id="one-second-before-the-grace-ends",
-    ),
-    pytest.param(
-        pod(1, started=None, created=ago(500)),
-        {"timeout_seconds": 100},
-        "Waiting",
-        "Timeout",
-        ["job-1"],
-        id="timeout-counted-from-creation-when-never-started",
-    ),
-    pytest.param(
-        pod(1, "Pending", waiting_reason="ErrImageNeverPull", waiting_message="not present"),
-        {},
-        "Waiting",
-        "ErrImageNeverPull",
-        ["job-1"],
-        id="cannot-start",
-    ),
+    pytest.param(pod(1, started=ago(100 + TIMEOUT_GRACE_SECONDS)), {"timeout_seconds": 100}, "Waiting", "Timeout",
+                 ["job-1"], id="timeout-plus-grace-reached"),
+    pytest.param(pod(1, started=ago(100 + TIMEOUT_GRACE_SECONDS - 1)), {"timeout_seconds": 100}, "Running", None,
+                 [], id="one-second-before-the-grace-ends"),
+    pytest.param(pod(1, started=None, created=ago(500)), {"timeout_seconds": 100}, "Waiting", "Timeout", ["job-1"],
+                 id="timeout-counted-from-creation-when-never-started"),
+    pytest.param(pod(1, "Pending", waiting_reason="ErrImageNeverPull", waiting_message="not present"), {},
+                 "Waiting", "ErrImageNeverPull", ["job-1"], id="cannot-start"),
 ]
 
 
 @pytest.mark.parametrize(("the_pod", "world_fields", "phase", "failure", "deleted"), RUNNING)
-def test_running_attempt(
-    the_pod: PodView, world_fields: dict[str, Any], phase: str, failure: str | None, deleted: list[str]
-) -> None:
+def test_running_attempt(the_pod: PodView, world_fields: dict[str, Any], phase: str, failure: str | None,
+                         deleted: list[str]) -> None:
     out = run(status=running(), pods=[the_pod], w=world(**world_fields))
     assert out.phase == phase
     assert out.delete_pods == deleted
@@ -557,11 +306,7 @@ def test_pod_gone_mid_attempt_is_a_failure() -> None:
     out = run(status=running(), pods=[])
     rec = record(out, 1)
     assert rec["reason"] == "PodDeleted" and "disappeared" in rec["message"] and "exitCode" not in rec
-    assert (
-        out.phase == "Waiting"
-        and out.status["waitingReason"] == "BackingOff"
-        and out.status["failedAttempts"] == 1
-    )
+    assert out.phase == "Waiting" and out.status["waitingReason"] == "BackingOff" and out.status["failedAttempts"] == 1
 
 
 def test_only_the_pod_of_the_current_attempt_counts() -> None:
@@ -585,18 +330,15 @@ def test_succeeded_attempt() -> None:
     assert not out.delete_pods and out.wake_at is None and not out.delete_job
 
 
-@pytest.mark.parametrize(
-    ("message", "result"),
-    [
-        pytest.param('{"a": [1, 2]}', {"a": [1, 2]}, id="json-object"),
-        pytest.param("42", 42, id="json-number"),
-        pytest.param('"text"', "text", id="json-string"),
-        pytest.param("null", None, id="json-null"),
-        pytest.param("not json at all", "not json at all", id="plain-text-kept-as-text"),
-        pytest.param(None, None, id="no-message"),
-        pytest.param("", None, id="empty-message"),
-    ],
-)
+@pytest.mark.parametrize(("message", "result"), [
+    pytest.param('{"a": [1, 2]}', {"a": [1, 2]}, id="json-object"),
+    pytest.param("42", 42, id="json-number"),
+    pytest.param('"text"', "text", id="json-string"),
+    pytest.param("null", None, id="json-null"),
+    pytest.param("not json at all", "not json at all", id="plain-text-kept-as-text"),
+    pytest.param(None, None, id="no-message"),
+    pytest.param("", None, id="empty-message"),
+])
 def test_result_comes_from_the_termination_message(message: str | None, result: Any) -> None:
     out = run(status=running(), pods=[pod(1, "Succeeded", message=message)])
     assert out.phase == "Succeeded" and out.status["result"] == result
@@ -609,127 +351,38 @@ def test_succeeded_without_exit_code_records_0() -> None:
 
 FAILED_ATTEMPT = [
     # id, pod fields, status -> record reason, exit code, phase, failed condition reason (None: retried)
-    pytest.param(
-        {"exit_code": 1, "reason": "Error", "message": "boom"},
-        running(),
-        "Error",
-        1,
-        "Waiting",
-        None,
-        id="exit-1-retryable",
-    ),
-    pytest.param(
-        {"exit_code": 137, "reason": "OOMKilled", "message": None},
-        running(),
-        "OOMKilled",
-        137,
-        "Waiting",
-        None,
-        id="oom-killed-retryable",
-    ),
-    pytest.param(
-        {"exit_code": names.EXIT_TERMINATED, "reason": "Error"},
-        running(),
-        "Error",
-        143,
-        "Waiting",
-        None,
-        id="terminated-143-retryable",
-    ),
-    pytest.param(
-        {"exit_code": None, "reason": None, "pod_reason": "DeadlineExceeded"},
-        running(),
-        "Timeout",
-        None,
-        "Waiting",
-        None,
-        id="deadline-exceeded-is-timeout",
-    ),
-    pytest.param(
-        {"exit_code": None, "reason": None, "pod_reason": "Evicted"},
-        running(),
-        "Evicted",
-        None,
-        "Waiting",
-        None,
-        id="evicted",
-    ),
-    pytest.param(
-        {"exit_code": 137, "reason": "Error", "deleting": True},
-        running(),
-        "PodDeleted",
-        137,
-        "Waiting",
-        None,
-        id="deleted-mid-run",
-    ),
-    pytest.param(
-        {"exit_code": None, "reason": None},
-        running(),
-        "Error",
-        None,
-        "Waiting",
-        None,
-        id="no-reason-is-error",
-    ),
-    pytest.param(
-        {"exit_code": names.EXIT_UNKNOWN_HANDLER},
-        running(),
-        "Error",
-        64,
-        "Failed",
-        "UnknownHandler",
-        id="exit-64-unknown-handler",
-    ),
-    pytest.param(
-        {"exit_code": names.EXIT_BAD_INPUT},
-        running(),
-        "Error",
-        65,
-        "Failed",
-        "InvalidInput",
-        id="exit-65-invalid-input",
-    ),
-    pytest.param(
-        {"exit_code": names.EXIT_PERMANENT},
-        running(),
-        "Error",
-        66,
-        "Failed",
-        "PermanentError",
-        id="exit-66-permanent-error",
-    ),
-    pytest.param(
-        {"exit_code": 42},
-        running(),
-        "Error",
-        42,
-        "Failed",
-        "NonRetryableExitCode",
-        id="user-non-retryable-exit-code",
-    ),
-    pytest.param(
-        {"exit_code": 1},
-        running(3, failed=2),
-        "Error",
-        1,
-        "Failed",
-        "RetriesExhausted",
-        id="retries-exhausted",
-    ),
-    pytest.param({"exit_code": 1}, running(2, failed=1), "Error", 1, "Waiting", None, id="last-retry-left"),
+    pytest.param({"exit_code": 1, "reason": "Error", "message": "boom"}, running(),
+                 "Error", 1, "Waiting", None, id="exit-1-retryable"),
+    pytest.param({"exit_code": 137, "reason": "OOMKilled", "message": None}, running(),
+                 "OOMKilled", 137, "Waiting", None, id="oom-killed-retryable"),
+    pytest.param({"exit_code": names.EXIT_TERMINATED, "reason": "Error"}, running(),
+                 "Error", 143, "Waiting", None, id="terminated-143-retryable"),
+    pytest.param({"exit_code": None, "reason": None, "pod_reason": "DeadlineExceeded"}, running(),
+                 "Timeout", None, "Waiting", None, id="deadline-exceeded-is-timeout"),
+    pytest.param({"exit_code": None, "reason": None, "pod_reason": "Evicted"}, running(),
+                 "Evicted", None, "Waiting", None, id="evicted"),
+    pytest.param({"exit_code": 137, "reason": "Error", "deleting": True}, running(),
+                 "PodDeleted", 137, "Waiting", None, id="deleted-mid-run"),
+    pytest.param({"exit_code": None, "reason": None}, running(),
+                 "Error", None, "Waiting", None, id="no-reason-is-error"),
+    pytest.param({"exit_code": names.EXIT_UNKNOWN_HANDLER}, running(),
+                 "Error", 64, "Failed", "UnknownHandler", id="exit-64-unknown-handler"),
+    pytest.param({"exit_code": names.EXIT_BAD_INPUT}, running(),
+                 "Error", 65, "Failed", "InvalidInput", id="exit-65-invalid-input"),
+    pytest.param({"exit_code": names.EXIT_PERMANENT}, running(),
+                 "Error", 66, "Failed", "PermanentError", id="exit-66-permanent-error"),
+    pytest.param({"exit_code": 42}, running(),
+                 "Error", 42, "Failed", "NonRetryableExitCode", id="user-non-retryable-exit-code"),
+    pytest.param({"exit_code": 1}, running(3, failed=2),
+                 "Error", 1, "Failed", "RetriesExhausted", id="retries-exhausted"),
+    pytest.param({"exit_code": 1}, running(2, failed=1),
+                 "Error", 1, "Waiting", None, id="last-retry-left"),
 ]
 
 
 @pytest.mark.parametrize(("pod_fields", "status", "reason", "exit_code", "phase", "why"), FAILED_ATTEMPT)
-def test_failed_attempt(
-    pod_fields: dict[str, Any],
-    status: dict[str, Any],
-    reason: str,
-    exit_code: int | None,
-    phase: str,
-    why: str | None,
-) -> None:
+def test_failed_attempt(pod_fields: dict[str, Any], status: dict[str, Any], reason: str, exit_code: int | None,
+                        phase: str, why: str | None) -> None:
     attempt = status["attempts"]
     out = run(status=status, pods=[pod(attempt, "Failed", **pod_fields)])
     rec = record(out, attempt)
@@ -751,13 +404,10 @@ def test_failed_attempt(
         assert names.ANNOTATION_REQUEUE in out.events[-1].message
 
 
-@pytest.mark.parametrize(
-    ("failed_before", "delay", "attempt_text"),
-    [
-        pytest.param(0, 10, "attempt 2 of at most 3", id="first-failure"),
-        pytest.param(1, 20, "attempt 3 of at most 3", id="second-failure"),
-    ],
-)
+@pytest.mark.parametrize(("failed_before", "delay", "attempt_text"), [
+    pytest.param(0, 10, "attempt 2 of at most 3", id="first-failure"),
+    pytest.param(1, 20, "attempt 3 of at most 3", id="second-failure"),
+])
 def test_backoff_after_a_failure(failed_before: int, delay: int, attempt_text: str) -> None:
     attempt = failed_before + 1
     out = run(status=running(attempt, failed=failed_before), pods=[pod(attempt, "Failed")])
@@ -769,18 +419,10 @@ def test_backoff_after_a_failure(failed_before: int, delay: int, attempt_text: s
 
 
 def test_backoff_uses_the_jitter_seed() -> None:
-    jittery = ResolvedRetry(
-        limit=3,
-        initial_seconds=100,
-        factor=2.0,
-        max_seconds=1000,
-        jitter=0.5,
-        non_retryable_exit_codes=frozenset(),
-    )
-    at = {
-        seed: run(status=running(), pods=[pod(1, "Failed")], w=world(retry=jittery, seed=seed)).wake_at
-        for seed in ("uid-a", "uid-b", "uid-c")
-    }
+    jittery = ResolvedRetry(limit=3, initial_seconds=100, factor=2.0, max_seconds=1000, jitter=0.5,
+                            non_retryable_exit_codes=frozenset())
+    at = {seed: run(status=running(), pods=[pod(1, "Failed")], w=world(retry=jittery, seed=seed)).wake_at
+          for seed in ("uid-a", "uid-b", "uid-c")}
     assert len(set(at.values())) == 3
     assert all(at_ is not None and later(50) <= at_ <= later(150) for at_ in at.values())
     again = run(status=running(), pods=[pod(1, "Failed")], w=world(retry=jittery, seed="uid-a")).wake_at
@@ -791,20 +433,12 @@ def test_retries_exhausted_keeps_the_attempts_error() -> None:
     out = run(status=running(3, failed=2), pods=[pod(3, "Failed", message="stack trace")])
     assert out.status["lastError"] == "attempt 3: Error (exit code 1): stack trace"
     failed = cond(out, "Failed")
-    assert failed is not None and failed["message"].startswith(
-        "failed 3 times (retry.limit 2); last: attempt 3"
-    )
+    assert failed is not None and failed["message"].startswith("failed 3 times (retry.limit 2); last: attempt 3")
 
 
 def test_zero_retries_fails_at_the_first_failure() -> None:
-    no_retry = ResolvedRetry(
-        limit=0,
-        initial_seconds=10,
-        factor=2.0,
-        max_seconds=60,
-        jitter=0.0,
-        non_retryable_exit_codes=frozenset(),
-    )
+    no_retry = ResolvedRetry(limit=0, initial_seconds=10, factor=2.0, max_seconds=60, jitter=0.0,
+                             non_retryable_exit_codes=frozenset())
     out = run(status=running(), pods=[pod(1, "Failed")], w=world(retry=no_retry))
     failed = cond(out, "Failed")
     assert out.phase == "Failed" and failed is not None and failed["reason"] == "RetriesExhausted"
@@ -817,14 +451,11 @@ def test_long_messages_are_cut() -> None:
     assert all(len(e.message) <= 1024 for e in out.events)
 
 
-@pytest.mark.parametrize(
-    ("ttl", "delete", "wake_at"),
-    [
-        pytest.param(None, False, None, id="no-ttl"),
-        pytest.param(0, True, None, id="ttl-0-deletes-at-once"),
-        pytest.param(600, False, later(600), id="ttl-wakes-up-to-delete"),
-    ],
-)
+@pytest.mark.parametrize(("ttl", "delete", "wake_at"), [
+    pytest.param(None, False, None, id="no-ttl"),
+    pytest.param(0, True, None, id="ttl-0-deletes-at-once"),
+    pytest.param(600, False, later(600), id="ttl-wakes-up-to-delete"),
+])
 def test_ttl_right_after_success(ttl: int | None, delete: bool, wake_at: datetime | None) -> None:
     out = run(status=running(), pods=[pod(1, "Succeeded")], w=world(ttl_seconds_after_finished=ttl))
     assert out.phase == "Succeeded" and out.delete_job is delete and out.wake_at == wake_at
@@ -839,20 +470,15 @@ def test_ttl_after_dead_letter() -> None:
 def backing_off(until: datetime, **extra: Any) -> dict[str, Any]:
     st = running()
     st["attemptHistory"][0].update(finishedAt=fmt(ago(5)), reason="Error", exitCode=1)
-    st.update(
-        phase="Waiting", waitingReason="BackingOff", failedAttempts=1, nextAttemptAt=fmt(until), **extra
-    )
+    st.update(phase="Waiting", waitingReason="BackingOff", failedAttempts=1, nextAttemptAt=fmt(until), **extra)
     return st
 
 
-@pytest.mark.parametrize(
-    ("until", "phase", "runnable", "wake_at"),
-    [
-        pytest.param(later(5), "Waiting", False, later(5), id="still-backing-off"),
-        pytest.param(NOW, "Pending", True, None, id="backoff-just-over"),
-        pytest.param(ago(5), "Pending", True, None, id="backoff-over"),
-    ],
-)
+@pytest.mark.parametrize(("until", "phase", "runnable", "wake_at"), [
+    pytest.param(later(5), "Waiting", False, later(5), id="still-backing-off"),
+    pytest.param(NOW, "Pending", True, None, id="backoff-just-over"),
+    pytest.param(ago(5), "Pending", True, None, id="backoff-over"),
+])
 def test_backing_off(until: datetime, phase: str, runnable: bool, wake_at: datetime | None) -> None:
     out = run(status=backing_off(until), pods=[pod(1, "Failed")])
     assert out.phase == phase and out.runnable is runnable and out.wake_at == wake_at
@@ -887,12 +513,8 @@ def test_suspend_stops_the_running_attempt_without_counting_a_failure() -> None:
 
 def test_suspended_job_stays_put_quietly() -> None:
     first = run(job=spec(suspend=True), status=running(), pods=[pod(1)])
-    out = run(
-        job=spec(suspend=True),
-        status=first.status,
-        pods=[pod(1, "Failed", exit_code=143, deleting=True)],
-        w=world(now=later(5)),
-    )
+    out = run(job=spec(suspend=True), status=first.status, pods=[pod(1, "Failed", exit_code=143, deleting=True)],
+              w=world(now=later(5)))
     assert out.phase == "Suspended" and out.events == [] and not out.delete_pods
     assert out.status["failedAttempts"] == 0
 
@@ -940,9 +562,7 @@ def test_requeue_runs_a_dead_letter_again_with_a_fresh_budget() -> None:
     assert out.status["failedAttempts"] == 0 and out.status["deadLettered"] is False
     assert out.status["completedAt"] is None and out.status["progress"] is None
     assert out.status["requeueToken"] == "t1"
-    assert (
-        out.status["attempts"] == 3 and len(out.status["attemptHistory"]) == 3
-    )  # history kept, numbers go on
+    assert out.status["attempts"] == 3 and len(out.status["attemptHistory"]) == 3  # history kept, numbers go on
     for type_ in ("Complete", "Failed"):
         c = cond(out, type_)
         assert c is not None and c["status"] == "False" and c["reason"] == "Requeued" and "t1" in c["message"]
@@ -958,26 +578,17 @@ def test_requeue_of_a_success() -> None:
 
 
 def test_requeued_job_has_the_whole_retry_budget() -> None:
-    requeued = run(
-        status=finished("Failed"), pods=[pod(3, "Failed")], annotations={names.ANNOTATION_REQUEUE: "t1"}
-    )
+    requeued = run(status=finished("Failed"), pods=[pod(3, "Failed")], annotations={names.ANNOTATION_REQUEUE: "t1"})
     st, _ = start_attempt(requeued.status, attempt=4, pod="job-4", now=NOW, generation=3)
-    out = run(
-        status=st,
-        pods=[pod(3, "Failed"), pod(4, "Failed")],
-        annotations={names.ANNOTATION_REQUEUE: "t1"},
-        w=world(now=later(10)),
-    )
+    out = run(status=st, pods=[pod(3, "Failed"), pod(4, "Failed")], annotations={names.ANNOTATION_REQUEUE: "t1"},
+              w=world(now=later(10)))
     assert out.phase == "Waiting" and out.status["failedAttempts"] == 1  # not dead again at once
 
 
-@pytest.mark.parametrize(
-    ("status", "phase"),
-    [
-        pytest.param(finished("Failed", requeueToken="t1"), "Failed", id="same-token-on-a-dead-letter"),
-        pytest.param(running(requeueToken="t0"), "Running", id="new-token-on-a-running-job"),
-    ],
-)
+@pytest.mark.parametrize(("status", "phase"), [
+    pytest.param(finished("Failed", requeueToken="t1"), "Failed", id="same-token-on-a-dead-letter"),
+    pytest.param(running(requeueToken="t0"), "Running", id="new-token-on-a-running-job"),
+])
 def test_requeue_token_that_does_not_requeue(status: dict[str, Any], phase: str) -> None:
     pods = [pod(3, "Failed")] if phase == "Failed" else [pod(1)]
     out = run(status=status, pods=pods, annotations={names.ANNOTATION_REQUEUE: "t1"})
@@ -990,37 +601,27 @@ def test_requeue_token_that_does_not_requeue(status: dict[str, Any], phase: str)
 def test_token_seen_while_running_does_not_requeue_after_the_finish() -> None:
     seen = run(status=running(), pods=[pod(1)], annotations={names.ANNOTATION_REQUEUE: "t1"})
     done = run(status=seen.status, pods=[pod(1, "Succeeded")], annotations={names.ANNOTATION_REQUEUE: "t1"})
-    again = run(
-        status=done.status,
-        pods=[pod(1, "Succeeded")],
-        annotations={names.ANNOTATION_REQUEUE: "t1"},
-        w=world(now=later(5)),
-    )
+    again = run(status=done.status, pods=[pod(1, "Succeeded")], annotations={names.ANNOTATION_REQUEUE: "t1"},
+                w=world(now=later(5)))
     assert again.phase == "Succeeded" and again.events == []
 
 
 # ================================================================================ finished jobs and TTL
-@pytest.mark.parametrize(
-    ("phase", "ttl", "delete", "wake_at"),
-    [
-        pytest.param("Succeeded", None, False, None, id="no-ttl-stays"),
-        pytest.param("Succeeded", 50, True, None, id="ttl-passed"),
-        pytest.param("Succeeded", 100, True, None, id="ttl-exactly-now"),
-        pytest.param("Succeeded", 200, False, later(100), id="ttl-ahead"),
-        pytest.param("Failed", 50, True, None, id="dead-letter-ttl-passed"),
-        pytest.param("Failed", 200, False, later(100), id="dead-letter-ttl-ahead"),
-    ],
-)
-def test_finished_job_and_its_ttl(
-    phase: str, ttl: int | None, delete: bool, wake_at: datetime | None
-) -> None:
+@pytest.mark.parametrize(("phase", "ttl", "delete", "wake_at"), [
+    pytest.param("Succeeded", None, False, None, id="no-ttl-stays"),
+    pytest.param("Succeeded", 50, True, None, id="ttl-passed"),
+    pytest.param("Succeeded", 100, True, None, id="ttl-exactly-now"),
+    pytest.param("Succeeded", 200, False, later(100), id="ttl-ahead"),
+    pytest.param("Failed", 50, True, None, id="dead-letter-ttl-passed"),
+    pytest.param("Failed", 200, False, later(100), id="dead-letter-ttl-ahead"),
+])
+def test_finished_job_and_its_ttl(phase: str, ttl: int | None, delete: bool, wake_at: datetime | None) -> None:
     st = finished(phase, completed=ago(100))
     out = run(status=st, pods=[pod(3, phase)], w=world(ttl_seconds_after_finished=ttl))
     assert out.phase == phase and out.delete_job is delete and out.wake_at == wake_at
     assert out.events == [] and not out.delete_pods and not out.runnable
-    assert {k: v for k, v in out.status.items() if k != "observedGeneration"} == {
-        k: v for k, v in st.items() if k != "observedGeneration"
-    }
+    assert {k: v for k, v in out.status.items() if k != "observedGeneration"} == \
+        {k: v for k, v in st.items() if k != "observedGeneration"}
 
 
 def test_finished_job_without_completion_time_is_never_deleted() -> None:
@@ -1045,9 +646,7 @@ def test_adopts_a_pod_the_last_operator_created_but_did_not_record() -> None:
 
 def test_adopted_pod_that_already_succeeded() -> None:
     out = run(status={"phase": "Pending"}, pods=[pod(1, "Succeeded", message='"ok"')])
-    assert (
-        events(out) == ["Adopted", "Succeeded"] and out.phase == "Succeeded" and out.status["result"] == "ok"
-    )
+    assert events(out) == ["Adopted", "Succeeded"] and out.phase == "Succeeded" and out.status["result"] == "ok"
 
 
 def test_adopts_the_next_attempt_after_a_backoff() -> None:
@@ -1058,20 +657,13 @@ def test_adopts_the_next_attempt_after_a_backoff() -> None:
 
 # ================================================================================ start_attempt and history
 def test_start_attempt() -> None:
-    st, ev = start_attempt(
-        {"phase": "Pending", "waitingReason": "QueuePaused", "nextAttemptAt": fmt(NOW), "progress": 30},
-        attempt=1,
-        pod="job-1",
-        now=NOW,
-        generation=4,
-    )
+    st, ev = start_attempt({"phase": "Pending", "waitingReason": "QueuePaused", "nextAttemptAt": fmt(NOW),
+                            "progress": 30}, attempt=1, pod="job-1", now=NOW, generation=4)
     assert st["phase"] == "Running" and st["attempts"] == 1 and st["podName"] == "job-1"
     assert st["waitingReason"] is None and st["nextAttemptAt"] is None and st["progress"] is None
     assert st["startedAt"] == fmt(NOW) and st["observedGeneration"] == 4
     assert st["attemptHistory"] == [{"attempt": 1, "pod": "job-1", "startedAt": fmt(NOW)}]
-    assert (
-        (ev.type, ev.reason) == ("Normal", "Started") and "job-1" in ev.message and "attempt 1" in ev.message
-    )
+    assert (ev.type, ev.reason) == ("Normal", "Started") and "job-1" in ev.message and "attempt 1" in ev.message
 
 
 def test_start_attempt_from_nothing_and_with_a_fraction_of_a_second() -> None:
@@ -1098,14 +690,11 @@ def test_start_attempt_does_not_change_its_input() -> None:
     assert repr(st) == before
 
 
-@pytest.mark.parametrize(
-    ("kept", "older_before", "first_kept", "older_after"),
-    [
-        pytest.param(MAX_ATTEMPT_HISTORY - 1, 0, 1, 0, id="filling-the-last-place"),
-        pytest.param(MAX_ATTEMPT_HISTORY, 0, 2, 1, id="first-overflow"),
-        pytest.param(MAX_ATTEMPT_HISTORY, 5, 2, 6, id="overflow-adds-to-older-attempts"),
-    ],
-)
+@pytest.mark.parametrize(("kept", "older_before", "first_kept", "older_after"), [
+    pytest.param(MAX_ATTEMPT_HISTORY - 1, 0, 1, 0, id="filling-the-last-place"),
+    pytest.param(MAX_ATTEMPT_HISTORY, 0, 2, 1, id="first-overflow"),
+    pytest.param(MAX_ATTEMPT_HISTORY, 5, 2, 6, id="overflow-adds-to-older-attempts"),
+])
 def test_attempt_history_is_capped(kept: int, older_before: int, first_kept: int, older_after: int) -> None:
     status = {"phase": "Waiting", "attempts": kept, "attemptHistory": [closed(i) for i in range(1, kept + 1)]}
     if older_before:
@@ -1118,11 +707,8 @@ def test_attempt_history_is_capped(kept: int, older_before: int, first_kept: int
 
 
 def test_adoption_is_capped_too() -> None:
-    st = {
-        "phase": "Waiting",
-        "attempts": MAX_ATTEMPT_HISTORY,
-        "attemptHistory": [closed(i) for i in range(1, MAX_ATTEMPT_HISTORY + 1)],
-    }
+    st = {"phase": "Waiting", "attempts": MAX_ATTEMPT_HISTORY,
+          "attemptHistory": [closed(i) for i in range(1, MAX_ATTEMPT_HISTORY + 1)]}
     out = run(status=st, pods=[pod(MAX_ATTEMPT_HISTORY + 1)])
     assert len(out.status["attemptHistory"]) == MAX_ATTEMPT_HISTORY and out.status["olderAttempts"] == 1
 
@@ -1149,16 +735,8 @@ def test_a_job_that_fails_once_then_succeeds() -> None:
 def test_set_condition() -> None:
     st: dict[str, Any] = {}
     set_condition(st, "Ready", True, "A", "first", ago(10), 1)
-    assert st["conditions"] == [
-        {
-            "type": "Ready",
-            "status": "True",
-            "reason": "A",
-            "message": "first",
-            "lastTransitionTime": fmt(ago(10)),
-            "observedGeneration": 1,
-        }
-    ]
+    assert st["conditions"] == [{"type": "Ready", "status": "True", "reason": "A", "message": "first",
+                                 "lastTransitionTime": fmt(ago(10)), "observedGeneration": 1}]
     set_condition(st, "Ready", True, "B", "same status", NOW, 2)
     c = cond(st, "Ready")
     assert c is not None and c["lastTransitionTime"] == fmt(ago(10))  # no transition
@@ -1188,80 +766,38 @@ def test_outcome_phase_is_text_or_none() -> None:
     assert Outcome(status={"phase": "Running"}).phase == "Running"
 
 
-def raw_pod(
-    labels: dict[str, str] | None, status: dict[str, Any] | None = None, **meta: Any
-) -> dict[str, Any]:
+def raw_pod(labels: dict[str, str] | None, status: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
     return {"metadata": {"name": "job-2", "labels": labels or {}, **meta}, "status": status or {}}
 
 
-@pytest.mark.parametrize(
-    "labels",
-    [
-        pytest.param({}, id="no-attempt-label"),
-        pytest.param({names.LABEL_ATTEMPT: "two"}, id="attempt-label-not-a-number"),
-    ],
-)
+@pytest.mark.parametrize("labels", [
+    pytest.param({}, id="no-attempt-label"),
+    pytest.param({names.LABEL_ATTEMPT: "two"}, id="attempt-label-not-a-number"),
+])
 def test_pod_view_skips_pods_that_are_not_attempts(labels: dict[str, str]) -> None:
     assert pod_view(raw_pod(labels)) is None
 
 
 def test_pod_view_reads_the_worker_container() -> None:
-    view = pod_view(
-        raw_pod(
-            {names.LABEL_ATTEMPT: "2"},
-            {
-                "phase": "Failed",
-                "startTime": "2026-06-01T11:00:00Z",
-                "reason": "Evicted",
-                "containerStatuses": [
-                    {"name": "sidecar", "state": {"terminated": {"exitCode": 9, "reason": "Other"}}},
-                    {
-                        "name": names.WORKER_CONTAINER,
-                        "state": {
-                            "terminated": {
-                                "exitCode": 3,
-                                "reason": "Error",
-                                "message": "tail",
-                                "finishedAt": "2026-06-01T11:01:00Z",
-                            }
-                        },
-                    },
-                ],
-            },
-            creationTimestamp="2026-06-01T10:59:59Z",
-            deletionTimestamp="2026-06-01T11:02:00Z",
-        )
-    )
-    assert view == PodView(
-        name="job-2",
-        attempt=2,
-        phase="Failed",
-        deleting=True,
-        created=datetime(2026, 6, 1, 10, 59, 59, tzinfo=UTC),
-        started=datetime(2026, 6, 1, 11, 0, tzinfo=UTC),
-        finished=datetime(2026, 6, 1, 11, 1, tzinfo=UTC),
-        exit_code=3,
-        reason="Error",
-        message="tail",
-        pod_reason="Evicted",
-    )
+    view = pod_view(raw_pod(
+        {names.LABEL_ATTEMPT: "2"},
+        {"phase": "Failed", "startTime": "2026-06-01T11:00:00Z", "reason": "Evicted",
+         "containerStatuses": [
+             {"name": "sidecar", "state": {"terminated": {"exitCode": 9, "reason": "Other"}}},
+             {"name": names.WORKER_CONTAINER, "state": {"terminated": {
+                 "exitCode": 3, "reason": "Error", "message": "tail", "finishedAt": "2026-06-01T11:01:00Z"}}}]},
+        creationTimestamp="2026-06-01T10:59:59Z", deletionTimestamp="2026-06-01T11:02:00Z"))
+    assert view == PodView(name="job-2", attempt=2, phase="Failed", deleting=True,
+                           created=datetime(2026, 6, 1, 10, 59, 59, tzinfo=UTC),
+                           started=datetime(2026, 6, 1, 11, 0, tzinfo=UTC),
+                           finished=datetime(2026, 6, 1, 11, 1, tzinfo=UTC), exit_code=3, reason="Error",
+                           message="tail", pod_reason="Evicted")
     assert view.terminal
 
 
 def test_pod_view_of_a_new_pod() -> None:
-    view = pod_view(
-        raw_pod(
-            {names.LABEL_ATTEMPT: "1"},
-            {
-                "containerStatuses": [
-                    {
-                        "name": names.WORKER_CONTAINER,
-                        "state": {"waiting": {"reason": "ErrImageNeverPull", "message": "m"}},
-                    }
-                ]
-            },
-        )
-    )
+    view = pod_view(raw_pod({names.LABEL_ATTEMPT: "1"}, {"containerStatuses": [
+        {"name": names.WORKER_CONTAINER, "state": {"waiting": {"reason": "ErrImageNeverPull", "message": "m"}}}]}))
     assert view is not None and view.phase == "Pending" and not view.terminal and not view.deleting
     assert view.waiting_reason == "ErrImageNeverPull" and view.waiting_message == "m"
     assert view.exit_code is None and view.created is None
@@ -1269,36 +805,13 @@ def test_pod_view_of_a_new_pod() -> None:
     assert bare is not None and bare.phase == "Pending" and bare.name == ""
 
 
-@pytest.mark.parametrize(
-    ("pod_message", "container_message", "error"),
-    [
-        pytest.param(
-            "The node was low on resource: memory.",
-            None,
-            "The node was low on resource: memory.",
-            id="the-kubelet-says-why",
-        ),
-        pytest.param(
-            "The node was low on resource: memory.", "worker tail", "worker tail", id="the-worker-said-last"
-        ),
-        pytest.param(None, None, "the pod was evicted", id="nobody-says-why"),
-    ],
-)
-def test_an_eviction_keeps_its_reason(
-    pod_message: str | None, container_message: str | None, error: str
-) -> None:
-    out = run(
-        status=running(),
-        pods=[
-            pod(
-                1,
-                "Failed",
-                exit_code=None,
-                reason=None,
-                pod_reason="Evicted",
-                pod_message=pod_message,
-                message=container_message,
-            )
-        ],
-    )
+@pytest.mark.parametrize(("pod_message", "container_message", "error"), [
+    pytest.param("The node was low on resource: memory.", None, "The node was low on resource: memory.",
+                 id="the-kubelet-says-why"),
+    pytest.param("The node was low on resource: memory.", "worker tail", "worker tail", id="the-worker-said-last"),
+    pytest.param(None, None, "the pod was evicted", id="nobody-says-why"),
+])
+def test_an_eviction_keeps_its_reason(pod_message: str | None, container_message: str | None, error: str) -> None:
+    out = run(status=running(), pods=[pod(1, "Failed", exit_code=None, reason=None, pod_reason="Evicted",
+                                          pod_message=pod_message, message=container_message)])
     assert record(out, 1)["reason"] == "Evicted" and error in out.status["lastError"]

@@ -10,13 +10,9 @@ from jobline.core.dispatch import Candidate, Finished, Unique, free_slots, origi
 
 
 def test_order_is_priority_then_age_then_name() -> None:
-    jobs = [
-        Candidate.of("c", 0, "2026-01-01T00:00:02Z"),
-        Candidate.of("b", 5, "2026-01-01T00:00:03Z"),
-        Candidate.of("a", 0, "2026-01-01T00:00:02Z"),
-        Candidate.of("d", 0, "2026-01-01T00:00:01Z"),
-        Candidate.of("e", -1, "2026-01-01T00:00:00Z"),
-    ]
+    jobs = [Candidate.of("c", 0, "2026-01-01T00:00:02Z"), Candidate.of("b", 5, "2026-01-01T00:00:03Z"),
+            Candidate.of("a", 0, "2026-01-01T00:00:02Z"), Candidate.of("d", 0, "2026-01-01T00:00:01Z"),
+            Candidate.of("e", -1, "2026-01-01T00:00:00Z")]
     assert [c.name for c in pick(jobs, None)] == ["b", "d", "a", "c", "e"]
     assert [c.name for c in pick(jobs, 2)] == ["b", "d"]
     assert pick(jobs, 0) == []
@@ -24,10 +20,8 @@ def test_order_is_priority_then_age_then_name() -> None:
 
 def test_partial_pick_equals_the_head_of_the_full_order() -> None:
     rng = random.Random(7)
-    jobs = [
-        Candidate.of(f"j{i}", rng.randint(-2, 2), f"2026-01-01T00:00:{rng.randint(0, 59):02d}Z")
-        for i in range(2000)
-    ]
+    jobs = [Candidate.of(f"j{i}", rng.randint(-2, 2), f"2026-01-01T00:00:{rng.randint(0, 59):02d}Z")
+            for i in range(2000)]
     full = pick(jobs, None)
     assert full == sorted(jobs)  # the dataclass order and the pick order agree
     for slots in (1, 7, 50, 1999, 2000, 5000):
@@ -46,20 +40,17 @@ def test_candidate_keeps_its_priority() -> None:
     assert Candidate.of("a", -3, "2026-01-01T00:00:00Z").priority == -3
 
 
-@pytest.mark.parametrize(
-    ("concurrency", "active", "paused", "expected"),
-    [
-        pytest.param(None, 0, False, None, id="no-limit"),
-        pytest.param(None, 10, False, None, id="no-limit-busy"),
-        pytest.param(5, 0, False, 5, id="idle"),
-        pytest.param(5, 3, False, 2, id="some-busy"),
-        pytest.param(5, 5, False, 0, id="full"),
-        pytest.param(5, 9, False, 0, id="over-full-never-negative"),
-        pytest.param(0, 0, False, 0, id="zero-concurrency"),
-        pytest.param(None, 0, True, 0, id="paused-no-limit"),
-        pytest.param(5, 0, True, 0, id="paused-with-room"),
-    ],
-)
+@pytest.mark.parametrize(("concurrency", "active", "paused", "expected"), [
+    pytest.param(None, 0, False, None, id="no-limit"),
+    pytest.param(None, 10, False, None, id="no-limit-busy"),
+    pytest.param(5, 0, False, 5, id="idle"),
+    pytest.param(5, 3, False, 2, id="some-busy"),
+    pytest.param(5, 5, False, 0, id="full"),
+    pytest.param(5, 9, False, 0, id="over-full-never-negative"),
+    pytest.param(0, 0, False, 0, id="zero-concurrency"),
+    pytest.param(None, 0, True, 0, id="paused-no-limit"),
+    pytest.param(5, 0, True, 0, id="paused-with-room"),
+])
 def test_free_slots_table(concurrency: int | None, active: int, paused: bool, expected: int | None) -> None:
     assert free_slots(concurrency, active, paused=paused) == expected
 
@@ -70,42 +61,19 @@ ORIGINALS = [
     pytest.param([], {}, id="none"),
     pytest.param([Unique("a", T0, False, False)], {}, id="alone"),
     pytest.param([Unique("a", T0, False, False), Unique("b", T1, True, False)], {}, id="twin-finished"),
-    pytest.param(
-        [Unique("a", T0, False, False), Unique("b", T1, False, False)], {"b": "a"}, id="oldest-wins"
-    ),
-    pytest.param(
-        [Unique("b", T1, False, False), Unique("a", T0, False, False)],
-        {"b": "a"},
-        id="input-order-does-not-matter",
-    ),
-    pytest.param(
-        [Unique("b", T0, False, False), Unique("a", T0, False, False)], {"b": "a"}, id="same-age-name-decides"
-    ),
-    pytest.param(
-        [Unique("a", T0, False, False), Unique("b", T1, False, True)],
-        {"a": "b"},
-        id="started-one-wins-over-older",
-    ),
-    pytest.param(
-        [Unique("a", T0, True, True), Unique("b", T1, False, False), Unique("c", T2, False, False)],
-        {"c": "b"},
-        id="finished-original-does-not-count",
-    ),
-    pytest.param(
-        [Unique("a", T0, False, True), Unique("b", T1, False, True), Unique("c", T2, False, False)],
-        {"c": "a"},
-        id="two-started-neither-is-a-duplicate-oldest-is-original",
-    ),
-    pytest.param(
-        [
-            Unique("a", T0, False, False),
-            Unique("b", T1, False, False),
-            Unique("c", T2, False, False),
-            Unique("d", T3, True, False),
-        ],
-        {"b": "a", "c": "a"},
-        id="many",
-    ),
+    pytest.param([Unique("a", T0, False, False), Unique("b", T1, False, False)], {"b": "a"}, id="oldest-wins"),
+    pytest.param([Unique("b", T1, False, False), Unique("a", T0, False, False)], {"b": "a"},
+                 id="input-order-does-not-matter"),
+    pytest.param([Unique("b", T0, False, False), Unique("a", T0, False, False)], {"b": "a"},
+                 id="same-age-name-decides"),
+    pytest.param([Unique("a", T0, False, False), Unique("b", T1, False, True)], {"a": "b"},
+                 id="started-one-wins-over-older"),
+    pytest.param([Unique("a", T0, True, True), Unique("b", T1, False, False), Unique("c", T2, False, False)],
+                 {"c": "b"}, id="finished-original-does-not-count"),
+    pytest.param([Unique("a", T0, False, True), Unique("b", T1, False, True), Unique("c", T2, False, False)],
+                 {"c": "a"}, id="two-started-neither-is-a-duplicate-oldest-is-original"),
+    pytest.param([Unique("a", T0, False, False), Unique("b", T1, False, False), Unique("c", T2, False, False),
+                  Unique("d", T3, True, False)], {"b": "a", "c": "a"}, id="many"),
 ]
 
 
@@ -126,45 +94,20 @@ def test_every_replica_agrees_on_the_original() -> None:
 RETENTION = [
     pytest.param([], 1, 1, [], id="nothing-finished"),
     pytest.param([Finished("a", "Succeeded", T0)], None, None, [], id="no-limits"),
-    pytest.param(
-        [Finished("a", "Succeeded", T0), Finished("b", "Succeeded", T1), Finished("c", "Succeeded", T2)],
-        1,
-        None,
-        ["a", "b"],
-        id="keep-newest-succeeded-oldest-first",
-    ),
-    pytest.param(
-        [Finished("a", "Succeeded", T0), Finished("b", "Failed", T1)], 0, 0, ["a", "b"], id="keep-none"
-    ),
-    pytest.param(
-        [Finished("a", "Succeeded", T0), Finished("b", "Failed", T1), Finished("c", "Failed", T2)],
-        5,
-        1,
-        ["b"],
-        id="failed-limit-only-touches-failed",
-    ),
-    pytest.param(
-        [Finished("a", "Failed", T0), Finished("b", "Succeeded", T1)],
-        None,
-        0,
-        ["a"],
-        id="succeeded-unlimited",
-    ),
-    pytest.param(
-        [Finished("b", "Succeeded", T0), Finished("a", "Succeeded", T0)],
-        1,
-        None,
-        ["a"],
-        id="same-completion-name-decides",
-    ),
-    pytest.param(
-        [Finished("a", "Succeeded", T0), Finished("b", "Succeeded", T1)], 2, 2, [], id="within-limits"
-    ),
+    pytest.param([Finished("a", "Succeeded", T0), Finished("b", "Succeeded", T1), Finished("c", "Succeeded", T2)],
+                 1, None, ["a", "b"], id="keep-newest-succeeded-oldest-first"),
+    pytest.param([Finished("a", "Succeeded", T0), Finished("b", "Failed", T1)], 0, 0, ["a", "b"], id="keep-none"),
+    pytest.param([Finished("a", "Succeeded", T0), Finished("b", "Failed", T1), Finished("c", "Failed", T2)],
+                 5, 1, ["b"], id="failed-limit-only-touches-failed"),
+    pytest.param([Finished("a", "Failed", T0), Finished("b", "Succeeded", T1)], None, 0, ["a"],
+                 id="succeeded-unlimited"),
+    pytest.param([Finished("b", "Succeeded", T0), Finished("a", "Succeeded", T0)], 1, None, ["a"],
+                 id="same-completion-name-decides"),
+    pytest.param([Finished("a", "Succeeded", T0), Finished("b", "Succeeded", T1)], 2, 2, [], id="within-limits"),
 ]
 
 
 @pytest.mark.parametrize(("finished", "keep_succeeded", "keep_failed", "victims"), RETENTION)
-def test_retention_victims(
-    finished: list[Finished], keep_succeeded: int | None, keep_failed: int | None, victims: list[str]
-) -> None:
+def test_retention_victims(finished: list[Finished], keep_succeeded: int | None, keep_failed: int | None,
+                           victims: list[str]) -> None:
     assert retention_victims(iter(finished), keep_succeeded, keep_failed) == victims

@@ -38,26 +38,17 @@ async def configure_admission(settings: kopf.OperatorSettings, memo: object, **_
             ns, _sep, svc = service.partition("/")
             names_ += [f"{svc}.{ns}.svc", f"{svc}.{ns}.svc.cluster.local"]
         certfile, keyfile, cadata = write_pair(Path(tempfile.mkdtemp(prefix="jobline-webhook-")), names_)
-    server: kopf.WebhookServer
-    if service:
-        server = ServiceWebhookServer(
-            addr=addr,
-            port=own.webhook_port,
-            host=host,
-            certfile=str(certfile),
-            pkeyfile=str(keyfile),
-            cadata=cadata,
-        )
+    cls = ServiceWebhookServer if service else kopf.WebhookServer
+    server = cls(
+        addr=addr,
+        port=own.webhook_port,
+        host=host,
+        certfile=str(certfile),
+        pkeyfile=str(keyfile),
+        cadata=cadata,
+    )
+    if isinstance(server, ServiceWebhookServer) and service:
         server.service = service
-    else:
-        server = kopf.WebhookServer(
-            addr=addr,
-            port=own.webhook_port,
-            host=host,
-            certfile=str(certfile),
-            pkeyfile=str(keyfile),
-            cadata=cadata,
-        )
     settings.admission.server = server
     settings.admission.managed = WEBHOOK_CONFIG
 

@@ -287,7 +287,12 @@ class Cluster:
 
     # --------------------------------------------------------------- helpers
     def _spawn(self, name: str, argv: list[str], cwd: Path | None = None) -> None:
-        self._procs[name] = self._spawn_child(name, argv, cwd)
+        # If the launcher dies (kill -9), the Go components get SIGKILL: a test control plane has nothing
+        # to flush, and the apiserver's graceful termination can hang for good once etcd has gone first
+        # (seen in CI: SIGTERM at 14:37, still waiting on etcd minutes later). The local node (Python)
+        # gets SIGTERM: it stops its pods' processes on the way out.
+        death_signal = signal.SIGTERM if name == "localnode" else signal.SIGKILL
+        self._procs[name] = self._spawn_child(name, argv, cwd, death_signal)
 
     def _spawn_child(
         self, name: str, argv: list[str], cwd: Path | None = REPO, death_signal: int = signal.SIGTERM

@@ -26,6 +26,8 @@ from urllib.parse import urlencode
 import urllib3
 from kubernetes import client, config
 
+from jobline import names
+
 T = TypeVar("T")
 MERGE = "application/merge-patch+json"
 KUBECTL = str(Path(sys.executable).with_name("kubectl"))
@@ -63,12 +65,14 @@ def kubectl(
 def create_schedule(custom: Any, namespace: str, name: str, spec: dict[str, Any]) -> Any:
     """Create a JobSchedule through a ``CustomObjectsApi`` (the e2e tests make several)."""
     body = {
-        "apiVersion": "jobline.dev/v1alpha1",
-        "kind": "JobSchedule",
+        "apiVersion": names.API_VERSION,
+        "kind": names.KIND_JOBSCHEDULE,
         "metadata": {"name": name},
         "spec": spec,
     }
-    return custom.create_namespaced_custom_object("jobline.dev", "v1alpha1", namespace, "jobschedules", body)
+    return custom.create_namespaced_custom_object(
+        names.GROUP, names.VERSION, namespace, names.PLURAL_JOBSCHEDULES, body
+    )
 
 
 def kubectl_json(kubeconfig: Path, *args: str) -> Any:

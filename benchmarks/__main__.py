@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from tests.kube import Api, Bulk, kubectl
+from tests.kube import Api, Bulk, install_crds
 
 from . import env as benv
 from .report import targets, write_json, write_readme
@@ -94,25 +94,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         meta["cluster_start_s"] = round(cluster.start(), 1)
         _log(f"cluster up in {meta['cluster_start_s']}s ({cluster.workdir})")
-        kubectl(
-            cluster.kubeconfig,
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            str(benv.REPO / "crds"),
-            timeout=120,
-        )
-        kubectl(
-            cluster.kubeconfig,
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/queuedjobs.jobline.dev",
-            "crd/jobqueues.jobline.dev",
-            "crd/jobschedules.jobline.dev",
-            timeout=120,
-        )
+        install_crds(cluster.kubeconfig, benv.REPO / "crds")
         api = Api(cluster.kubeconfig)
         bulk = Bulk(cluster.kubeconfig)
         ctx = Ctx(

@@ -62,6 +62,20 @@ def kubectl(
     return proc
 
 
+def install_crds(kubeconfig: Path, crds: Path, timeout: int = 120) -> None:
+    """Apply the CRDs in ``crds`` (server-side) and wait until the apiserver serves all three kinds."""
+    kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(crds), timeout=timeout)
+    plurals = (names.PLURAL_QUEUEDJOBS, names.PLURAL_JOBQUEUES, names.PLURAL_JOBSCHEDULES)
+    kubectl(
+        kubeconfig,
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        *(f"crd/{plural}.{names.GROUP}" for plural in plurals),
+        timeout=timeout,
+    )
+
+
 def create_schedule(custom: Any, namespace: str, name: str, spec: dict[str, Any]) -> Any:
     """Create a JobSchedule through a ``CustomObjectsApi`` (the e2e tests make several)."""
     body = {

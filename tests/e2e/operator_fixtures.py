@@ -14,7 +14,7 @@ from tests.cluster import operator_process
 from tests.cluster.procs import free_port
 from tests.conftest import ClusterHandle
 from tests.e2e.workers import worker_template
-from tests.kube import kubectl, wait_for
+from tests.kube import install_crds, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 GROUP, VERSION = "jobline.dev", "v1alpha1"
@@ -35,16 +35,7 @@ class OperatorProcess(operator_process.OperatorProcess):
 
 @pytest.fixture(scope="session")
 def crds(cluster: ClusterHandle) -> None:
-    kubectl(cluster.kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-    kubectl(
-        cluster.kubeconfig,
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/queuedjobs.jobline.dev",
-        "crd/jobqueues.jobline.dev",
-        "crd/jobschedules.jobline.dev",
-    )
+    install_crds(cluster.kubeconfig, REPO / "crds")
 
 
 @pytest.fixture(scope="session")

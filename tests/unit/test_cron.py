@@ -236,33 +236,45 @@ def test_berlin_fall_back_repeated_time_fires_once_at_first_occurrence() -> None
     assert s.last_at_or_before(z("2026-10-25T01:30")) == z("2026-10-25T00:30")
 
 
-def test_berlin_fall_back_every_fifteen_minutes_once_per_wall_time() -> None:
-    # No run during the second pass of 02:00-02:59 (01:00Z-01:59Z); Kubernetes CronJob would run twice.
+def test_berlin_fall_back_every_fifteen_minutes_fires_in_both_passes() -> None:
+    # A frequent schedule follows the wall clock: 02:00-02:45 fire in CEST and again in CET (no hole).
     assert between("*/15 * * * *", BERLIN, "2026-10-24T23:30", "2026-10-25T02:30") == zs(
         "2026-10-24T23:45",  # 01:45 CEST
         "2026-10-25T00:00",  # 02:00 CEST
         "2026-10-25T00:15",
         "2026-10-25T00:30",
         "2026-10-25T00:45",  # 02:45 CEST
+        "2026-10-25T01:00",  # 02:00 CET
+        "2026-10-25T01:15",
+        "2026-10-25T01:30",
+        "2026-10-25T01:45",  # 02:45 CET
         "2026-10-25T02:00",  # 03:00 CET
         "2026-10-25T02:15",
         "2026-10-25T02:30",
     )
     s = parse_schedule("*/15 * * * *", BERLIN)
-    # From inside the second pass, the next run is 03:00 CET.
-    assert s.next_after(z("2026-10-25T01:10")) == z("2026-10-25T02:00")
-    assert s.next_after(z("2026-10-25T00:45")) == z("2026-10-25T02:00")
-    assert s.last_at_or_before(z("2026-10-25T01:50")) == z("2026-10-25T00:45")
-    assert s.count_between(z("2026-10-24T23:30"), z("2026-10-25T02:30")) == 8
+    assert s.next_after(z("2026-10-25T01:10")) == z("2026-10-25T01:15")
+    assert s.next_after(z("2026-10-25T00:45")) == z("2026-10-25T01:00")
+    assert s.last_at_or_before(z("2026-10-25T01:50")) == z("2026-10-25T01:45")
+    assert s.last_at_or_before(z("2026-10-25T00:59")) == z("2026-10-25T00:45")
+    assert s.count_between(z("2026-10-24T23:30"), z("2026-10-25T02:30")) == 12
     assert s.times_between(z("2026-10-24T23:30"), z("2026-10-25T02:30"), 2, newest=True) == zs(
         "2026-10-25T02:15", "2026-10-25T02:30"
+    )
+
+
+def test_berlin_fall_back_thirty_minutes_has_no_hole() -> None:
+    # Issue 12's bug 4: once per wall time left a 90-minute hole (00:30Z, then 02:00Z).
+    assert between("*/30 * * * *", BERLIN, "2026-10-25T00:00", "2026-10-25T02:00") == zs(
+        "2026-10-25T00:30", "2026-10-25T01:00", "2026-10-25T01:30", "2026-10-25T02:00"
     )
 
 
 def test_berlin_fall_back_hourly() -> None:
     assert between("0 * * * *", BERLIN, "2026-10-24T22:30", "2026-10-25T03:30") == zs(
         "2026-10-24T23:00",  # 01:00 CEST
-        "2026-10-25T00:00",  # 02:00 CEST (02:00 CET at 01:00Z does not fire)
+        "2026-10-25T00:00",  # 02:00 CEST
+        "2026-10-25T01:00",  # 02:00 CET: the repeated hour fires again
         "2026-10-25T02:00",  # 03:00 CET
         "2026-10-25T03:00",  # 04:00 CET
     )
@@ -296,8 +308,14 @@ def test_new_york_fall_back() -> None:
     assert between("*/30 * * * *", NEW_YORK, "2026-11-01T04:45", "2026-11-01T07:30") == zs(
         "2026-11-01T05:00",  # 01:00 EDT
         "2026-11-01T05:30",  # 01:30 EDT
-        "2026-11-01T07:00",  # 02:00 EST (01:00 and 01:30 EST do not fire)
+        "2026-11-01T06:00",  # 01:00 EST
+        "2026-11-01T06:30",  # 01:30 EST
+        "2026-11-01T07:00",  # 02:00 EST
         "2026-11-01T07:30",
+    )
+    # Issue 12's bug 4: @hourly used to skip 06:00Z (01:00 EST).
+    assert between("@hourly", NEW_YORK, "2026-11-01T04:30", "2026-11-01T07:30") == zs(
+        "2026-11-01T05:00", "2026-11-01T06:00", "2026-11-01T07:00"
     )
 
 
@@ -305,17 +323,22 @@ def test_new_york_fall_back() -> None:
 
 
 def reference(expr: str, tz: str, a: datetime, b: datetime) -> list[datetime]:
-    """Every UTC minute in (a, b] that fires, by the module's rules, checked one minute at a time."""
+    """Every UTC minute in (a, b] that fires, by the module's rules, checked one minute at a time.
+
+    Frequent schedules (a `*` in the minute or hour field) fire whenever the wall clock matches;
+    fixed-time ones once per wall time (first pass) and at the end of a gap for its wall times.
+    """
     zone = ZoneInfo(tz)
+    frequent = any(f.startswith("*") for f in expr.split()[:2])
     fired = []
     u = a.replace(second=0, microsecond=0) + timedelta(minutes=1)
     while u <= b:
         local = u.astimezone(zone)
         wall = local.replace(tzinfo=None)
-        fires = local.fold == 0 and croniter.match(expr, wall)
+        fires = (frequent or local.fold == 0) and croniter.match(expr, wall)
         before = (u - timedelta(minutes=1)).astimezone(zone)
         jump = local.utcoffset() - before.utcoffset()  # type: ignore[operator]
-        if jump > timedelta(0):  # u is the end of a gap: wall times of the gap fire here
+        if jump > timedelta(0) and not frequent:  # u ends a gap: wall times of the gap fire here
             w = wall - jump
             while w < wall and not fires:
                 fires = croniter.match(expr, w)
@@ -335,6 +358,10 @@ def reference(expr: str, tz: str, a: datetime, b: datetime) -> list[datetime]:
         (NEW_YORK, "2026-03-08T02:00", "2026-03-08T12:00"),
         (NEW_YORK, "2026-11-01T02:00", "2026-11-01T12:00"),
         ("UTC", "2026-03-28T20:00", "2026-03-29T06:00"),
+        ("Australia/Sydney", "2026-10-03T10:00", "2026-10-03T20:00"),
+        ("Australia/Sydney", "2027-04-03T10:00", "2027-04-03T20:00"),
+        ("Australia/Lord_Howe", "2026-10-03T10:00", "2026-10-03T20:00"),  # a 30-minute shift
+        ("Australia/Lord_Howe", "2027-04-03T10:00", "2027-04-03T20:00"),
     ],
 )
 def test_matches_brute_force_reference(expr: str, tz: str, a: str, b: str) -> None:
@@ -358,8 +385,10 @@ def test_matches_brute_force_reference(expr: str, tz: str, a: str, b: str) -> No
 def test_count_over_a_year_is_exact_and_fast() -> None:
     s = parse_schedule("*/15 * * * *", BERLIN)
     started = time.monotonic()
-    # 365 days of 96 runs, minus 4: 02:00-02:45 fold into 03:00 on 2026-03-29
-    assert s.count_between(z("2026-01-01T00:00"), z("2027-01-01T00:00")) == 365 * 96 - 4
+    # 365 days of 96 runs: 02:00-02:45 do not exist on 2026-03-29 (-4) and happen twice on 2026-10-25 (+4)
+    assert s.count_between(z("2026-01-01T00:00"), z("2027-01-01T00:00")) == 365 * 96
+    fixed = parse_schedule("30 2 * * *", BERLIN)  # once a day, also on both transition days
+    assert fixed.count_between(z("2026-01-01T00:00"), z("2027-01-01T00:00")) == 365
     minutes = parse_schedule("* * * * *")
     assert minutes.count_between(z("2025-01-01T00:00"), z("2026-01-01T00:00")) == 365 * 1440
     assert time.monotonic() - started < 2
@@ -437,7 +466,7 @@ def test_every_ignores_the_time_zone_and_dst() -> None:
         ("? * * * *", "UTC", REASON_INVALID_SCHEDULE, r"minute field '\?'"),
         ("0 0 1 1 * 2026", "UTC", REASON_INVALID_SCHEDULE, r"has 6 field\(s\), expected 5"),
         ("* * *", "UTC", REASON_INVALID_SCHEDULE, r"has 3 field\(s\), expected 5"),
-        ("H * * * *", "UTC", REASON_INVALID_SCHEDULE, r"minute field 'H' is malformed"),
+        ("H * * * *", "UTC", REASON_INVALID_SCHEDULE, r"minute field 'H': 'H' is not a number"),
         ("0 0 30 2 *", "UTC", REASON_INVALID_SCHEDULE, r"never fires"),
         ("", "UTC", REASON_INVALID_SCHEDULE, r"empty"),
         ("@every 0s", "UTC", REASON_INVALID_SCHEDULE, r"greater than zero"),
@@ -608,11 +637,10 @@ def test_catch_up_over_a_long_outage_counts_without_listing() -> None:
     assert result.missed == 365 * 1440 - 1
 
 
-def test_catch_up_across_fall_back_counts_wall_times_once() -> None:
+def test_catch_up_across_fall_back_counts_every_real_instant() -> None:
     s = parse_schedule("*/15 * * * *", BERLIN)
     result = plan("2026-10-24T23:30", "2026-10-25T02:30", "RunAll", max_runs=100, schedule=s)
-    assert len(result.to_run) == 8
-    assert result.missed == 0
+    assert len(result.to_run) == 12 and result.missed == 0
 
 
 def test_catch_up_bad_arguments() -> None:

@@ -276,7 +276,7 @@ def test_editing_the_schedule_recomputes_next_and_does_not_replay() -> None:
 @pytest.mark.parametrize(
     ("spec", "reason"),
     [
-        ({"schedule": "61 * * * *"}, "InvalidSchedule"),
+        ({"schedule": "5-1 * * * *"}, "InvalidSchedule"),
         ({"schedule": "0 0 30 2 *"}, "InvalidSchedule"),
         ({"timeZone": "Mars/Olympus_Mons"}, "InvalidTimeZone"),
     ],
@@ -293,7 +293,7 @@ def test_invalid_schedule_is_not_ready_with_one_event(spec: dict[str, Any], reas
 
 
 def test_invalid_schedule_still_takes_manual_triggers() -> None:
-    p = plan(schedule(schedule="61 * * * *", annotations={names.ANNOTATION_TRIGGER: "go"}), [], at(5))
+    p = plan(schedule(schedule="0 0 31 4 *", annotations={names.ANNOTATION_TRIGGER: "go"}), [], at(5))
     assert [r.trigger for r in p.runs] == ["go"] and p.status["runCount"] == 1
 
 

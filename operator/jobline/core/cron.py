@@ -5,30 +5,26 @@ instant returned is in UTC and a whole second.
 
 Schedules
 ---------
-``spec.schedule`` is 5 cron fields (minute hour day-of-month month day-of-week), a macro
-(``@yearly``/``@annually`` = ``0 0 1 1 *``, ``@monthly`` = ``0 0 1 * *``, ``@weekly`` = ``0 0 * * 0``,
-``@daily``/``@midnight`` = ``0 0 * * *``, ``@hourly`` = ``0 * * * *``) or ``@every <duration>``
-(``30s``, ``2h``, ``1h30m``). Fields follow croniter: names (``jan``, ``mon``), lists, ranges
-(``a-b`` with ``a <= b``), steps, ``L`` (last day of month), ``xW``, ``Lx`` (last weekday x of the
-month), ``x#n``; when both day-of-month and day-of-week are restricted a day matching either fires.
+``spec.schedule`` is 5 cron fields (minute hour day-of-month month day-of-week; the grammar is in
+``cronexpr``), a macro (``@yearly``/``@annually`` = ``0 0 1 1 *``, ``@monthly`` = ``0 0 1 * *``,
+``@weekly`` = ``0 0 * * 0``, ``@daily``/``@midnight`` = ``0 0 * * *``, ``@hourly`` = ``0 * * * *``) or
+``@every <duration>`` (``30s``, ``2h``, ``1h30m``).
 
-Wall-clock semantics and DST
-----------------------------
+Wall-clock semantics and DST (the rule of cronie and Vixie cron)
+----------------------------------------------------------------
 Cron schedules (and the macros) are read as wall-clock times in ``spec.timeZone`` (IANA, default UTC).
-A matching wall time is mapped to one instant:
 
-* **Fall back (repeated hour)**: a wall time that occurs twice fires **once, at its first
-  occurrence**. This holds for every schedule, including ``*/15 * * * *`` and ``@hourly``: each
-  wall-clock time fires once, so nothing fires during the second pass of the repeated hour.
-  Europe/Berlin 2026-10-25 (03:00 CEST -> 02:00 CET): ``*/15`` fires at 02:00, 02:15, 02:30, 02:45
-  CEST (00:00Z..00:45Z), then at 03:00 CET (02:00Z); ``30 2 * * *`` fires at 00:30Z only.
-  (A Kubernetes CronJob fires twice there; Jobline does not.)
-* **Spring forward (skipped hour)**: a wall time that does not exist fires at the **first valid
-  instant after the gap** (the transition instant, e.g. 03:00 CEST in Berlin). All wall times of
-  the gap *and* the wall time at the end of the gap fold into that single instant, which fires
-  **once**. Berlin 2026-03-29 (02:00 CET -> 03:00 CEST, at 01:00Z): ``30 2 * * *`` fires at 01:00Z;
-  ``*/15`` fires at 01:45 CET (00:45Z), then once at 03:00 CEST (01:00Z) for 02:00..02:45 and
-  03:00, then 03:15 CEST (01:15Z).
+* A **fixed-time** schedule (no ``*`` item in the minute or hour field: ``30 2 * * *``, ``0 9 * * 1``,
+  ``@daily``) maps each matching wall time to one instant. A wall time that occurs twice (clocks fall
+  back) fires at its **first occurrence** only; a wall time that does not exist (clocks spring
+  forward) fires at the **first instant after the gap**, and all such wall times of one gap fire
+  there once. Berlin 2026-10-25: ``30 2 * * *`` fires at 00:30Z only; 2026-03-29: at 01:00Z (03:00
+  CEST). (A Kubernetes CronJob fires such a time twice in a fold.)
+* A **frequent** schedule (a ``*`` item in the minute or hour field: ``*/15 * * * *``, ``0 * * * *``,
+  ``@hourly``, ``* 2 * * *``) fires at **every real instant whose wall-clock time matches**: in both
+  passes of a repeated hour, and never for wall times that do not exist (no catch-up run for them).
+  Berlin 2026-10-25: ``*/30`` fires at 00:00Z, 00:30Z (CEST), 01:00Z, 01:30Z (CET), 02:00Z;
+  2026-03-29: 00:30Z (01:30 CET), then 01:00Z (03:00 CEST).
 * ``@every <d>`` is a fixed interval of absolute time: it fires at ``anchor + k*d`` for every integer
   ``k``, where ``anchor`` is given by the caller (e.g. the schedule's creationTimestamp, truncated to
   the second; default the Unix epoch), so the instants are stable across restarts. The time zone
@@ -49,24 +45,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
-from typing import Final, Literal
+from typing import Final
 
-from croniter import croniter
-
+from .cronexpr import REASON_INVALID_SCHEDULE as REASON_INVALID_SCHEDULE
+from .cronexpr import REASON_INVALID_TIME_ZONE as REASON_INVALID_TIME_ZONE
+from .cronexpr import CronExpr, invalid, parse_cron
+from .cronexpr import ScheduleError as ScheduleError
+from .cronexpr import ScheduleErrorReason as ScheduleErrorReason
 from .models.jobschedule import (
     DEFAULT_TIME_ZONE,
     EVERY_PREFIX,
     MACROS,
-    SCHEDULE_PATTERN,
     TIME_ZONE_PATTERN,
     MissedRunPolicy,
     every_seconds,
 )
 from .naming import RUN_HASH_LENGTH, TRIGGER_HASH_LENGTH, fit, short_hash
-
-REASON_INVALID_SCHEDULE: Final = "InvalidSchedule"
-REASON_INVALID_TIME_ZONE: Final = "InvalidTimeZone"
-ScheduleErrorReason = Literal["InvalidSchedule", "InvalidTimeZone"]
 
 MACRO_EXPANSIONS: Final[dict[str, str]] = {
     "@yearly": "0 0 1 1 *",
@@ -92,114 +86,8 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND: Final = timedelta(seconds=1)
 _MICROSECOND: Final = timedelta(microseconds=1)
 _DAY: Final = timedelta(days=1)
-_SCHEDULE_RE = re.compile(SCHEDULE_PATTERN)
 _TIME_ZONE_RE = re.compile(TIME_ZONE_PATTERN)
-
-
-class ScheduleError(ValueError):
-    """An invalid schedule or time zone; ``reason`` is the Ready=False condition reason."""
-
-    def __init__(self, reason: ScheduleErrorReason, message: str) -> None:
-        super().__init__(message)
-        self.reason: ScheduleErrorReason = reason
-        self.message = message
-
-
-# --- validation of cron fields -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Field:
-    name: str
-    low: int
-    high: int
-    names: dict[str, int]
-
-
-_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
-_MONTH_NAMES = {m: i + 1 for i, m in enumerate(_MONTHS)}
-_DOW_NAMES = {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
-_FIELDS: Final = (
-    _Field("minute", 0, 59, {}),
-    _Field("hour", 0, 23, {}),
-    _Field("day-of-month", 1, 31, {}),
-    _Field("month", 1, 12, _MONTH_NAMES),
-    _Field("day-of-week", 0, 7, _DOW_NAMES),
-)
-_RANGE = re.compile(r"^([0-9]+|[A-Za-z]+)(?:-([0-9]+|[A-Za-z]+))?$")
-_SPECIAL = re.compile(r"^(?:L|L([0-9]+)|([0-9]+)W|([0-9]+)#([0-9]+))$")
-
-
-def _invalid(message: str) -> ScheduleError:
-    return ScheduleError(REASON_INVALID_SCHEDULE, message)
-
-
-def _field_value(field: _Field, text: str, where: str) -> int:
-    if text.isdigit():
-        value = int(text)
-    elif text.lower() in field.names:
-        value = field.names[text.lower()]
-    elif field.names:
-        raise _invalid(f"{where}: unknown name {text!r} (use {', '.join(field.names)} or numbers)")
-    else:
-        raise _invalid(f"{where}: {text!r} is not a number")
-    if not field.low <= value <= field.high:
-        raise _invalid(f"{where}: {value} is out of range {field.low}-{field.high}")
-    return value
-
-
-def _check_field(index: int, text: str) -> None:
-    """Raise a ScheduleError naming the field if ``text`` is not a valid value of field ``index``."""
-    field = _FIELDS[index]
-    where = f"{field.name} field {text!r}"
-    probe = " ".join(text if i == index else "*" for i in range(5))
-    if not _SCHEDULE_RE.match(probe):
-        raise _invalid(f"{where} is malformed: expected *, a number, a range a-b, a list a,b or a step */n")
-    for item in text.split(","):
-        base, _, step = item.partition("/")
-        if step and int(step) < 1:
-            raise _invalid(f"{where}: step {step} must be at least 1")
-        if base in ("*", "?"):
-            continue
-        special = _SPECIAL.match(base)
-        if special:
-            if special.group(1) is not None:
-                _field_value(_FIELDS[4], special.group(1), where)
-            elif special.group(2) is not None:
-                _field_value(_FIELDS[2], special.group(2), where)
-            elif special.group(3) is not None:
-                _field_value(_FIELDS[4], special.group(3), where)
-            continue
-        match = _RANGE.match(base)
-        if not match:
-            raise _invalid(f"{where} is malformed")
-        start = _field_value(field, match.group(1), where)
-        if match.group(2) is not None:
-            end = _field_value(field, match.group(2), where)
-            if start > end:
-                raise _invalid(f"{where}: range {base} is reversed (start after end)")
-    try:
-        croniter(probe)
-    except (ValueError, KeyError, TypeError) as err:  # croniter's errors are ValueErrors
-        raise _invalid(f"{where} is invalid: {err}") from err
-
-
-def _check_cron(expr: str) -> None:
-    fields = expr.split()
-    if len(fields) != 5:
-        raise _invalid(
-            f"schedule {expr!r} has {len(fields)} field(s), expected 5 "
-            "(minute hour day-of-month month day-of-week), a macro such as @daily, or @every <duration>"
-        )
-    for index, text in enumerate(fields):
-        _check_field(index, text)
-    normalized = " ".join(fields)
-    try:
-        croniter(normalized)
-        # Must fire at least once: `0 0 30 2 *` (February 30) never does.
-        croniter(normalized, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
-    except (ValueError, KeyError, TypeError) as err:
-        raise _invalid(f"schedule {expr!r} never fires (no date matches it)") from err
+_invalid = invalid
 
 
 def _check_every(expr: str) -> timedelta:
@@ -307,44 +195,27 @@ class Schedule(ABC):
 class CronSchedule(Schedule):
     """A 5-field cron expression (or macro) read in a time zone, with the DST rules of the module."""
 
-    def __init__(self, expression: str, cron: str, time_zone: str, zone: zoneinfo.ZoneInfo) -> None:
+    def __init__(self, expression: str, cron: CronExpr, time_zone: str, zone: zoneinfo.ZoneInfo) -> None:
         self.expression = expression
-        self.cron = cron
+        self.cron = cron.text
+        self.fields = cron
         self.time_zone = time_zone
         self.zone = zone
-        expanded = croniter(cron).expanded
-        minutes = range(60) if expanded[0] == ["*"] else sorted(set(expanded[0]))
-        hours = range(24) if expanded[1] == ["*"] else sorted(set(expanded[1]))
+        self.fixed_time = cron.fixed_time
+        """Fixed-time schedules fire once per matching wall time; others at every matching instant."""
         # Seconds after local midnight of the matching wall times of a matching day.
-        self._seconds = [h * 3600 + m * 60 for h in hours for m in minutes]
+        self._seconds = [h * 3600 + m * 60 for h in cron.hours for m in cron.minutes]
         self._micros = [s * 1_000_000 for s in self._seconds]
-        self._day_cron = "0 0 " + " ".join(cron.split()[2:])
-        self._every_day = all(f in ("*", "?") for f in cron.split()[2:])
         self._gap_ends: dict[datetime, datetime] = {}
 
     def __repr__(self) -> str:
         return f"CronSchedule({self.expression!r}, time_zone={self.time_zone!r})"
 
-    # Matching local days, as iterated by croniter on naive wall dates (passed as UTC so that
-    # croniter does no time zone arithmetic of its own).
     def _days_from(self, day: date) -> Iterator[date]:
-        if self._every_day:
-            while True:
-                yield day
-                day += _DAY
-        start = datetime.combine(day, time(), tzinfo=UTC) - _SECOND
-        it = croniter(self._day_cron, start)
-        while True:
-            yield it.get_next(datetime).date()
+        return self.fields.days_from(day)
 
     def _days_back_from(self, day: date) -> Iterator[date]:
-        if self._every_day:
-            while True:
-                yield day
-                day -= _DAY
-        it = croniter(self._day_cron, datetime.combine(day + _DAY, time(), tzinfo=UTC))
-        while True:
-            yield it.get_prev(datetime).date()
+        return self.fields.days_back_from(day)
 
     def _local(self, t: datetime) -> datetime:
         return t.astimezone(self.zone).replace(tzinfo=None)
@@ -360,16 +231,21 @@ class CronSchedule(Schedule):
                 return None
         return base
 
-    def _instant(self, wall: datetime) -> datetime:
-        """The fire instant of a naive local wall time: first occurrence if repeated, end of the gap
-        if skipped."""
+    def _instants(self, wall: datetime) -> tuple[datetime, ...]:
+        """The fire instants of a naive local wall time.
+
+        Fixed-time schedules: the first occurrence if repeated, the end of the gap if skipped.
+        Frequent ones: every real instant with that wall time (two if repeated, none if skipped).
+        """
         first = wall.replace(tzinfo=self.zone, fold=0).astimezone(UTC)
         second = wall.replace(tzinfo=self.zone, fold=1).astimezone(UTC)
-        if first <= second:
-            return first
+        if first == second:
+            return (first,)
+        if first < second:  # repeated: fold=0 is the first pass
+            return (first,) if self.fixed_time else (first, second)
         # In a gap, fold=0 applies the offset before the transition (an instant after it) and
         # fold=1 the offset after (an instant before it): the transition lies in between.
-        return self._gap_end(second, first)
+        return (self._gap_end(second, first),) if self.fixed_time else ()
 
     def _gap_end(self, before: datetime, after: datetime) -> datetime:
         cached = self._gap_ends.get(after)
@@ -388,8 +264,9 @@ class CronSchedule(Schedule):
         return end
 
     def _day_instants(self, day: date) -> list[datetime]:
+        """Fire instants of a local day whose UTC offset changes, ascending, each once."""
         midnight = datetime.combine(day, time())
-        return [self._instant(midnight + timedelta(seconds=s)) for s in self._seconds]
+        return sorted({u for s in self._seconds for u in self._instants(midnight + timedelta(seconds=s))})
 
     def _forward(self, t: datetime) -> Iterator[datetime]:
         # Wall times up to the local wall time of t map to instants <= t: start on its day.
@@ -440,7 +317,7 @@ class CronSchedule(Schedule):
                     last = base + timedelta(seconds=self._seconds[hi - 1])
             else:
                 instants = self._day_instants(day)
-                if instants[0] > b:
+                if instants and instants[0] > b:
                     break
                 for u in instants:
                     if last < u <= b:
@@ -493,8 +370,8 @@ def parse_schedule(
     creationTimestamp; truncated to the second; default the Unix epoch). Ignored for cron schedules.
     Raises ScheduleError with ``reason`` InvalidSchedule or InvalidTimeZone.
 
-    Schedules are immutable, so parses are cached: validating a cron expression through croniter
-    costs about 1.5 ms, and the schedule loop plans every schedule again on each fire and change.
+    Schedules are immutable, so parses are cached: validating a cron expression (which searches for
+    a matching day) costs up to a few ms, and the schedule loop plans every schedule again on each fire and change.
     """
     if expression.strip().startswith(EVERY_PREFIX.rstrip()):
         anchor = None if anchor is None else _utc(anchor, "anchor").replace(microsecond=0)
@@ -519,9 +396,8 @@ def _parse_cached(expression: str, time_zone: str | None, anchor: datetime | Non
         if cron is None:
             raise _invalid(f"unknown macro {expr!r}: use one of {', '.join(MACROS)} or @every <duration>")
     else:
-        _check_cron(expr)
-        cron = " ".join(expr.split())
-    return CronSchedule(expr, cron, zone_name, _zone(zone_name))
+        cron = expr
+    return CronSchedule(expr, parse_cron(cron), zone_name, _zone(zone_name))
 
 
 # --- jitter, catch-up, names ----------------------------------------------------------------------

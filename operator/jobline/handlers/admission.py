@@ -1,7 +1,8 @@
-"""Admission checks the CRD schema cannot express: the payload cap and uniqueKey.
+"""Admission checks the CRD schema cannot express: the payload cap, uniqueKey, and schedules.
 
 The webhook's failurePolicy is Ignore, so an operator that is down never blocks job creation;
-the controller enforces both rules again (PayloadTooLarge, Duplicate) for anything that slips by.
+the controllers enforce every rule again (PayloadTooLarge, Duplicate; a schedule's Ready=False
+InvalidSchedule/InvalidTimeZone) for anything that slips by.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import kopf
 
 from jobline import names, runtime
+from jobline.core.cron import ScheduleError, parse_schedule
 from jobline.core.models import DEFAULT_QUEUE, FINISHED_PHASES, MAX_PAYLOAD_BYTES, payload_size
 from jobline.webhook import write_pair
 
@@ -84,6 +86,28 @@ def register() -> None:
         operations=["CREATE", "UPDATE"],
         ignore_failures=True,
     )(validate_queuedjob)
+    kopf.on.validate(
+        names.GROUP,
+        names.VERSION,
+        names.PLURAL_JOBSCHEDULES,
+        id="jobschedule",
+        operations=["CREATE", "UPDATE"],
+        ignore_failures=True,
+    )(validate_jobschedule)
+
+
+def validate_jobschedule(spec: kopf.Spec, **_: Any) -> None:
+    """Refuse at apply time what the schema's pattern cannot tell: reversed ranges, a day that never
+    comes (``0 0 30 2 *``), an unknown time zone. The same check as the schedule loop's."""
+    schedule = spec.get("schedule")
+    if not isinstance(schedule, str):
+        return  # the schema refuses it
+    time_zone = spec.get("timeZone")
+    try:
+        parse_schedule(schedule, time_zone if isinstance(time_zone, str) else None)
+    except ScheduleError as err:
+        field = "spec.timeZone" if err.reason == "InvalidTimeZone" else "spec.schedule"
+        raise kopf.AdmissionError(f"{field}: {err.message}", code=422) from err
 
 
 def validate_queuedjob(

@@ -23,14 +23,36 @@ from .common import (
 )
 from .queuedjob import QueuedJobSpec
 
-# One item of a cron field: *, ?, a number or a 3-letter name, a range, L, Lx, xW, x#n; a step.
-_VALUE = r"([0-9]{1,2}|[A-Za-z]{3})"
-_ITEM = rf"(\*|\?|{_VALUE}(-{_VALUE})?|L|L[0-7]|[0-9]{{1,2}}W|[0-7]#[1-5])(/[0-9]{{1,3}})?"
-_FIELD = rf"{_ITEM}(,{_ITEM})*"
-_CRON = rf"{_FIELD}( +{_FIELD}){{4}}"
+# The cron grammar of core/cronexpr.py, field by field (tests/unit/test_cron_grammar.py holds them
+# together): values in range, names only where they mean something, special forms only in their field.
+_STEP = r"(/(0{0,2}[1-9]|0?[1-9][0-9]|[1-9][0-9]{2}))?"
+_MINUTE = r"[0-5]?[0-9]"
+_HOUR = r"[01]?[0-9]|2[0-3]"
+_DOM = r"0?[1-9]|[12][0-9]|3[01]"
+_MONTH = r"0?[1-9]|1[0-2]|(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
+_DOW = r"0?[0-7]|(?i:sun|mon|tue|wed|thu|fri|sat)"
+
+
+def _field(value: str, *specials: str) -> str:
+    plain = rf"(\*|({value})(-({value}))?){_STEP}"
+    item = "|".join((plain, *specials))
+    return rf"({item})(,({item}))*"
+
+
+_CRON = " +".join(
+    (
+        _field(_MINUTE),
+        _field(_HOUR),
+        _field(_DOM, r"\?", "L", "LW", rf"({_DOM})W"),
+        _field(_MONTH),
+        _field(_DOW, r"\?", rf"L({_DOW})", rf"({_DOW})#[1-5]"),
+    )
+)
 MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 _MACRO = "@(" + "|".join(m[1:] for m in MACROS) + ")"
 _EVERY = r"@every ([0-9]+(h|m|s))+"
+CRON_PATTERN = rf"^{_CRON}$"
+"""The 5-field form alone (what tests/unit/test_cron_grammar.py fuzzes against the core)."""
 SCHEDULE_PATTERN = rf"^({_CRON}|{_MACRO}|{_EVERY})$"
 """Shape of spec.schedule: 5 cron fields, a macro, or ``@every <duration>`` (h, m, s units)."""
 

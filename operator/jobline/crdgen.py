@@ -125,7 +125,7 @@ KINDS: tuple[KindConfig, ...] = (
             PrinterColumn("Handler", "string", ".spec.handler"),
             PrinterColumn("Priority", "integer", ".spec.priority"),
             PrinterColumn("Phase", "string", ".status.phase"),
-            PrinterColumn("Reason", "string", ".status.waitingReason", priority=1),
+            PrinterColumn("Reason", "string", ".status.waitingReason"),
             PrinterColumn("Attempts", "integer", ".status.attempts"),
             PrinterColumn("Next Retry", "date", ".status.nextAttemptAt"),
             PrinterColumn("Pod", "string", ".status.podName", priority=1),

@@ -51,7 +51,7 @@ def test_echo_succeeds_with_result_labels_and_events(jobs: Jobs, cluster: Cluste
     )
     assert "condition met" in proc.stdout
     table = kubectl(cluster.kubeconfig, "get", "qj", "-n", jobs.ns).stdout.splitlines()
-    assert table[0].split()[:6] == ["NAME", "QUEUE", "HANDLER", "PRIORITY", "PHASE", "ATTEMPTS"]
+    assert table[0].split()[:7] == ["NAME", "QUEUE", "HANDLER", "PRIORITY", "PHASE", "REASON", "ATTEMPTS"]
     assert table[1].split()[:5] == ["hello", "default", "echo", "Succeeded", "1"]
 
 

@@ -815,3 +815,19 @@ def test_an_eviction_keeps_its_reason(pod_message: str | None, container_message
     out = run(status=running(), pods=[pod(1, "Failed", exit_code=None, reason=None, pod_reason="Evicted",
                                           pod_message=pod_message, message=container_message)])
     assert record(out, 1)["reason"] == "Evicted" and error in out.status["lastError"]
+
+
+# ================================================================================ the dispatcher's reasons
+@pytest.mark.parametrize(("before", "paused", "after"), [
+    pytest.param({"phase": "Pending", "waitingReason": "ConcurrencyLimit"}, False, "ConcurrencyLimit", id="kept"),
+    pytest.param({"phase": "Pending", "waitingReason": "RateLimited"}, False, "RateLimited", id="rate-kept"),
+    pytest.param({"phase": "Pending", "waitingReason": "KeyConcurrencyLimit"}, False, "KeyConcurrencyLimit",
+                 id="key-kept"),
+    pytest.param({"phase": "Pending", "waitingReason": "ConcurrencyLimit"}, True, "QueuePaused", id="paused-wins"),
+    pytest.param({"phase": "Pending", "waitingReason": "QueuePaused"}, False, None, id="unpaused-clears"),
+    pytest.param({"phase": "Waiting", "waitingReason": "Delayed"}, False, None, id="not-a-dispatch-reason"),
+])
+def test_plan_keeps_the_dispatchers_waiting_reason(before: dict[str, Any], paused: bool, after: str | None) -> None:
+    """Re-planning a Pending job must not undo the reason the dispatcher wrote (no write ping-pong)."""
+    out = run(status=before, w=world(queue_paused=paused))
+    assert out.phase == "Pending" and out.status.get("waitingReason") == after

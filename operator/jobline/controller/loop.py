@@ -17,12 +17,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jobline import metrics, names
-from jobline.core import lifecycle, readmodel
-from jobline.core.dispatch import Candidate, Unique, free_slots, originals, pick, retention_victims
+from jobline.core import flowcontrol, lifecycle, readmodel
+from jobline.core.dispatch import Unique, free_slots, originals, retention_victims
 from jobline.core.models import (
     DEFAULT_PRIORITY,
     DEFAULT_QUEUE,
     FINISHED_PHASES,
+    PERIOD_SECONDS,
     JobQueueSpec,
     QueuedJobSpec,
     resolve_retry,
@@ -71,7 +72,7 @@ class Controller(Loop):
         self.background_writes: set[Key] = set()  # jobs whose "Pending" is being written
         self.background_slots = asyncio.Semaphore(6)  # of the API client's 16 threads
         # job -> (resourceVersion, default priority, its place in the dispatch order), rebuilt on change
-        self._candidates: dict[Key, tuple[str, int, Candidate]] = {}
+        self._candidates: dict[Key, tuple[str, int, flowcontrol.Candidate]] = {}
         self.stats = {"dispatched": 0, "reconciled": 0}
 
     # ------------------------------------------------------------------ feeding
@@ -405,9 +406,25 @@ class Controller(Loop):
             return
         qspec = self.store.queue_spec(ns, qname)
         active = self.store.active_count(ns, qname)
-        slots = free_slots(qspec.concurrency if qspec else None, active, bool(qspec and qspec.paused))
-        if slots == 0:
+        paused = bool(qspec and qspec.paused)
+        if free_slots(qspec.concurrency if qspec else None, active, paused) == 0:
             return
+        candidates = self._flow_candidates(queue, qspec)
+        if not candidates:
+            return
+        limits = self._limits(queue, qspec, active)
+        if limits.tokens == 0:
+            return  # _limits scheduled the wake-up for the next token
+        chosen = flowcontrol.decide(candidates, limits).start
+        for name in chosen:
+            runnable.discard(name)
+            self._candidates.pop((ns, name), None)
+        await asyncio.gather(*(self._start_safely((ns, name), qspec) for name in chosen))
+
+    def _flow_candidates(self, queue: Key, qspec: JobQueueSpec | None) -> list[flowcontrol.Candidate]:
+        """The queue's runnable jobs as flow control sees them (parsed once per resourceVersion)."""
+        ns, _ = queue
+        runnable = self.runnable.get(queue, set())
         default_priority = (qspec.defaults.priority if qspec and qspec.defaults else None) or DEFAULT_PRIORITY
         candidates = []
         for name in list(runnable):
@@ -427,18 +444,109 @@ class Controller(Loop):
                     runnable.discard(name)
                     continue
                 priority = parsed.spec.priority if parsed.spec.priority is not None else default_priority
-                cached = (
-                    rv,
-                    default_priority,
-                    Candidate.of(name, priority, obj["metadata"].get("creationTimestamp", "")),
+                candidate = flowcontrol.Candidate(
+                    name,
+                    priority,
+                    obj["metadata"].get("creationTimestamp", ""),
+                    parsed.spec.concurrency_key or flowcontrol.NO_KEY,
                 )
+                cached = (rv, default_priority, candidate)
                 self._candidates[key] = cached
             candidates.append(cached[2])
-        chosen = pick(candidates, slots)
-        for c in chosen:
-            runnable.discard(c.name)
-            self._candidates.pop((ns, c.name), None)
-        await asyncio.gather(*(self._start_safely((ns, c.name), qspec) for c in chosen))
+        return candidates
+
+    def _limits(self, queue: Key, qspec: JobQueueSpec | None, active: int) -> flowcontrol.Limits:
+        """The queue's limits now: running jobs per key (when a limit or RoundRobin needs them) and the
+        rate limit's tokens, rebuilt from the attempts' start times (so a restart grants no burst)."""
+        ns, _ = queue
+        if qspec is None:
+            return flowcontrol.Limits(active=active)
+        by_key: dict[str, int] = {}
+        if qspec.concurrency_per_key is not None or qspec.fairness == "RoundRobin":
+            for name in self.store.active.get(queue, ()):
+                ck = self._concurrency_key((ns, name))
+                by_key[ck] = by_key.get(ck, 0) + 1
+        served: dict[str, datetime] = {}
+        if qspec.fairness == "RoundRobin":  # when each key last started an attempt (restart-safe)
+            for job_key, obj in self.store.jobs_in_queue(*queue):
+                history = (obj.get("status") or {}).get("attemptHistory") or ()
+                started = parse(history[-1].get("startedAt")) if history else None
+                if started is not None:
+                    ck = self._concurrency_key(job_key)
+                    if started > served.get(ck, started - timedelta(seconds=1)):
+                        served[ck] = started
+        available: int | None = None
+        if qspec.rate_limit is not None:
+            rate = qspec.rate_limit
+            bucket = flowcontrol.Bucket.of(rate.starts, PERIOD_SECONDS[rate.per], rate.burst)
+            now = self.clock()
+            tokens = flowcontrol.tokens(bucket, self._recent_starts(queue, now - bucket.window), now)
+            available = tokens.available
+            if tokens.next_at is not None:
+                first = next(iter(self.runnable.get(queue, ())), None)
+                if first is not None:  # look at the queue again when the next token is there
+                    self.schedule((ns, first), tokens.next_at)
+        return flowcontrol.Limits(
+            paused=qspec.paused,
+            concurrency=qspec.concurrency,
+            active=active,
+            per_key=qspec.concurrency_per_key,
+            active_by_key=by_key,
+            fairness=qspec.fairness,
+            tokens=available,
+            last_start_by_key=served,
+        )
+
+    def _concurrency_key(self, key: Key) -> str:
+        parsed = self.store.spec(key) if key in self.store.jobs else None
+        return (parsed.spec.concurrency_key if parsed and parsed.spec else None) or flowcontrol.NO_KEY
+
+    def _recent_starts(self, queue: Key, since: datetime) -> list[datetime]:
+        """Start times of the queue's attempts after ``since``, from the jobs' attempt histories."""
+        starts = []
+        for _key, obj in self.store.jobs_in_queue(*queue):
+            for record in (obj.get("status") or {}).get("attemptHistory") or ():
+                t = parse(record.get("startedAt"))
+                if t is not None and t > since:
+                    starts.append(t)
+        return starts
+
+    def _waiting_reasons(self, queue: Key) -> None:
+        """Write why each runnable job of the queue waits (the dispatcher's reasons), where it changed.
+        With the queue's status, every few seconds, not on the dispatch path."""
+        ns, qname = queue
+        qspec = self.store.queue_spec(ns, qname)
+        candidates = self._flow_candidates(queue, qspec)
+        if not candidates:
+            return
+        limits = self._limits(queue, qspec, self.store.active_count(ns, qname))
+        decision = flowcontrol.decide(candidates, limits, reasons=True)
+        for name, reason in decision.waiting.items():
+            key = (ns, name)
+            obj = self.store.jobs.get(key)
+            status = (obj or {}).get("status") or {}
+            if obj is None or status.get("phase") != "Pending" or status.get("waitingReason") == reason:
+                continue
+            if key not in self.background_writes:
+                self.background_writes.add(key)
+                self.spawn(self._write_reason(key, reason))
+
+    async def _write_reason(self, key: Key, reason: str) -> None:
+        try:
+            async with self.background_slots:
+                obj = self.store.jobs.get(key)
+                if obj is None or (obj.get("status") or {}).get("phase") != "Pending":
+                    return  # started (or gone) meanwhile
+                updated = await self.kube.patch_status(
+                    names.PLURAL_QUEUEDJOBS, key[0], key[1], {"waitingReason": reason}
+                )
+                self._own_write(with_kind(updated, names.KIND_QUEUEDJOB))
+        except Exception as exc:
+            self.failed("reconcile", key, exc, retry=1)
+        finally:
+            self.background_writes.discard(key)
+            self.dirty_queues.add((key[0], self.store.queue_of(key)))
+            self.wakeup.set()
 
     async def _start_safely(self, key: Key, qspec: JobQueueSpec | None) -> None:
         try:
@@ -516,6 +624,7 @@ class Controller(Loop):
         obj = self.store.queues.get(queue)
         if obj is None:
             return
+        self._waiting_reasons(queue)
         now = self.clock()
         summary = readmodel.queue_summary((job for _key, job in self.store.jobs_in_queue(ns, qname)), now)
         recent = self.completions[queue]

@@ -20,6 +20,7 @@ from typing import Any
 from jobline import names
 
 from .backoff import backoff_seconds
+from .flowcontrol import REASON_CONCURRENCY, REASON_KEY_LIMIT, REASON_RATE_LIMITED
 from .models import (
     FINISHED_PHASES,
     MAX_ATTEMPT_HISTORY,
@@ -29,6 +30,8 @@ from .models import (
     payload_size,
 )
 from .timefmt import fmt, parse
+
+DISPATCH_REASONS = frozenset({REASON_CONCURRENCY, REASON_KEY_LIMIT, REASON_RATE_LIMITED})
 
 TIMEOUT_GRACE_SECONDS = 30  # after timeoutSeconds, the operator stops a pod its node did not stop
 
@@ -434,9 +437,12 @@ def _idle(
         st.update(phase="Waiting", waitingReason="BackingOff")
         out.wake_at = next_at
         return out
-    st.update(
-        phase="Pending", waitingReason="QueuePaused" if world.queue_paused else None, nextAttemptAt=None
-    )
+    if world.queue_paused:
+        reason: str | None = "QueuePaused"
+    else:  # the dispatcher's reasons (ConcurrencyLimit, RateLimited, ...) are its to change
+        previous = st.get("waitingReason") if st.get("phase") == "Pending" else None
+        reason = previous if previous in DISPATCH_REASONS else None
+    st.update(phase="Pending", waitingReason=reason, nextAttemptAt=None)
     out.runnable = not world.queue_paused
     return out
 

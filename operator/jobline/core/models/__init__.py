@@ -4,7 +4,16 @@
 """
 
 from .common import CelRule, Condition, ConditionStatus, Resource, SpecModel, StatusModel
-from .jobqueue import JobQueue, JobQueueSpec, JobQueueStatus, QueueDefaults, QueueRetention
+from .jobqueue import (
+    PERIOD_SECONDS,
+    Fairness,
+    JobQueue,
+    JobQueueSpec,
+    JobQueueStatus,
+    QueueDefaults,
+    QueueRetention,
+    RateLimit,
+)
 from .jobschedule import (
     DEFAULT_TIME_ZONE,
     SCHEDULE_PATTERN,
@@ -71,6 +80,7 @@ __all__ = [
     "FINISHED_PHASES",
     "MAX_ATTEMPT_HISTORY",
     "MAX_PAYLOAD_BYTES",
+    "PERIOD_SECONDS",
     "PHASES",
     "RESOURCES",
     "SCHEDULE_PATTERN",
@@ -84,6 +94,7 @@ __all__ = [
     "EnvFromSource",
     "EnvVar",
     "EnvVarSource",
+    "Fairness",
     "JobQueue",
     "JobQueueSpec",
     "JobQueueStatus",
@@ -102,6 +113,7 @@ __all__ = [
     "QueuedJobPhase",
     "QueuedJobSpec",
     "QueuedJobStatus",
+    "RateLimit",
     "ResolvedRetry",
     "Resource",
     "ResourceFieldSelector",

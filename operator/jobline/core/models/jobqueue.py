@@ -50,6 +50,24 @@ class QueueRetention(SpecModel):
     failed: int | None = Field(default=None, ge=0, description="Keep at most this many failed jobs.")
 
 
+RatePeriod = Literal["Second", "Minute"]
+Fairness = Literal["FIFO", "RoundRobin"]
+PERIOD_SECONDS: dict[str, float] = {"Second": 1.0, "Minute": 60.0}
+
+
+class RateLimit(SpecModel):
+    """A token bucket: ``starts`` attempts per ``per``, and up to ``burst`` at once after a quiet spell."""
+
+    starts: int = Field(ge=1, le=100000, description="Attempts that may start per period.")
+    per: RatePeriod = Field(default="Second", description="The period: Second or Minute.")
+    burst: int | None = Field(
+        default=None,
+        ge=1,
+        le=100000,
+        description="Size of the bucket: starts allowed at once. Unset: starts.",
+    )
+
+
 class JobQueueSpec(SpecModel):
     """Concurrency, pause switch, job defaults, worker template and retention of the queue."""
 
@@ -58,6 +76,21 @@ class JobQueueSpec(SpecModel):
     )
     paused: bool = Field(
         default=False, description="Start no new attempts (running ones go on); jobs wait as QueuePaused."
+    )
+    rate_limit: RateLimit | None = Field(
+        default=None, description="Most attempts started per second or minute (a token bucket). Unset: none."
+    )
+    concurrency_per_key: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most attempts running at once per spec.concurrencyKey (jobs without a key are one group).",
+    )
+    fairness: Fairness = Field(
+        default="FIFO",
+        description=(
+            "Order at equal priority: FIFO (oldest first) or RoundRobin (concurrency keys take turns, "
+            "fewest running first)."
+        ),
     )
     defaults: QueueDefaults | None = Field(default=None, description="Defaults for the queue's jobs.")
     template: WorkerTemplate | None = Field(

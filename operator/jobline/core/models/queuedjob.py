@@ -44,7 +44,15 @@ MAX_ATTEMPT_HISTORY = 10
 QueuedJobPhase = Literal["Pending", "Waiting", "Running", "Succeeded", "Failed", "Suspended"]
 PHASES: tuple[QueuedJobPhase, ...] = ("Pending", "Waiting", "Running", "Succeeded", "Failed", "Suspended")
 FINISHED_PHASES: frozenset[QueuedJobPhase] = frozenset({"Succeeded", "Failed"})
-WAITING_REASONS = ("Delayed", "Blocked", "BackingOff", "QueuePaused", "ConcurrencyLimit")
+WAITING_REASONS = (
+    "Delayed",
+    "Blocked",
+    "BackingOff",
+    "QueuePaused",
+    "ConcurrencyLimit",
+    "KeyConcurrencyLimit",
+    "RateLimited",
+)
 """Known values of status.waitingReason (the field is an open string)."""
 
 
@@ -220,6 +228,15 @@ class QueuedJobSpec(SpecModel):
         max_length=253,
         description="At most one unfinished job per (namespace, queue, uniqueKey); later ones are duplicates.",
     )
+    concurrency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        description=(
+            "Groups jobs for the queue's concurrencyPerKey limit and RoundRobin fairness "
+            "(e.g. a customer id: one running export per customer)."
+        ),
+    )
     depends_on: list[ObjectName] | None = Field(
         default=None,
         max_length=64,
@@ -256,7 +273,10 @@ class QueuedJobStatus(StatusModel):
     )
     waiting_reason: str | None = Field(
         default=None,
-        description="While Waiting: Delayed, Blocked, BackingOff, QueuePaused or ConcurrencyLimit.",
+        description=(
+            "Why the job is not running yet. Waiting: Delayed, Blocked, BackingOff. Pending (runnable): "
+            "QueuePaused, KeyConcurrencyLimit, ConcurrencyLimit or RateLimited (the queue's flow control)."
+        ),
     )
     attempts: int = Field(default=0, ge=0, description="Attempts started so far (the current one included).")
     failed_attempts: int = Field(

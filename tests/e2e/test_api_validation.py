@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import ClusterHandle
+from tests.e2e.operator_fixtures import Jobs
 from tests.kube import kubectl, kubectl_json, wait_for
 
 pytestmark = pytest.mark.usefixtures("running_operator")  # the payload cap is the operator's webhook
@@ -80,3 +83,93 @@ def test_kubectl_explain_shows_descriptions(cluster: ClusterHandle) -> None:
         assert field in out
     out = kubectl(cluster.kubeconfig, "explain", "queuedjob.spec.retry.backoff").stdout
     assert "initialSeconds" in out and "jitter" in out
+
+
+def _jobs(cluster: ClusterHandle, namespace: str) -> Jobs:
+    return Jobs(cluster, namespace)
+
+
+def test_a_started_job_cannot_be_edited(cluster: ClusterHandle, namespace: str) -> None:
+    """handler, payload, queue, uniqueKey and dependsOn freeze once the first attempt started (CEL
+    transition rules): refused by `kubectl` with the field named. Before that they may change."""
+    jobs = _jobs(cluster, namespace)
+    jobs.queue()
+    jobs.queue("held", paused=True)
+    jobs.create("started", "echo", {"n": 1}, uniqueKey="u1")
+    jobs.create("not-started", "echo", {"n": 1}, queue="held")
+    jobs.wait_phase("started", "Succeeded")
+    jobs.wait_phase("not-started", "Pending")
+    for patch, field in [
+        ({"handler": "fail"}, "spec.handler"),
+        ({"payload": {"n": 2}}, "spec.payload"),
+        ({"queue": "held"}, "spec.queue"),
+        ({"uniqueKey": "u2"}, "spec.uniqueKey"),
+        ({"dependsOn": ["x"]}, "spec.dependsOn"),
+    ]:
+        proc = kubectl(
+            cluster.kubeconfig,
+            "-n",
+            namespace,
+            "patch",
+            "qj",
+            "started",
+            "--type=merge",
+            "-p",
+            json.dumps({"spec": patch}),
+            check=False,
+        )
+        assert proc.returncode != 0, (patch, proc.stdout)
+        assert (
+            field in proc.stderr and "cannot change once the job's first attempt has started" in proc.stderr
+        )
+    # what is not frozen can change (priority), and a job that never started can be edited freely
+    kubectl(
+        cluster.kubeconfig,
+        "-n",
+        namespace,
+        "patch",
+        "qj",
+        "started",
+        "--type=merge",
+        "-p",
+        '{"spec":{"priority":3}}',
+    )
+    kubectl(
+        cluster.kubeconfig,
+        "-n",
+        namespace,
+        "patch",
+        "qj",
+        "not-started",
+        "--type=merge",
+        "-p",
+        '{"spec":{"handler":"fail","payload":{"n":2}}}',
+    )
+    assert jobs.get("not-started")["spec"]["payload"] == {"n": 2}
+
+
+def test_kubectl_get_shows_progress_and_the_failure_reason(cluster: ClusterHandle, namespace: str) -> None:
+    jobs = _jobs(cluster, namespace)
+    jobs.queue()
+    jobs.create("ok", "echo", {})
+    jobs.create("bad", "fail", {}, retry={"limit": 0})
+    jobs.wait_phase("ok", "Succeeded")
+    st = jobs.wait_phase("bad", "Failed")
+    reason = {c["type"]: c for c in st["conditions"]}["Failed"]["reason"]
+    assert st["reason"] == reason
+
+    def rows() -> dict[str, list[str]] | None:
+        table = kubectl(cluster.kubeconfig, "get", "qj", "-n", namespace).stdout.splitlines()
+        header = table[0].split()
+        got = {line.split()[0]: line.split() for line in table[1:]}
+        return (
+            got
+            if header[:8]
+            == ["NAME", "QUEUE", "HANDLER", "PRIORITY", "PHASE", "REASON", "ATTEMPTS", "PROGRESS"]
+            and got
+            else None
+        )
+
+    table = wait_for(rows, 10, "the table")
+    assert table["bad"][:5] == ["bad", "default", "fail", "Failed", reason], table["bad"]
+    assert table["ok"][:6] == ["ok", "default", "echo", "Succeeded", "1", "100"], table["ok"]

@@ -29,7 +29,9 @@ def _lines(path: Path) -> list[list[str]]:
 
 
 def _reasons(jobs: Jobs, names: list[str]) -> set[str]:
-    return {st.get("waitingReason") for n in names if (st := jobs.status(n)).get("phase") == "Pending"} - {None}
+    return {st.get("waitingReason") for n in names if (st := jobs.status(n)).get("phase") == "Pending"} - {
+        None
+    }
 
 
 def test_rate_limit_never_exceeds_limit_plus_burst(jobs: Jobs) -> None:
@@ -83,7 +85,9 @@ def test_round_robin_keys_take_turns(jobs: Jobs, shared: Path) -> None:
     order = ["a1", "a2", "a3", "a4", "b1", "b2"]  # created in this order: FIFO would run every a first
     for name in order:
         jobs.create(name, "record", {"file": str(log), "seconds": 0.1}, concurrencyKey=name[0])
-    wait_for(lambda: all(jobs.phase(n) == "Pending" for n in order), 30, "all jobs pending in the paused queue")
+    wait_for(
+        lambda: all(jobs.phase(n) == "Pending" for n in order), 30, "all jobs pending in the paused queue"
+    )
     jobs.patch_queue("default", {"paused": False})
     for name in order:
         jobs.wait_phase(name, "Succeeded", timeout=90)

@@ -277,7 +277,17 @@ def test_job_queue_spec_defaults_to_empty_object() -> None:
 # --- printer columns and selectable fields ---------------------------------------------------
 
 EXPECTED_COLUMNS = {
-    "QueuedJob": ["Queue", "Handler", "Priority", "Phase", "Reason", "Attempts", "Next Retry", "Age"],
+    "QueuedJob": [
+        "Queue",
+        "Handler",
+        "Priority",
+        "Phase",
+        "Reason",
+        "Attempts",
+        "Progress",
+        "Next Retry",
+        "Age",
+    ],
     "JobQueue": ["Concurrency", "Paused", "Pending", "Waiting", "Running", "Succeeded", "Failed", "Age"],
     "JobSchedule": ["Schedule", "Time Zone", "Suspend", "Active", "Last", "Next", "Runs", "Age"],
 }

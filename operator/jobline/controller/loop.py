@@ -357,6 +357,7 @@ class Controller(Loop):
         for pod in out.delete_pods:
             await self.kube.delete_pod(ns, pod)
         old_status = obj.get("status") or {}
+        out.status["reason"] = lifecycle.status_reason(out.status)
         patch = status_patch(old_status, out.status)
         if patch:
             if "phase" in patch:
@@ -538,7 +539,7 @@ class Controller(Loop):
                 if obj is None or (obj.get("status") or {}).get("phase") != "Pending":
                     return  # started (or gone) meanwhile
                 updated = await self.kube.patch_status(
-                    names.PLURAL_QUEUEDJOBS, key[0], key[1], {"waitingReason": reason}
+                    names.PLURAL_QUEUEDJOBS, key[0], key[1], {"waitingReason": reason, "reason": reason}
                 )
                 self._own_write(with_kind(updated, names.KIND_QUEUEDJOB))
         except Exception as exc:

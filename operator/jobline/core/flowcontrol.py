@@ -9,8 +9,9 @@ start); once the queue's ``concurrency`` is used up the rest wait as ``Concurren
 (``QueuePaused``).
 
 The rate limit is a token bucket that is **rebuilt from the recent attempt starts** on every decision,
-not kept as state: it is assumed empty ``burst / rate`` seconds ago (an idle queue has a full bucket
-by then) and refilled and drained from there. The estimate never exceeds the true bucket, so neither
+not kept as state: it is assumed empty ``4 * burst / rate`` seconds ago and refilled and drained from
+there (an idle queue has a full bucket; the estimate equals the true bucket once the queue was quiet
+for one fill time within that window). The estimate never exceeds the true bucket, so neither
 an operator restart nor a second replica can grant a burst beyond the limit.
 """
 
@@ -34,6 +35,8 @@ FLOW_REASONS: Final = frozenset(
 """The waiting reasons the dispatcher owns (the job's plan keeps them, the dispatcher changes them)."""
 
 NO_KEY: Final = ""
+_HALF_MICROSECOND: Final = 0.5e-6
+REPLAY_FILLS: Final = 4
 """Jobs without a concurrencyKey form one group."""
 
 
@@ -50,8 +53,12 @@ class Bucket:
 
     @property
     def window(self) -> timedelta:
-        """How long an empty bucket takes to fill: starts older than this do not matter."""
-        return timedelta(seconds=self.burst / self.rate)
+        """How far back the bucket is rebuilt from: four times the time an empty bucket takes to fill.
+
+        The bucket is assumed empty there, so the estimate is at most the true level, and it is
+        exact once the queue was quiet for about one fill time inside the window (the true bucket
+        was full then, and the estimate has caught up with it)."""
+        return timedelta(seconds=REPLAY_FILLS * self.burst / self.rate)
 
 
 @dataclass(frozen=True)
@@ -70,9 +77,13 @@ def tokens(bucket: Bucket, starts: Iterable[datetime], now: datetime) -> Tokens:
         level = min(float(bucket.burst), level + bucket.rate * (t - last).total_seconds()) - 1
         last = t
     level = min(float(bucket.burst), level + bucket.rate * (now - last).total_seconds())
-    if level >= 1:
-        return Tokens(math.floor(level + 1e-9), None)
-    return Tokens(0, now + timedelta(seconds=(1 - level) / bucket.rate))
+    # Instants are whole microseconds (the window is rounded to one): read the level half a
+    # microsecond late, so that an idle bucket is full and a token due at an instant is there.
+    effective = level + bucket.rate * _HALF_MICROSECOND
+    if effective >= 1:
+        return Tokens(min(bucket.burst, math.floor(effective)), None)
+    wait_us = math.ceil((1 - level) / bucket.rate * 1_000_000 - 1e-3)
+    return Tokens(0, now + timedelta(microseconds=wait_us))
 
 
 @dataclass(frozen=True)

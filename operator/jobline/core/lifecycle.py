@@ -447,6 +447,20 @@ def _idle(
     return out
 
 
+def status_reason(st: Mapping[str, Any]) -> str | None:
+    """``status.reason``, one word for the REASON column: the waiting reason while Pending or Waiting,
+    the Failed condition's reason once Failed, else none."""
+    phase = st.get("phase")
+    if phase in ("Pending", "Waiting"):
+        reason = st.get("waitingReason")
+        return reason if isinstance(reason, str) else None
+    if phase == "Failed":
+        for cond in st.get("conditions") or ():
+            if cond.get("type") == "Failed" and cond.get("status") == "True":
+                return str(cond.get("reason")) if cond.get("reason") else None
+    return None
+
+
 def _clear_condition(
     st: dict[str, Any],
     type_: str,

@@ -17,6 +17,7 @@ import kopf
 from jobline import names, runtime
 from jobline.core.cron import ScheduleError, parse_schedule
 from jobline.core.models import DEFAULT_QUEUE, FINISHED_PHASES, MAX_PAYLOAD_BYTES, payload_size
+from jobline.core.models.queuedjob import IMMUTABLE_MESSAGE
 from jobline.webhook import write_pair
 
 WEBHOOK_CONFIG = "jobline.dev"
@@ -114,6 +115,11 @@ def validate_queuedjob(
     spec: kopf.Spec, namespace: str | None, name: str, memo: object, **kwargs: Any
 ) -> None:
     operation = kwargs.get("operation")
+    old = kwargs.get("old")
+    if operation == "UPDATE" and old is not None:
+        started = int((old.get("status") or {}).get("attempts") or 0) > 0
+        if started and (old.get("spec") or {}).get("payload") != spec.get("payload"):
+            raise kopf.AdmissionError(IMMUTABLE_MESSAGE.format(field="spec.payload"), code=422)
     size = payload_size(spec.get("payload"))
     if size > MAX_PAYLOAD_BYTES:
         raise kopf.AdmissionError(

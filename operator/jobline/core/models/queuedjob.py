@@ -278,6 +278,13 @@ class QueuedJobStatus(StatusModel):
             "QueuePaused, KeyConcurrencyLimit, ConcurrencyLimit or RateLimited (the queue's flow control)."
         ),
     )
+    reason: str | None = Field(
+        default=None,
+        description=(
+            "One word for why the job is where it is (the REASON column): the waitingReason while "
+            "Pending or Waiting, the failure reason once Failed."
+        ),
+    )
     attempts: int = Field(default=0, ge=0, description="Attempts started so far (the current one included).")
     failed_attempts: int = Field(
         default=0,
@@ -304,9 +311,6 @@ class QueuedJobStatus(StatusModel):
     result: AnyJson = Field(default=None, description="Small JSON value returned by the handler.")
     last_error: str | None = Field(default=None, description="Error of the last failed attempt.")
     dead_lettered: bool = Field(default=False, description="The job failed for good and was dead-lettered.")
-    position: int | None = Field(
-        default=None, ge=1, description="While pending: position in its queue (1 = next to start)."
-    )
     duplicate_of: str | None = Field(
         default=None, description="When marked Duplicate: name of the original job with the same uniqueKey."
     )
@@ -318,6 +322,27 @@ class QueuedJobStatus(StatusModel):
 
 
 # --- resource --------------------------------------------------------------------------------
+
+
+IMMUTABLE_ONCE_STARTED = ("handler", "queue", "?uniqueKey", "?dependsOn")
+"""Spec fields a CEL transition rule freezes once status.attempts > 0 (``?``: optional, CEL's ``.?``).
+``payload`` is frozen too, by the admission webhook: CEL cannot see a schemaless field."""
+IMMUTABLE_MESSAGE = "{field} cannot change once the job's first attempt has started"
+
+
+def _unchanged(field: str) -> str:
+    """CEL: the spec field is the same in the old object (``?``: it may be absent from both).
+    ``has()`` rather than CEL's optional ``.?``, whose cost the apiserver estimates as unbounded."""
+    if not field.startswith("?"):
+        return f"self.spec.{field} == oldSelf.spec.{field}"
+    f = field[1:]
+    return (
+        f"(has(self.spec.{f}) == has(oldSelf.spec.{f})) && "
+        f"(!has(self.spec.{f}) || self.spec.{f} == oldSelf.spec.{f})"
+    )
+
+
+_NOT_STARTED = "!has(oldSelf.status) || !has(oldSelf.status.attempts) || oldSelf.status.attempts == 0"
 
 
 class QueuedJob(Resource):
@@ -332,7 +357,15 @@ class QueuedJob(Resource):
                 "!has(self.spec.dependsOn) || !(self.metadata.name in self.spec.dependsOn)",
                 "a job cannot depend on itself",
                 field_path=".spec.dependsOn",
-            )
+            ),
+            *(
+                CelRule(
+                    f"{_NOT_STARTED} || {_unchanged(field)}",
+                    IMMUTABLE_MESSAGE.format(field=f"spec.{field.lstrip('?')}"),
+                    field_path=f".spec.{field.lstrip('?')}",
+                )
+                for field in IMMUTABLE_ONCE_STARTED
+            ),
         )
     )
 

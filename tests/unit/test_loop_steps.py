@@ -342,10 +342,77 @@ def test_a_pod_create_that_fails_is_tried_again() -> None:
         w.kube.fail("POST", f"/api/v1/namespaces/{NS}/pods", KubeError(500, "InternalError", "etcd hiccup"))
         await w.controller.sync()
         await w.step()
-        assert w.pods() == {} and w.status("j")["phase"] == "Pending"
+        st = w.status("j")
+        assert w.pods() == {} and (st["phase"], st["waitingReason"], st["reason"]) == (
+            "Waiting",
+            "APIUnavailable",
+            "APIUnavailable",
+        )
         w.clock.advance(2)
         await w.step()
         assert set(w.pods()) == {"j-1"} and w.status("j")["phase"] == "Running"
+
+    go(test)
+
+
+QUOTA = KubeError(
+    403, "Forbidden", 'pods "j-1" is forbidden: exceeded quota: q, requested: pods=1, used: pods=1'
+)
+
+
+def test_a_full_quota_makes_the_job_wait_with_backoff_then_it_runs() -> None:
+    async def test() -> None:
+        w = World()
+        w.put(queue(), job("j"))
+        for _ in range(3):
+            w.kube.fail("POST", f"/api/v1/namespaces/{NS}/pods", QUOTA)
+        await w.controller.sync()
+        await w.step()
+        delays = []
+        for _ in range(3):
+            st = w.status("j")
+            assert (
+                st["phase"] == "Waiting" and st["waitingReason"] == "QuotaExceeded" and not st.get("attempts")
+            )
+            at = datetime.fromisoformat(st["nextAttemptAt"].replace("Z", "+00:00"))
+            delays.append((at - w.clock()).total_seconds())
+            w.clock.advance(delays[-1])
+            await w.step()
+        assert delays == [1.0, 2.0, 4.0]  # doubling: the second and third refusals waited longer
+        refused = [e for e in w.kube.events if e.get("reason") == "PodRefused"]
+        assert len(refused) == 1 and "QuotaExceeded" in refused[0]["message"]  # one Event per spell
+        st = w.status("j")
+        assert set(w.pods()) == {"j-1"} and st["phase"] == "Running" and not st.get("failedAttempts")
+
+    go(test)
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (
+            KubeError(403, "Forbidden", 'pods "j-1" is forbidden: violates PodSecurity "restricted:latest"'),
+            "PodSecurityViolation",
+        ),
+        (
+            KubeError(422, "Invalid", 'Pod "j-1" is invalid: spec.containers[0].image: Required value'),
+            "InvalidPod",
+        ),
+    ],
+)
+def test_a_pod_no_retry_can_fix_fails_the_job_with_the_apiservers_message(
+    error: KubeError, reason: str
+) -> None:
+    async def test() -> None:
+        w = World()
+        w.put(queue(), job("j"))
+        w.kube.fail("POST", f"/api/v1/namespaces/{NS}/pods", error)
+        await w.controller.sync()
+        await w.step()
+        st = w.status("j")
+        assert st["phase"] == "Failed" and st["reason"] == reason and w.pods() == {}
+        failed = {c["type"]: c for c in st["conditions"]}["Failed"]
+        assert failed["reason"] == reason and failed["message"] == error.message
 
     go(test)
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jobline import metrics, names
-from jobline.core import flowcontrol, lifecycle, readmodel
+from jobline.core import flowcontrol, lifecycle, podrefusal, readmodel
 from jobline.core.dispatch import Unique, free_slots, originals, retention_victims
 from jobline.core.models import (
     DEFAULT_PRIORITY,
@@ -29,8 +29,8 @@ from jobline.core.models import (
     resolve_retry,
 )
 from jobline.core.podspec import TemplateError, build_worker_pod, merge_templates
+from jobline.core.timefmt import fmt, parse
 from jobline.core.timefmt import now as utcnow
-from jobline.core.timefmt import parse
 from jobline.kube import Kube, KubeError, collection_path, with_kind
 
 from .base import Loop
@@ -73,7 +73,8 @@ class Controller(Loop):
         self.background_slots = asyncio.Semaphore(6)  # of the API client's 16 threads
         # job -> (resourceVersion, default priority, its place in the dispatch order), rebuilt on change
         self._candidates: dict[Key, tuple[str, int, flowcontrol.Candidate]] = {}
-        self.stats = {"dispatched": 0, "reconciled": 0}
+        self._refusals: dict[Key, int] = {}  # pod creates refused in a row, per job (for the backoff)
+        self.stats = {"dispatched": 0, "reconciled": 0, "pod_refusals": 0}
 
     # ------------------------------------------------------------------ feeding
     def _touch_job(self, key: Key) -> None:
@@ -594,7 +595,12 @@ class Controller(Loop):
             lifecycle.finish_failed(out, now, meta.get("generation"), exc.reason, str(exc), dead_letter=False)
             await self.apply(key, obj, out)
             return
-        pod, _created = await self.kube.create_pod(ns, body)
+        try:
+            pod, _created = await self.kube.create_pod(ns, body)
+        except KubeError as exc:
+            await self._pod_refused(key, obj, exc)
+            return
+        self._refusals.pop(key, None)
         self.store.put_pod(pod)
         new_status, event = lifecycle.start_attempt(
             status, attempt=attempt, pod=pod["metadata"]["name"], now=now, generation=meta.get("generation")
@@ -604,6 +610,33 @@ class Controller(Loop):
         out = lifecycle.Outcome(status=new_status, events=[event])
         if timeout:
             self.schedule(key, now + timedelta(seconds=timeout + lifecycle.TIMEOUT_GRACE_SECONDS))
+        await self.apply(key, obj, out)
+
+    async def _pod_refused(self, key: Key, obj: dict[str, Any], exc: KubeError) -> None:
+        """The apiserver refused the worker pod: wait and try again, or fail the job for good."""
+        count = self._refusals.get(key, 0) + 1
+        refusal = podrefusal.classify(exc.status, exc.reason, exc.message, count)
+        now = self.clock()
+        meta = obj["metadata"]
+        out = lifecycle.Outcome(status=dict(obj.get("status") or {}))
+        if not refusal.transient:
+            self._refusals.pop(key, None)
+            lifecycle.finish_failed(
+                out, now, meta.get("generation"), refusal.reason, refusal.message, dead_letter=False
+            )
+            await self.apply(key, obj, out)
+            return
+        self._refusals[key] = count
+        at = now + timedelta(seconds=refusal.delay_seconds)
+        out.status.update(phase="Waiting", waitingReason=refusal.reason, nextAttemptAt=fmt(at))
+        if count == 1:  # one Event per spell of refusals, not one per retry
+            out.events.append(
+                lifecycle.Event(
+                    "Warning", "PodRefused", f"{refusal.reason}, retrying: {refusal.message}"[:1024]
+                )
+            )
+        self.stats["pod_refusals"] += 1
+        self.schedule(key, at)
         await self.apply(key, obj, out)
 
     # ------------------------------------------------------------- queue status

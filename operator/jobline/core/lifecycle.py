@@ -29,6 +29,7 @@ from .models import (
     ResolvedRetry,
     payload_size,
 )
+from .podrefusal import TRANSIENT_REASONS
 from .timefmt import fmt, parse
 
 DISPATCH_REASONS = frozenset({REASON_CONCURRENCY, REASON_KEY_LIMIT, REASON_RATE_LIMITED})
@@ -434,7 +435,9 @@ def _idle(
         return out
     next_at = parse(st.get("nextAttemptAt"))
     if next_at is not None and next_at > now:
-        st.update(phase="Waiting", waitingReason="BackingOff")
+        # A refused pod (a full quota, ...) keeps its reason while it waits to try again.
+        keep = st.get("waitingReason") in TRANSIENT_REASONS
+        st.update(phase="Waiting", waitingReason=st.get("waitingReason") if keep else "BackingOff")
         out.wake_at = next_at
         return out
     if world.queue_paused:

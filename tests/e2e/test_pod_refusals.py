@@ -1,0 +1,69 @@
+"""Pods the apiserver refuses (issue 13, part 5): a full ResourceQuota makes jobs wait and try again,
+never fail; a Pod Security violation fails the job with the apiserver's message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ClusterHandle
+from tests.e2e.operator_fixtures import Jobs, OperatorProcess
+from tests.kube import kubectl, wait_for
+
+
+@pytest.fixture
+def jobs(cluster: ClusterHandle, namespace: str, running_operator: OperatorProcess) -> Jobs:
+    return Jobs(cluster, namespace)
+
+
+def test_a_full_quota_blocks_pods_then_frees_and_every_job_succeeds(
+    jobs: Jobs, cluster: ClusterHandle, shared: Path
+) -> None:
+    quota = (
+        f"apiVersion: v1\nkind: ResourceQuota\nmetadata: {{name: one-pod, namespace: {jobs.ns}}}\n"
+        "spec: {hard: {pods: '1'}}\n"
+    )
+    kubectl(cluster.kubeconfig, "apply", "-f", "-", input=quota)
+    wait_for(
+        lambda: (jobs.cluster.core.read_namespaced_resource_quota("one-pod", jobs.ns).status.hard or {}).get(
+            "pods"
+        ),
+        30,
+        "the quota controller to count the namespace's pods",
+    )
+    jobs.queue()
+    log = shared / "quota.log"
+    names = [f"q{i}" for i in range(3)]
+    for name in names:
+        jobs.create(name, "record", {"file": str(log), "seconds": 2})
+    seen = wait_for(
+        lambda: {n for n in names if jobs.status(n).get("waitingReason") == "QuotaExceeded"} or None,
+        30,
+        "a job waiting for the quota",
+    )
+    assert seen and all(jobs.phase(n) != "Failed" for n in names)
+    for name in names:
+        st = jobs.wait_phase(name, "Succeeded", timeout=120)
+        assert st["attempts"] == 1 and st.get("failedAttempts", 0) == 0, st
+    assert "PodRefused" in {r for r, _ in jobs.events(sorted(seen)[0])}, jobs.events(sorted(seen)[0])
+
+
+def test_a_pod_security_violation_fails_the_job_with_the_apiservers_message(
+    jobs: Jobs, cluster: ClusterHandle
+) -> None:
+    kubectl(
+        cluster.kubeconfig,
+        "label",
+        "namespace",
+        jobs.ns,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "--overwrite",
+    )
+    jobs.queue()
+    jobs.create("escalates", "echo", {}, template={"securityContext": {"allowPrivilegeEscalation": True}})
+    st = jobs.wait_phase("escalates", "Failed", timeout=60)
+    failed = {c["type"]: c for c in st["conditions"]}["Failed"]
+    assert st["reason"] == failed["reason"] == "PodSecurityViolation", st
+    assert "violates PodSecurity" in failed["message"] and "allowPrivilegeEscalation" in failed["message"]
+    assert st.get("attempts", 0) == 0 and not jobs.pods("escalates")

@@ -113,3 +113,31 @@ def test_waiting_reasons_follow_the_limits(jobs: Jobs, shared: Path) -> None:
     jobs.patch_queue("default", {"paused": False})
     st = jobs.wait_phase("second", "Succeeded", timeout=60)
     assert st.get("waitingReason") is None
+
+
+def test_a_dependency_cycle_fails_every_job_on_it(jobs: Jobs) -> None:
+    jobs.queue()
+    jobs.create("cyc-a", "echo", {}, dependsOn=["cyc-b"])
+    jobs.create("cyc-b", "echo", {}, dependsOn=["cyc-c"])
+    jobs.create("cyc-c", "echo", {}, dependsOn=["cyc-a"])
+    jobs.create("after", "echo", {}, dependsOn=["cyc-a"])  # waits on the cycle, is not on it
+    for name in ("cyc-a", "cyc-b", "cyc-c"):
+        st = jobs.wait_phase(name, "Failed", timeout=30)
+        failed = {c["type"]: c for c in st["conditions"]}["Failed"]
+        assert failed["reason"] == "DependencyCycle" and st["reason"] == "DependencyCycle", st
+        assert failed["message"].startswith(f"dependency cycle: {name} -> ") and failed["message"].endswith(
+            name
+        )
+    st = jobs.wait_phase("after", "Failed", timeout=30)
+    assert {c["type"]: c for c in st["conditions"]}["Failed"]["reason"] == "DependencyFailed"
+
+
+def test_a_missing_dependency_fails_after_the_timeout(jobs: Jobs) -> None:
+    jobs.queue()
+    jobs.create("orphan", "echo", {}, dependsOn=["never-created"], dependencyTimeoutSeconds=3)
+    st = jobs.wait_phase("orphan", "Waiting", timeout=20)
+    assert st["waitingReason"] == "Blocked"
+    st = jobs.wait_phase("orphan", "Failed", timeout=30)
+    failed = {c["type"]: c for c in st["conditions"]}["Failed"]
+    assert failed["reason"] == "DependencyMissing" and "never-created" in failed["message"]
+    assert st["deadLettered"] is True

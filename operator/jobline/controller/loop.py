@@ -18,6 +18,7 @@ from typing import Any
 
 from jobline import metrics, names
 from jobline.core import flowcontrol, lifecycle, podrefusal, readmodel
+from jobline.core.dependencies import find_cycle
 from jobline.core.dispatch import Unique, free_slots, originals, retention_victims
 from jobline.core.models import (
     DEFAULT_PRIORITY,
@@ -280,6 +281,11 @@ class Controller(Loop):
         for dep in spec.depends_on or []:
             obj = self.store.jobs.get((ns, dep))
             deps[dep] = (obj.get("status") or {}).get("phase") or "Pending" if obj else None
+        cycle = None
+        if any(phase not in (None, "Succeeded") for phase in deps.values()):
+            cycle = find_cycle(name, lambda n: self._blocking_deps(ns, n))
+        job = self.store.jobs.get(key)
+        created = parse(job["metadata"].get("creationTimestamp")) if job else None
         duplicate_of = None
         if spec.unique_key:
             twins = []
@@ -310,9 +316,18 @@ class Controller(Loop):
             ),
             queue_paused=bool(qspec and qspec.paused),
             deps=deps,
+            cycle=cycle,
+            created=created,
             duplicate_of=duplicate_of,
             seed=uid,
         )
+
+    def _blocking_deps(self, ns: str, name: str) -> list[str] | None:
+        """A job's dependsOn as the cycle search follows it: none for a job that is gone or succeeded."""
+        obj = self.store.jobs.get((ns, name))
+        if obj is None or (obj.get("status") or {}).get("phase") == "Succeeded":
+            return None
+        return list((obj.get("spec") or {}).get("dependsOn") or ())
 
     def plan(self, key: Key) -> tuple[dict[str, Any], lifecycle.Outcome] | None:
         """Decide what the job needs (pure; no API call). -> the object and the outcome to apply, or
@@ -592,7 +607,7 @@ class Controller(Loop):
                 self.schedule(key, created + timedelta(seconds=QUEUE_GRACE_SECONDS))
                 return
             out = lifecycle.Outcome(status=dict(status))
-            lifecycle.finish_failed(out, now, meta.get("generation"), exc.reason, str(exc), dead_letter=False)
+            lifecycle.finish_failed(out, now, meta.get("generation"), exc.reason, str(exc), dead_letter=True)
             await self.apply(key, obj, out)
             return
         try:
@@ -622,7 +637,7 @@ class Controller(Loop):
         if not refusal.transient:
             self._refusals.pop(key, None)
             lifecycle.finish_failed(
-                out, now, meta.get("generation"), refusal.reason, refusal.message, dead_letter=False
+                out, now, meta.get("generation"), refusal.reason, refusal.message, dead_letter=True
             )
             await self.apply(key, obj, out)
             return

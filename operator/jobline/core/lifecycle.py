@@ -29,6 +29,7 @@ from .models import (
     ResolvedRetry,
     payload_size,
 )
+from .models.queuedjob import DEFAULT_DEPENDENCY_TIMEOUT_SECONDS
 from .podrefusal import TRANSIENT_REASONS
 from .timefmt import fmt, parse
 
@@ -118,6 +119,8 @@ class World:
     queue_paused: bool = False
     deps: Mapping[str, str | None] = field(default_factory=dict)  # name -> phase (None: not found)
     duplicate_of: str | None = None
+    cycle: tuple[str, ...] | None = None  # the dependsOn cycle the job is on, start to start
+    created: datetime | None = None  # the job's creationTimestamp (a missing dependency's deadline)
     spec_error: str | None = None  # the spec could not be read
     seed: str = ""  # spreads the backoff jitter per job (its uid)
 
@@ -406,7 +409,18 @@ def _idle(
             dead_letter=False,
         )
         return out
+    if world.cycle and int(st.get("attempts", 0)) == 0:
+        finish_failed(
+            out,
+            now,
+            generation,
+            "DependencyCycle",
+            "dependency cycle: " + " -> ".join(world.cycle),
+            dead_letter=False,
+        )
+        return out
     blocked: list[str] = []
+    missing: list[str] = []
     for dep in spec.depends_on or []:
         dep_phase = world.deps.get(dep)
         if dep_phase == "Failed":
@@ -414,8 +428,24 @@ def _idle(
                 out, now, generation, "DependencyFailed", f"dependency {dep} failed", dead_letter=True
             )
             return out
+        if dep_phase is None:
+            missing.append(dep)
         if dep_phase != "Succeeded":
             blocked.append(dep if dep_phase is not None else f"{dep} (not found)")
+    if missing and world.created is not None:
+        timeout = timedelta(seconds=spec.dependency_timeout_seconds or DEFAULT_DEPENDENCY_TIMEOUT_SECONDS)
+        if now >= world.created + timeout:
+            finish_failed(
+                out,
+                now,
+                generation,
+                "DependencyMissing",
+                f"dependency {', '.join(missing)} does not exist {int(timeout.total_seconds())}s after "
+                "the job was created (spec.dependencyTimeoutSeconds)",
+                dead_letter=True,
+            )
+            return out
+        out.wake_at = world.created + timeout
     if blocked:
         st.update(phase="Waiting", waitingReason="Blocked", nextAttemptAt=None)
         set_condition(

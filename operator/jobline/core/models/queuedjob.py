@@ -40,6 +40,7 @@ DEFAULT_BACKOFF_FACTOR = 2.0
 DEFAULT_BACKOFF_MAX_SECONDS = 3600
 DEFAULT_BACKOFF_JITTER = 0.1
 MAX_ATTEMPT_HISTORY = 10
+DEFAULT_DEPENDENCY_TIMEOUT_SECONDS = 600
 
 QueuedJobPhase = Literal["Pending", "Waiting", "Running", "Succeeded", "Failed", "Suspended"]
 PHASES: tuple[QueuedJobPhase, ...] = ("Pending", "Waiting", "Running", "Succeeded", "Failed", "Suspended")
@@ -242,6 +243,14 @@ class QueuedJobSpec(SpecModel):
         max_length=64,
         description="Names of QueuedJobs (same namespace) that must succeed before this one starts.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    dependency_timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "How long after its creation the job waits for a dependsOn job that does not exist, "
+            f"then fails as DependencyMissing. Unset: {DEFAULT_DEPENDENCY_TIMEOUT_SECONDS}."
+        ),
     )
     template: WorkerTemplate | None = Field(
         default=None, description="The worker pod, merged field by field over the queue's template."

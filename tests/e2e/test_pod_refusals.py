@@ -67,3 +67,28 @@ def test_a_pod_security_violation_fails_the_job_with_the_apiservers_message(
     assert st["reason"] == failed["reason"] == "PodSecurityViolation", st
     assert "violates PodSecurity" in failed["message"] and "allowPrivilegeEscalation" in failed["message"]
     assert st.get("attempts", 0) == 0 and not jobs.pods("escalates")
+
+
+def test_an_evicted_pod_is_retried_without_using_a_retry(jobs: Jobs, cluster: ClusterHandle) -> None:
+    """The Eviction API (what a drain uses) marks the pod DisruptionTarget: the attempt is recorded as
+    Disrupted and run again, even with retry.limit 0, and failedAttempts stays 0."""
+    from kubernetes import client
+
+    jobs.queue()
+    jobs.create("evicted", "slow-first", {"seconds": 120}, retry={"limit": 0})
+    jobs.wait_phase("evicted", "Running", timeout=60)
+    pod = wait_for(
+        lambda: next((p for p in jobs.pods("evicted") if p.status.phase == "Running"), None),
+        60,
+        "the pod to run",
+    )
+    jobs.cluster.core.create_namespaced_pod_eviction(
+        pod.metadata.name,
+        jobs.ns,
+        client.V1Eviction(metadata=client.V1ObjectMeta(name=pod.metadata.name, namespace=jobs.ns)),
+    )
+    st = jobs.wait_phase("evicted", "Succeeded", timeout=120)
+    assert st["attempts"] == 2 and st.get("failedAttempts", 0) == 0 and st["disruptedAttempts"] == 1, st
+    first = st["attemptHistory"][0]
+    assert first["reason"] == "Disrupted" and first["disruption"] == "EvictionByEvictionAPI", first
+    assert "Disrupted" in {r for r, _ in jobs.events("evicted")}

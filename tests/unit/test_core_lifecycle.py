@@ -3,6 +3,7 @@ docs/queuedjobs.md describes them — phases, waiting reasons, conditions, Event
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -791,7 +792,7 @@ def test_pod_view_reads_the_worker_container() -> None:
                            created=datetime(2026, 6, 1, 10, 59, 59, tzinfo=UTC),
                            started=datetime(2026, 6, 1, 11, 0, tzinfo=UTC),
                            finished=datetime(2026, 6, 1, 11, 1, tzinfo=UTC), exit_code=3, reason="Error",
-                           message="tail", pod_reason="Evicted")
+                           message="tail", pod_reason="Evicted", disruption="Evicted")
     assert view.terminal
 
 
@@ -812,8 +813,11 @@ def test_pod_view_of_a_new_pod() -> None:
     pytest.param(None, None, "the pod was evicted", id="nobody-says-why"),
 ])
 def test_an_eviction_keeps_its_reason(pod_message: str | None, container_message: str | None, error: str) -> None:
-    out = run(status=running(), pods=[pod(1, "Failed", exit_code=None, reason=None, pod_reason="Evicted",
-                                          pod_message=pod_message, message=container_message)])
+    """Beyond retry.disruptionLimit (0 here) a kubelet eviction counts as a failure, with its reason."""
+    w = world(retry=dataclasses.replace(RETRY, disruption_limit=0))
+    out = run(status=running(), w=w, pods=[pod(1, "Failed", exit_code=None, reason=None, pod_reason="Evicted",
+                                               disruption="Evicted", pod_message=pod_message,
+                                               message=container_message)])
     assert record(out, 1)["reason"] == "Evicted" and error in out.status["lastError"]
 
 
@@ -831,3 +835,40 @@ def test_plan_keeps_the_dispatchers_waiting_reason(before: dict[str, Any], pause
     """Re-planning a Pending job must not undo the reason the dispatcher wrote (no write ping-pong)."""
     out = run(status=before, w=world(queue_paused=paused))
     assert out.phase == "Pending" and out.status.get("waitingReason") == after
+
+
+# ================================================================================ pod disruptions
+EVICTED = {"exit_code": None, "reason": None, "pod_reason": None, "disruption": "EvictionByEvictionAPI"}
+
+
+@pytest.mark.parametrize("limit", [0, 3])
+def test_a_disrupted_attempt_is_retried_without_using_a_retry(limit: int) -> None:
+    """An eviction, preemption or drain is not the handler's failure: even with retry.limit 0 the job
+    runs again at once, and failedAttempts does not move."""
+    w = world(retry=dataclasses.replace(RETRY, limit=limit))
+    out = run(status=running(), pods=[pod(1, "Failed", **EVICTED)], w=w)
+    assert out.phase == "Pending" and out.runnable
+    assert out.status["disruptedAttempts"] == 1 and out.status.get("failedAttempts", 0) == 0
+    rec = record(out, 1)
+    assert rec["reason"] == "Disrupted" and rec["disruption"] == "EvictionByEvictionAPI"
+    assert "not counted as a failure" in rec["message"]
+    assert events(out) == ["Disrupted"] and not out.status.get("deadLettered")
+
+
+def test_a_disruption_seen_while_the_pod_terminates_is_remembered_when_it_is_gone() -> None:
+    terminating = run(status=running(), pods=[pod(1, "Running", deleting=True, disruption="PreemptionByScheduler")])
+    assert terminating.phase == "Running" and record(terminating, 1)["disruption"] == "PreemptionByScheduler"
+    gone = run(status=terminating.status, pods=[])
+    assert gone.phase == "Pending" and record(gone, 1)["reason"] == "Disrupted"
+    assert gone.status["disruptedAttempts"] == 1 and gone.status.get("failedAttempts", 0) == 0
+
+
+def test_disruptions_beyond_the_limit_count_as_failures() -> None:
+    w = world(retry=dataclasses.replace(RETRY, limit=0, disruption_limit=2))
+    out = run(status=running(disruptedAttempts=2), pods=[pod(1, "Failed", **EVICTED)], w=w)
+    assert out.phase == "Failed" and out.status["failedAttempts"] == 1 and out.status["deadLettered"] is True
+
+
+def test_a_pod_that_succeeded_despite_a_disruption_condition_succeeded() -> None:
+    out = run(status=running(), pods=[pod(1, "Succeeded", disruption="DeletionByTaintManager")])
+    assert out.phase == "Succeeded" and not out.status.get("disruptedAttempts")

@@ -56,6 +56,7 @@ class PodView:
     pod_message: str | None = None  # the pod's own status.message (an eviction says why)
     waiting_reason: str | None = None  # the worker container's state.waiting (kubelet / runtime)
     waiting_message: str | None = None
+    disruption: str | None = None  # the DisruptionTarget condition's reason (eviction, preemption, ...)
 
     @property
     def terminal(self) -> bool:
@@ -70,6 +71,14 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
     except ValueError:
         return None
     status = pod.get("status", {})
+    disruption = next(
+        (
+            str(c.get("reason") or "DisruptionTarget")
+            for c in status.get("conditions") or ()
+            if c.get("type") == "DisruptionTarget" and c.get("status") == "True"
+        ),
+        "Evicted" if status.get("reason") == "Evicted" else None,
+    )
     term: Mapping[str, Any] = {}
     waiting: Mapping[str, Any] = {}
     for cs in status.get("containerStatuses") or []:
@@ -91,6 +100,7 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         pod_message=status.get("message"),
         waiting_reason=waiting.get("reason"),
         waiting_message=waiting.get("message"),
+        disruption=disruption,
     )
 
 
@@ -299,6 +309,15 @@ def reconcile(
     open_attempt = record is not None and not record.get("finishedAt")
 
     if open_attempt and record is not None:
+        if current is not None and current.disruption and not record.get("disruption"):
+            record["disruption"] = current.disruption  # remembered if the pod is gone before we look again
+        disruption = (current.disruption if current is not None else None) or record.get("disruption")
+        if (
+            disruption
+            and (current is None or current.terminal)
+            and (current is None or current.phase != "Succeeded")
+        ) and _retry_disrupted(out, record, world, disruption, current):
+            return _after_attempt(out, spec, world, generation)
         if current is None:
             _attempt_failed(
                 out,
@@ -364,6 +383,38 @@ def reconcile(
         return out
 
     return _idle(out, phase, spec, world, generation)
+
+
+def _retry_disrupted(
+    out: Outcome, record: dict[str, Any], world: World, disruption: str, pod: PodView | None
+) -> bool:
+    """An attempt ended by a pod disruption: retried at once without using a retry, at most
+    ``retry.disruptionLimit`` times (then it counts as a failure). -> whether it was handled."""
+    st, now = out.status, world.now
+    done = int(st.get("disruptedAttempts", 0))
+    if done >= world.retry.disruption_limit:
+        return False
+    detail = (pod.pod_message or pod.message) if pod is not None else None
+    _close_record(
+        record,
+        now,
+        reason="Disrupted",
+        exit_code=pod.exit_code if pod is not None else None,
+        message=f"{disruption}" + (f": {detail}" if detail else "") + "; not counted as a failure",
+        finished=pod.finished if pod is not None else None,
+    )
+    record["disruption"] = disruption
+    st["disruptedAttempts"] = done + 1
+    st["nextAttemptAt"] = None
+    out.events.append(
+        Event(
+            "Normal",
+            "Disrupted",
+            f"attempt {record['attempt']} was disrupted ({disruption}); retrying without using a retry "
+            f"({done + 1} of at most {world.retry.disruption_limit})",
+        )
+    )
+    return True
 
 
 def _after_attempt(out: Outcome, spec: QueuedJobSpec, world: World, generation: int | None) -> Outcome:

@@ -41,6 +41,7 @@ DEFAULT_BACKOFF_MAX_SECONDS = 3600
 DEFAULT_BACKOFF_JITTER = 0.1
 MAX_ATTEMPT_HISTORY = 10
 DEFAULT_DEPENDENCY_TIMEOUT_SECONDS = 600
+DEFAULT_DISRUPTION_LIMIT = 10
 
 QueuedJobPhase = Literal["Pending", "Waiting", "Running", "Succeeded", "Failed", "Suspended"]
 PHASES: tuple[QueuedJobPhase, ...] = ("Pending", "Waiting", "Running", "Succeeded", "Failed", "Suspended")
@@ -53,6 +54,7 @@ WAITING_REASONS = (
     "ConcurrencyLimit",
     "KeyConcurrencyLimit",
     "RateLimited",
+    "Disrupted",
 )
 """Known values of status.waitingReason (the field is an open string)."""
 
@@ -138,6 +140,16 @@ class RetryPolicy(SpecModel):
         description="Exit codes (1-255) that fail the job at once, without retry.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
+    disruption_limit: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description=(
+            "Attempts ended by a pod disruption (eviction, preemption, drain, node lost: the pod's "
+            "DisruptionTarget condition) that are retried at once without using a retry; later ones "
+            f"count as failures. Unset: the queue's, else {DEFAULT_DISRUPTION_LIMIT}."
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -150,6 +162,7 @@ class ResolvedRetry:
     max_seconds: int
     jitter: float
     non_retryable_exit_codes: frozenset[int]
+    disruption_limit: int = DEFAULT_DISRUPTION_LIMIT
 
 
 def resolve_retry(*policies: RetryPolicy | None) -> ResolvedRetry:
@@ -172,6 +185,7 @@ def resolve_retry(*policies: RetryPolicy | None) -> ResolvedRetry:
         max_seconds=first(lambda p: p.backoff and p.backoff.max_seconds, DEFAULT_BACKOFF_MAX_SECONDS),
         jitter=first(lambda p: p.backoff and p.backoff.jitter, DEFAULT_BACKOFF_JITTER),
         non_retryable_exit_codes=frozenset(first(lambda p: p.non_retryable_exit_codes, [])),
+        disruption_limit=first(lambda p: p.disruption_limit, DEFAULT_DISRUPTION_LIMIT),
     )
 
 
@@ -272,6 +286,10 @@ class AttemptRecord(StatusModel):
         default=None, description="Why the attempt ended, e.g. Completed, Error, Timeout."
     )
     message: str | None = Field(default=None, description="Details, e.g. the end of the error output.")
+    disruption: str | None = Field(
+        default=None,
+        description="Why the pod was disrupted (its DisruptionTarget reason, e.g. EvictionByEvictionAPI).",
+    )
 
 
 class QueuedJobStatus(StatusModel):
@@ -304,6 +322,9 @@ class QueuedJobStatus(StatusModel):
         default_factory=list,
         max_length=MAX_ATTEMPT_HISTORY,
         description=f"The last {MAX_ATTEMPT_HISTORY} attempts, oldest first.",
+    )
+    disrupted_attempts: int = Field(
+        default=0, ge=0, description="Attempts ended by a pod disruption and retried without using a retry."
     )
     older_attempts: int = Field(
         default=0, ge=0, description="Attempts dropped from attemptHistory because it is full."

@@ -24,6 +24,8 @@ ENV_QUEUE: Final = "JOBLINE_QUEUE"
 ENV_HANDLER: Final = "JOBLINE_HANDLER"
 ENV_ATTEMPT: Final = "JOBLINE_ATTEMPT"
 ENV_PAYLOAD: Final = "JOBLINE_PAYLOAD"
+ENV_DEPENDENCIES: Final = "JOBLINE_DEPENDENCIES"
+"""JSON object: each dependsOn job's name -> its status.result (set only when the job has dependsOn)."""
 ENV_RESULT_PATH: Final = "JOBLINE_RESULT_PATH"
 ENV_WORKER_IMPORTS: Final = "JOBLINE_WORKER_IMPORTS"
 

@@ -232,6 +232,8 @@ class Context:
     attempt: int
     logger: logging.Logger = field(default=log)
     reporter: ProgressReporter | None = field(default=None, repr=False)
+    dependencies: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    """The results of the job's ``dependsOn`` jobs, by name (empty without dependsOn)."""
 
     def progress(self, pct: int) -> None:
         """Report progress in percent (0-100) to the job's ``status.progress``; never fails the job."""
@@ -313,6 +315,7 @@ class _Env:
     handler: str
     attempt: int
     payload_text: str
+    dependencies_text: str | None = None
 
 
 def _read_env(environ: Mapping[str, str]) -> _Env:
@@ -340,6 +343,7 @@ def _read_env(environ: Mapping[str, str]) -> _Env:
         handler=environ[names.ENV_HANDLER],
         attempt=attempt,
         payload_text=environ[names.ENV_PAYLOAD],
+        dependencies_text=environ.get(names.ENV_DEPENDENCIES),
     )
 
 
@@ -459,11 +463,19 @@ def run(
         payload = json.loads(env.payload_text)
     except json.JSONDecodeError as exc:  # its msg and position only: never echo the payload
         return fail(EXIT_BAD_INPUT, f"{names.ENV_PAYLOAD} is not valid JSON: {exc.msg} at char {exc.pos}")
+    try:
+        dependencies = json.loads(env.dependencies_text) if env.dependencies_text else {}
+    except json.JSONDecodeError as exc:
+        return fail(
+            EXIT_BAD_INPUT, f"{names.ENV_DEPENDENCIES} is not valid JSON: {exc.msg} at char {exc.pos}"
+        )
+    if not isinstance(dependencies, dict):
+        return fail(EXIT_BAD_INPUT, f"{names.ENV_DEPENDENCIES} must be a JSON object")
 
     logger = handler_logger(env.handler, env.job, env.attempt)
     transport = progress_transport if progress_transport is not None else KubernetesProgress()
     reporter = ProgressReporter(env.namespace, env.job, transport, logger=logger)
-    ctx = Context(env.job, env.namespace, env.queue, env.handler, env.attempt, logger, reporter)
+    ctx = Context(env.job, env.namespace, env.queue, env.handler, env.attempt, logger, reporter, dependencies)
     log.info("running handler %s for %s/%s, attempt %d", env.handler, env.namespace, env.job, env.attempt)
     started = time.monotonic()
     code = EXIT_OK

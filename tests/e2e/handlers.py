@@ -22,6 +22,12 @@ def echo(payload: Any, ctx: Any) -> Any:
     return payload
 
 
+@handler("dependencies")
+def dependencies(payload: Any, ctx: Any) -> Any:
+    """Return what the job's dependsOn jobs returned (ctx.dependencies)."""
+    return {"seen": dict(ctx.dependencies)}
+
+
 @handler("flaky")
 def flaky(payload: dict[str, Any], ctx: Any) -> Any:
     """Fails until attempt ``succeedOn``."""

@@ -141,3 +141,11 @@ def test_a_missing_dependency_fails_after_the_timeout(jobs: Jobs) -> None:
     failed = {c["type"]: c for c in st["conditions"]}["Failed"]
     assert failed["reason"] == "DependencyMissing" and "never-created" in failed["message"]
     assert st["deadLettered"] is True
+
+
+def test_a_dependent_reads_its_parents_result(jobs: Jobs) -> None:
+    jobs.queue()
+    jobs.create("child", "dependencies", {}, dependsOn=["parent"])
+    jobs.create("parent", "echo", {"rows": 3})
+    st = jobs.wait_phase("child", "Succeeded", timeout=60)
+    assert st["result"] == {"seen": {"parent": {"rows": 3}}}, st

@@ -179,6 +179,13 @@ def test_contract_env() -> None:
                                                         attempt=3, payload={"b": [1, 2], "s": "é"})}
     assert got == {names.ENV_JOB: "j", names.ENV_NAMESPACE: "n", names.ENV_QUEUE: "q", names.ENV_HANDLER: "h",
                    names.ENV_ATTEMPT: "3", names.ENV_PAYLOAD: '{"b":[1,2],"s":"é"}'}
+    assert names.ENV_DEPENDENCIES not in got  # only for jobs with dependsOn
+
+
+def test_contract_env_carries_the_dependencies_results() -> None:
+    got = {e["name"]: e["value"] for e in contract_env(job="j", namespace="n", queue="q", handler="h", attempt=1,
+                                                        payload=None, dependencies={"a": {"x": 1}, "b": None})}
+    assert json.loads(got[names.ENV_DEPENDENCIES]) == {"a": {"x": 1}, "b": None}
 
 
 def test_pod_carries_the_contract_env() -> None:

@@ -428,3 +428,26 @@ def test_kubernetes_progress_without_cluster_is_harmless(
     reg.register("p", lambda payload, ctx: ctx.progress(100))
     assert worker.main([], registry=reg, environ=pod_env(result_path, "p")) == 0
     assert "cannot report progress" in caplog.text
+
+
+def test_a_handler_reads_its_dependencies_results(result_path: Path) -> None:
+    seen: list[dict[str, Any]] = []
+    reg = Registry()
+    reg.register(
+        "join", lambda payload, ctx: seen.append(dict(ctx.dependencies)) or {"n": len(ctx.dependencies)}
+    )
+    env = pod_env(result_path, "join", {})
+    env[names.ENV_DEPENDENCIES] = json.dumps({"parent": {"rows": 3}, "other": None})
+    assert run(reg, env) == 0
+    assert seen == [{"parent": {"rows": 3}, "other": None}]
+    del env[names.ENV_DEPENDENCIES]
+    assert run(reg, env) == 0 and seen[-1] == {}  # no dependsOn: empty
+
+
+@pytest.mark.parametrize("text", ["{broken", "[1, 2]"])
+def test_unreadable_dependencies_exit_65(result_path: Path, text: str) -> None:
+    reg = Registry()
+    reg.register("a", print)
+    env = pod_env(result_path, "a")
+    env[names.ENV_DEPENDENCIES] = text
+    assert run(reg, env) == worker.EXIT_BAD_INPUT

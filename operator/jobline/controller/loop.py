@@ -598,6 +598,7 @@ class Controller(Loop):
                 attempt=attempt,
                 template=template,
                 timeout_seconds=timeout,
+                dependencies=self._dependency_results(ns, spec),
             )
         except TemplateError as exc:
             created = parse(meta.get("creationTimestamp")) or now
@@ -626,6 +627,15 @@ class Controller(Loop):
         if timeout:
             self.schedule(key, now + timedelta(seconds=timeout + lifecycle.TIMEOUT_GRACE_SECONDS))
         await self.apply(key, obj, out)
+
+    def _dependency_results(self, ns: str, spec: QueuedJobSpec) -> dict[str, Any] | None:
+        """The dependsOn jobs' results (they all succeeded, or the job would not start), or None."""
+        if not spec.depends_on:
+            return None
+        return {
+            dep: ((self.store.jobs.get((ns, dep)) or {}).get("status") or {}).get("result")
+            for dep in spec.depends_on
+        }
 
     async def _pod_refused(self, key: Key, obj: dict[str, Any], exc: KubeError) -> None:
         """The apiserver refused the worker pod: wait and try again, or fail the job for good."""

@@ -82,10 +82,18 @@ def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, An
 
 
 def contract_env(
-    *, job: str, namespace: str, queue: str, handler: str, attempt: int, payload: Any
+    *,
+    job: str,
+    namespace: str,
+    queue: str,
+    handler: str,
+    attempt: int,
+    payload: Any,
+    dependencies: Mapping[str, Any] | None = None,
 ) -> list[dict[str, str]]:
-    """The pod contract's environment (it overrides user env of the same names)."""
-    return [
+    """The pod contract's environment (it overrides user env of the same names). ``dependencies``: the
+    results of the dependsOn jobs (they all succeeded), for the handler's ``ctx.dependencies``."""
+    env = [
         {"name": names.ENV_JOB, "value": job},
         {"name": names.ENV_NAMESPACE, "value": namespace},
         {"name": names.ENV_QUEUE, "value": queue},
@@ -93,6 +101,10 @@ def contract_env(
         {"name": names.ENV_ATTEMPT, "value": str(attempt)},
         {"name": names.ENV_PAYLOAD, "value": json.dumps(payload, separators=(",", ":"), ensure_ascii=False)},
     ]
+    if dependencies is not None:
+        text = json.dumps(dict(dependencies), separators=(",", ":"), ensure_ascii=False)
+        env.append({"name": names.ENV_DEPENDENCIES, "value": text})
+    return env
 
 
 def build_worker_pod(
@@ -106,6 +118,7 @@ def build_worker_pod(
     attempt: int,
     template: Mapping[str, Any],
     timeout_seconds: int | None = None,
+    dependencies: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The Pod manifest for ``attempt`` of ``job`` (owned by the job, so it is garbage-collected with it)."""
     image = template.get("image")
@@ -117,7 +130,13 @@ def build_worker_pod(
     env = _merge_list_map(
         list(template.get("env", [])),
         contract_env(
-            job=job, namespace=namespace, queue=queue, handler=handler, attempt=attempt, payload=payload
+            job=job,
+            namespace=namespace,
+            queue=queue,
+            handler=handler,
+            attempt=attempt,
+            payload=payload,
+            dependencies=dependencies,
         ),
         "name",
     )

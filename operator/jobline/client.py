@@ -42,6 +42,8 @@ __all__ = [
     "enqueue",
     "generate_name_prefix",
     "get",
+    "list_jobs",
+    "retry",
     "wait",
 ]
 
@@ -58,10 +60,10 @@ class JoblineError(Exception):
 
 
 class JobNotFound(JoblineError, LookupError):
-    """The QueuedJob does not exist."""
+    """The QueuedJob (or the JobSchedule, for the schedule SDK) does not exist."""
 
-    def __init__(self, name: str, namespace: str) -> None:
-        super().__init__(f"QueuedJob {namespace}/{name} not found")
+    def __init__(self, name: str, namespace: str, kind: str = "QueuedJob") -> None:
+        super().__init__(f"{kind} {namespace}/{name} not found")
         self.name = name
         self.namespace = namespace
 
@@ -102,25 +104,25 @@ def server_message(exc: Any) -> str:
     return str(getattr(exc, "reason", None) or exc)
 
 
-def _raise_mapped(exc: Any, *, verb: str, namespace: str, name: str | None = None) -> NoReturn:
+def _raise_mapped(
+    exc: Any, *, verb: str, namespace: str, name: str | None = None, kind: str = "QueuedJob"
+) -> NoReturn:
     """Turn an ApiException into the matching Python error (re-raise it when none fits)."""
     status = getattr(exc, "status", None)
     message = server_message(exc)
     if status == 404:
         if name is not None:
-            raise JobNotFound(name, namespace) from exc
+            raise JobNotFound(name, namespace, kind) from exc
         raise JoblineError(
-            f"cannot {verb} QueuedJobs in namespace {namespace!r}: not found "
+            f"cannot {verb} {kind}s in namespace {namespace!r}: not found "
             f"(is the Jobline CRD installed and does the namespace exist?): {message}"
         ) from exc
     if status in (401, 403):
-        raise PermissionError(
-            f"not allowed to {verb} QueuedJobs in namespace {namespace!r}: {message}"
-        ) from exc
+        raise PermissionError(f"not allowed to {verb} {kind}s in namespace {namespace!r}: {message}") from exc
     if status == 409:
-        raise JobAlreadyExists(f"QueuedJob {namespace}/{name} already exists: {message}") from exc
+        raise JobAlreadyExists(f"{kind} {namespace}/{name} already exists: {message}") from exc
     if status in (400, 422):
-        raise ValueError(f"the apiserver refused the QueuedJob: {message}") from exc
+        raise ValueError(f"the apiserver refused the {kind}: {message}") from exc
     raise exc
 
 
@@ -172,6 +174,11 @@ def build(
     timeout_seconds: int | None = None,
     depends_on: Sequence[str] | None = None,
     template: WorkerTemplate | Mapping[str, Any] | None = None,
+    concurrency_key: str | None = None,
+    dependency_timeout_seconds: int | None = None,
+    ttl_seconds_after_finished: int | None = None,
+    suspend: bool = False,
+    annotations: Mapping[str, str] | None = None,
 ) -> QueuedJob:
     """The validated QueuedJob `enqueue` would create (no API call)."""
     check_payload(payload)
@@ -182,6 +189,8 @@ def build(
         metadata["generateName"] = generate_name_prefix(handler)
     if labels:
         metadata["labels"] = dict(labels)
+    if annotations:
+        metadata["annotations"] = dict(annotations)
     try:
         spec = QueuedJobSpec(
             queue=queue,
@@ -193,6 +202,10 @@ def build(
             retry=retry if isinstance(retry, RetryPolicy | None) else RetryPolicy.model_validate(dict(retry)),
             timeout_seconds=timeout_seconds,
             depends_on=None if depends_on is None else list(depends_on),
+            concurrency_key=concurrency_key,
+            dependency_timeout_seconds=dependency_timeout_seconds,
+            ttl_seconds_after_finished=ttl_seconds_after_finished,
+            suspend=suspend,
             template=(
                 template
                 if isinstance(template, WorkerTemplate | None)
@@ -219,6 +232,11 @@ def enqueue(
     timeout_seconds: int | None = None,
     depends_on: Sequence[str] | None = None,
     template: WorkerTemplate | Mapping[str, Any] | None = None,
+    concurrency_key: str | None = None,
+    dependency_timeout_seconds: int | None = None,
+    ttl_seconds_after_finished: int | None = None,
+    suspend: bool = False,
+    annotations: Mapping[str, str] | None = None,
     api: Any = None,
 ) -> str:
     """Create a QueuedJob running `handler` with `payload`; returns its name.
@@ -242,6 +260,11 @@ def enqueue(
         timeout_seconds=timeout_seconds,
         depends_on=depends_on,
         template=template,
+        concurrency_key=concurrency_key,
+        dependency_timeout_seconds=dependency_timeout_seconds,
+        ttl_seconds_after_finished=ttl_seconds_after_finished,
+        suspend=suspend,
+        annotations=annotations,
     )
     from kubernetes.client.exceptions import ApiException
 
@@ -287,3 +310,57 @@ def wait(
         if remaining <= 0:
             raise TimeoutError(f"QueuedJob {ns}/{name} still {phase or 'without a phase'} after {timeout}s")
         _sleep(min(poll_interval, remaining))
+
+
+def list_jobs(
+    *,
+    namespace: str | None = None,
+    queue: str | None = None,
+    handler: str | None = None,
+    phase: str | None = None,
+    label_selector: str | None = None,
+    api: Any = None,
+) -> list[QueuedJob]:
+    """The namespace's QueuedJobs, filtered on the server: ``queue`` and ``handler`` through the CRD's
+    selectable fields, ``phase`` through the ``jobline.dev/phase`` label, plus any ``label_selector``."""
+    from kubernetes.client.exceptions import ApiException
+
+    ns = namespace or current_namespace()
+    fields = [f"spec.{k}={v}" for k, v in (("queue", queue), ("handler", handler)) if v is not None]
+    labels = [s for s in (label_selector, f"{names.LABEL_PHASE}={phase}" if phase else None) if s]
+    kwargs: dict[str, str] = {}
+    if fields:
+        kwargs["field_selector"] = ",".join(fields)
+    if labels:
+        kwargs["label_selector"] = ",".join(labels)
+    try:
+        listed = _api(api).list_namespaced_custom_object(names.GROUP, names.VERSION, ns, PLURAL, **kwargs)
+    except ApiException as exc:
+        _raise_mapped(exc, verb="list", namespace=ns)
+    return [QueuedJob.from_object(obj) for obj in listed.get("items", [])]
+
+
+def retry(name: str, *, namespace: str | None = None, api: Any = None) -> None:
+    """Run a finished job again with a fresh retry budget (the ``jobline.dev/requeue`` annotation, as
+    ``kubectl jobline retry`` and the dashboard do). Raises ValueError if it is not finished."""
+    from kubernetes.client.exceptions import ApiException
+
+    from jobline.core import actions
+
+    ns = namespace or current_namespace()
+    custom = _api(api)
+    job = get(name, namespace=ns, api=custom)
+    refusal = actions.retry_refusal(job.to_manifest())
+    if refusal:
+        raise ValueError(f"QueuedJob {ns}/{name} {refusal}")
+    try:
+        custom.patch_namespaced_custom_object(
+            names.GROUP,
+            names.VERSION,
+            ns,
+            PLURAL,
+            name,
+            actions.requeue(actions.fresh_value(datetime.now(UTC))),
+        )
+    except ApiException as exc:
+        _raise_mapped(exc, verb="retry", namespace=ns, name=name)

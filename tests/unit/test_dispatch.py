@@ -1,4 +1,5 @@
-"""Dispatch order: priority (higher first), then creation time, then name; a partial pick for free slots."""
+"""Dispatch order (flowcontrol's, FIFO): priority (higher first), then creation time, then name; a partial
+pick for free slots; free slots, duplicates, retention."""
 
 from __future__ import annotations
 
@@ -6,26 +7,27 @@ import random
 
 import pytest
 
-from jobline.core.dispatch import Candidate, Finished, Unique, free_slots, originals, pick, retention_victims
+from jobline.core.dispatch import Finished, Unique, free_slots, originals, retention_victims
+from jobline.core.flowcontrol import Candidate, Limits, decide, order
 
 
 def test_order_is_priority_then_age_then_name() -> None:
-    jobs = [Candidate.of("c", 0, "2026-01-01T00:00:02Z"), Candidate.of("b", 5, "2026-01-01T00:00:03Z"),
-            Candidate.of("a", 0, "2026-01-01T00:00:02Z"), Candidate.of("d", 0, "2026-01-01T00:00:01Z"),
-            Candidate.of("e", -1, "2026-01-01T00:00:00Z")]
-    assert [c.name for c in pick(jobs, None)] == ["b", "d", "a", "c", "e"]
-    assert [c.name for c in pick(jobs, 2)] == ["b", "d"]
-    assert pick(jobs, 0) == []
+    jobs = [Candidate("c", 0, "2026-01-01T00:00:02Z"), Candidate("b", 5, "2026-01-01T00:00:03Z"),
+            Candidate("a", 0, "2026-01-01T00:00:02Z"), Candidate("d", 0, "2026-01-01T00:00:01Z"),
+            Candidate("e", -1, "2026-01-01T00:00:00Z")]
+    assert [c.name for c in order(jobs, Limits())] == ["b", "d", "a", "c", "e"]
+    assert decide(jobs, Limits(concurrency=2)).start == ("b", "d")
+    assert decide(jobs, Limits(concurrency=0)).start == ()
 
 
 def test_partial_pick_equals_the_head_of_the_full_order() -> None:
     rng = random.Random(7)
-    jobs = [Candidate.of(f"j{i}", rng.randint(-2, 2), f"2026-01-01T00:00:{rng.randint(0, 59):02d}Z")
+    jobs = [Candidate(f"j{i}", rng.randint(-2, 2), f"2026-01-01T00:00:{rng.randint(0, 59):02d}Z")
             for i in range(2000)]
-    full = pick(jobs, None)
-    assert full == sorted(jobs)  # the dataclass order and the pick order agree
+    full = [c.name for c in order(jobs, Limits())]
+    assert full == [c.name for c in sorted(jobs, key=lambda c: (-c.priority, c.created, c.name))]
     for slots in (1, 7, 50, 1999, 2000, 5000):
-        assert pick(jobs, slots) == full[:slots]
+        assert decide(jobs, Limits(concurrency=slots)).start == tuple(full[:slots])
 
 
 def test_free_slots() -> None:
@@ -33,11 +35,6 @@ def test_free_slots() -> None:
     assert free_slots(5, 3, paused=False) == 2
     assert free_slots(5, 9, paused=False) == 0
     assert free_slots(None, 0, paused=True) == 0
-
-
-def test_candidate_keeps_its_priority() -> None:
-    assert Candidate.of("a", 7, "2026-01-01T00:00:00Z").priority == 7
-    assert Candidate.of("a", -3, "2026-01-01T00:00:00Z").priority == -3
 
 
 @pytest.mark.parametrize(("concurrency", "active", "paused", "expected"), [

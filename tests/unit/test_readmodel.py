@@ -312,3 +312,21 @@ def test_queue_stats_count_jobs_and_settings() -> None:
 ])
 def test_totals(rows: list[dict[str, Any]], expected: dict[str, int]) -> None:
     assert rm.totals(rows) == expected
+
+
+def test_positions_follow_a_round_robin_queue_like_its_dispatcher() -> None:
+    def keyed(name: str, key: str, minutes: int, phase: str = "Pending") -> dict[str, Any]:
+        obj = job(name, phase, created=timedelta(minutes=minutes))
+        obj["spec"]["concurrencyKey"] = key
+        return obj
+
+    jobs = [keyed("a1", "A", -9), keyed("a2", "A", -8), keyed("a3", "A", -7), keyed("b1", "B", -2),
+            keyed("b2", "B", -1)]
+    rr = {("ns", "default"): {"spec": {"fairness": "RoundRobin"}}}
+    assert rm.positions(jobs, rr) == {("ns", "a1"): 1, ("ns", "b1"): 2, ("ns", "a2"): 3, ("ns", "b2"): 4,
+                                      ("ns", "a3"): 5}
+    # a key with a running job goes after, as the dispatcher has it
+    busy = [*jobs, keyed("a0", "A", -10, "Running")]
+    assert rm.positions(busy, rr)[("ns", "b1")] == 1
+    assert rm.positions(jobs, {}) == {("ns", "a1"): 1, ("ns", "a2"): 2, ("ns", "a3"): 3, ("ns", "b1"): 4,
+                                      ("ns", "b2"): 5}  # FIFO without a JobQueue

@@ -429,9 +429,12 @@ class Controller(Loop):
         candidates = self._flow_candidates(queue, qspec)
         if not candidates:
             return
-        limits = self._limits(queue, qspec, active)
+        limits, next_token = self._limits(queue, qspec, active)
+        if next_token is not None:
+            # Look at the queue again when the rate limit's next token is there.
+            self.schedule((ns, candidates[0].name), next_token)
         if limits.tokens == 0:
-            return  # _limits scheduled the wake-up for the next token
+            return
         chosen = flowcontrol.decide(candidates, limits).start
         for name in chosen:
             runnable.discard(name)
@@ -472,12 +475,15 @@ class Controller(Loop):
             candidates.append(cached[2])
         return candidates
 
-    def _limits(self, queue: Key, qspec: JobQueueSpec | None, active: int) -> flowcontrol.Limits:
+    def _limits(
+        self, queue: Key, qspec: JobQueueSpec | None, active: int
+    ) -> tuple[flowcontrol.Limits, datetime | None]:
         """The queue's limits now: running jobs per key (when a limit or RoundRobin needs them) and the
-        rate limit's tokens, rebuilt from the attempts' start times (so a restart grants no burst)."""
+        rate limit's tokens, rebuilt from the attempts' start times (so a restart grants no burst);
+        and, when no token is left, when the next one is."""
         ns, _ = queue
         if qspec is None:
-            return flowcontrol.Limits(active=active)
+            return flowcontrol.Limits(active=active), None
         by_key: dict[str, int] = {}
         if qspec.concurrency_per_key is not None or qspec.fairness == "RoundRobin":
             for name in self.store.active.get(queue, ()):
@@ -493,17 +499,14 @@ class Controller(Loop):
                     if started > served.get(ck, started - timedelta(seconds=1)):
                         served[ck] = started
         available: int | None = None
+        next_token: datetime | None = None
         if qspec.rate_limit is not None:
             rate = qspec.rate_limit
             bucket = flowcontrol.Bucket.of(rate.starts, PERIOD_SECONDS[rate.per], rate.burst)
             now = self.clock()
             tokens = flowcontrol.tokens(bucket, self._recent_starts(queue, now - bucket.window), now)
-            available = tokens.available
-            if tokens.next_at is not None:
-                first = next(iter(self.runnable.get(queue, ())), None)
-                if first is not None:  # look at the queue again when the next token is there
-                    self.schedule((ns, first), tokens.next_at)
-        return flowcontrol.Limits(
+            available, next_token = tokens.available, tokens.next_at
+        limits = flowcontrol.Limits(
             paused=qspec.paused,
             concurrency=qspec.concurrency,
             active=active,
@@ -513,6 +516,7 @@ class Controller(Loop):
             tokens=available,
             last_start_by_key=served,
         )
+        return limits, next_token
 
     def _concurrency_key(self, key: Key) -> str:
         parsed = self.store.spec(key) if key in self.store.jobs else None
@@ -536,7 +540,7 @@ class Controller(Loop):
         candidates = self._flow_candidates(queue, qspec)
         if not candidates:
             return
-        limits = self._limits(queue, qspec, self.store.active_count(ns, qname))
+        limits, _ = self._limits(queue, qspec, self.store.active_count(ns, qname))
         decision = flowcontrol.decide(candidates, limits, reasons=True)
         for name, reason in decision.waiting.items():
             key = (ns, name)

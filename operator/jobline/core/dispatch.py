@@ -1,27 +1,12 @@
-"""Which jobs start next, which are duplicates, which finished jobs retention removes. Pure."""
+"""Free slots, which jobs are duplicates, which finished jobs retention removes. Pure.
+
+Which runnable jobs start next, and in what order, is :mod:`flowcontrol`'s.
+"""
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-
-
-@dataclass(frozen=True, order=True)
-class Candidate:
-    """A runnable job, ordered as the queue dispatches: priority (higher first), creation, name."""
-
-    neg_priority: int
-    created: str  # RFC 3339 in UTC sorts as text
-    name: str
-
-    @classmethod
-    def of(cls, name: str, priority: int, created: str) -> Candidate:
-        return cls(-priority, created, name)
-
-    @property
-    def priority(self) -> int:
-        return -self.neg_priority
 
 
 def free_slots(concurrency: int | None, active: int, paused: bool) -> int | None:
@@ -31,18 +16,6 @@ def free_slots(concurrency: int | None, active: int, paused: bool) -> int | None
     if concurrency is None:
         return None
     return max(0, concurrency - active)
-
-
-def _order(c: Candidate) -> tuple[int, str, str]:
-    return c.neg_priority, c.created, c.name
-
-
-def pick(candidates: Iterable[Candidate], slots: int | None) -> list[Candidate]:
-    """The next ``slots`` candidates in dispatch order (all of them when there is no limit).
-    A partial selection (O(n log slots)): a queue of 10,000 with 50 free slots sorts no 10,000."""
-    if slots is None:
-        return sorted(candidates, key=_order)
-    return heapq.nsmallest(slots, candidates, key=_order)
 
 
 @dataclass(frozen=True)

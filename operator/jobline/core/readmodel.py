@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Final
 
-from jobline.core.dispatch import Candidate, Finished
+from jobline.core import flowcontrol
+from jobline.core.dispatch import Finished
 from jobline.core.models import DEFAULT_PRIORITY, DEFAULT_QUEUE, FINISHED_PHASES, PHASES
 from jobline.core.timefmt import fmt, parse
 
@@ -166,22 +167,36 @@ def dead_letters(jobs: Iterable[Obj], queue: str | None = None) -> list[Obj]:
 def positions(jobs: Iterable[Obj], queues: Mapping[Key, Obj]) -> dict[Key, int]:
     """Place of each Pending job in its queue (1 = next to start), in dispatch order.
 
-    The operator does not write ``status.position`` (see docs/queuedjobs.md); this is the same
-    ordering as its dispatcher: priority (higher first), creation time, name. `queues` maps
-    (namespace, queue name) to the JobQueue, for default priorities.
+    The operator does not write ``status.position`` (see docs/queuedjobs.md); this is its
+    dispatcher's ordering (:func:`flowcontrol.order`): priority (higher first), then the queue's
+    fairness (FIFO: creation time, name; RoundRobin: concurrency keys take turns, counting their
+    running jobs). `queues` maps (namespace, queue name) to the JobQueue, for default priorities
+    and the fairness.
     """
-    per_queue: dict[Key, list[Candidate]] = {}
+    per_queue: dict[Key, list[flowcontrol.Candidate]] = {}
+    running: dict[Key, dict[str, int]] = {}
     for job in jobs:
-        if phase_of(job) != "Pending":
+        phase = phase_of(job)
+        if phase not in ("Pending", "Running"):
             continue
         ns, name = ns_name(job)
         qkey = (ns, queue_of(job))
+        key = (job.get("spec") or {}).get("concurrencyKey") or flowcontrol.NO_KEY
+        if phase == "Running":
+            by_key = running.setdefault(qkey, {})
+            by_key[key] = by_key.get(key, 0) + 1
+            continue
         created = str((job.get("metadata") or {}).get("creationTimestamp") or "")
-        per_queue.setdefault(qkey, []).append(Candidate.of(name, priority_of(job, queues.get(qkey)), created))
+        candidate = flowcontrol.Candidate(name, priority_of(job, queues.get(qkey)), created, key)
+        per_queue.setdefault(qkey, []).append(candidate)
     out: dict[Key, int] = {}
-    for (ns, _), candidates in per_queue.items():
-        for i, c in enumerate(sorted(candidates), start=1):
-            out[(ns, c.name)] = i
+    for qkey, candidates in per_queue.items():
+        fairness = ((queues.get(qkey) or {}).get("spec") or {}).get("fairness")
+        limits = flowcontrol.Limits(
+            fairness="RoundRobin" if fairness == "RoundRobin" else "FIFO", active_by_key=running.get(qkey, {})
+        )
+        for i, c in enumerate(flowcontrol.order(candidates, limits), start=1):
+            out[(qkey[0], c.name)] = i
     return out
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "JobNotFound",
     "JoblineError",
     "build",
+    "cancel",
     "check_payload",
     "current_namespace",
     "custom_objects_api",
@@ -297,7 +298,8 @@ def get(name: str, *, namespace: str | None = None, api: Any = None) -> QueuedJo
 def wait(
     name: str, *, timeout: float, namespace: str | None = None, api: Any = None, poll_interval: float = 1.0
 ) -> QueuedJob:
-    """Poll the QueuedJob until it is Succeeded or Failed; raises TimeoutError after `timeout` seconds."""
+    """Poll the QueuedJob until it is finished (Succeeded, Failed, Cancelled or Superseded); raises
+    TimeoutError after `timeout` seconds."""
     ns = namespace or current_namespace()
     custom = _api(api)
     deadline = _monotonic() + timeout
@@ -360,7 +362,26 @@ def retry(name: str, *, namespace: str | None = None, api: Any = None) -> None:
             ns,
             PLURAL,
             name,
-            actions.requeue(actions.fresh_value(datetime.now(UTC))),
+            actions.requeue(actions.fresh_value(datetime.now(UTC)), job.to_manifest()),
         )
     except ApiException as exc:
         _raise_mapped(exc, verb="retry", namespace=ns, name=name)
+
+
+def cancel(name: str, *, namespace: str | None = None, api: Any = None) -> None:
+    """Cancel an unfinished job (``spec.cancel: true``, as ``kubectl jobline cancel`` and the dashboard
+    do): a running attempt gets SIGTERM, then its grace period; the job ends Cancelled, its history kept.
+    Raises ValueError if it is already finished, JobNotFound, PermissionError."""
+    from kubernetes.client.exceptions import ApiException
+
+    from jobline.core import actions
+
+    ns = namespace or current_namespace()
+    custom = _api(api)
+    refusal = actions.cancel_refusal(get(name, namespace=ns, api=custom).to_manifest())
+    if refusal:
+        raise ValueError(f"QueuedJob {ns}/{name} {refusal}")
+    try:
+        custom.patch_namespaced_custom_object(names.GROUP, names.VERSION, ns, PLURAL, name, actions.cancel())
+    except ApiException as exc:
+        _raise_mapped(exc, verb="cancel", namespace=ns, name=name)

@@ -73,10 +73,10 @@ def test_named_holds(make: Callable[[], actions.Patch], body: dict[str, Any]) ->
     [
         ("Succeeded", None),
         ("Failed", None),
-        ("Pending", "is Pending: only a finished job can be retried (Succeeded or Failed)"),
-        ("Running", "is Running: only a finished job can be retried (Succeeded or Failed)"),
-        ("Suspended", "is Suspended: only a finished job can be retried (Succeeded or Failed)"),
-        (None, "is Pending: only a finished job can be retried (Succeeded or Failed)"),
+        ("Pending", "is Pending: only a finished job can be retried (Succeeded, Failed or Cancelled)"),
+        ("Running", "is Running: only a finished job can be retried (Succeeded, Failed or Cancelled)"),
+        ("Suspended", "is Suspended: only a finished job can be retried (Succeeded, Failed or Cancelled)"),
+        (None, "is Pending: only a finished job can be retried (Succeeded, Failed or Cancelled)"),
     ],
 )
 def test_retry_refusal(phase: str | None, refusal: str | None) -> None:
@@ -86,8 +86,9 @@ def test_retry_refusal(phase: str | None, refusal: str | None) -> None:
 @pytest.mark.parametrize(
     ("given", "phases"),
     [
-        ([], ["Succeeded", "Failed"]),
-        ((), ["Succeeded", "Failed"]),
+        ([], ["Succeeded", "Failed", "Cancelled", "Superseded"]),
+        ((), ["Succeeded", "Failed", "Cancelled", "Superseded"]),
+        (["cancelled"], ["Cancelled"]),
         (["failed"], ["Failed"]),
         (["Succeeded,completed"], ["Succeeded"]),
         (["failed,succeeded"], ["Failed", "Succeeded"]),
@@ -101,11 +102,38 @@ def test_cleanup_phases(given: list[str], phases: list[str]) -> None:
 @pytest.mark.parametrize(
     ("given", "message"),
     [
-        (["Running"], "cleanup removes only Succeeded and Failed jobs"),
-        (["Failed,Pending"], "cleanup removes only Succeeded and Failed jobs"),
+        (["Running"], r"cleanup removes only finished jobs \(Succeeded, Failed, Cancelled, Superseded\)"),
+        (["Failed,Pending"], r"cleanup removes only finished jobs \(Succeeded, Failed, Cancelled, Superseded\)"),
         (["Done"], "unknown phase 'Done'"),
     ],
 )
 def test_cleanup_phases_rejects(given: list[str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         actions.cleanup_phases(given)
+
+
+def test_cancel_patch_and_refusal() -> None:
+    assert actions.cancel() == {"spec": {"cancel": True}}
+    for phase in ("Pending", "Waiting", "Running", "Suspended", None):
+        assert actions.cancel_refusal({"status": {"phase": phase}}) is None
+    for phase in ("Succeeded", "Failed", "Cancelled", "Superseded"):
+        assert actions.cancel_refusal({"status": {"phase": phase}}) == (
+            f"is already {phase}: only an unfinished job can be cancelled"
+        )
+
+
+def test_requeue_of_a_cancelled_job_clears_spec_cancel_in_the_same_patch() -> None:
+    cancelled = {"spec": {"cancel": True}, "status": {"phase": "Cancelled"}}
+    assert actions.retry_refusal(cancelled) is None
+    assert actions.requeue("v", cancelled) == {
+        "metadata": {"annotations": {names.ANNOTATION_REQUEUE: "v"}},
+        "spec": {"cancel": False},
+    }
+    assert actions.requeue("v", {"status": {"phase": "Failed"}}) == {
+        "metadata": {"annotations": {names.ANNOTATION_REQUEUE: "v"}}
+    }
+
+
+def test_a_superseded_job_is_not_retried() -> None:
+    job = {"status": {"phase": "Superseded", "supersededBy": "newer"}}
+    assert actions.retry_refusal(job) == "was superseded by newer (the queue's debounce): that job runs instead"

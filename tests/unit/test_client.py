@@ -82,6 +82,8 @@ def test_enqueue_minimal_body() -> None:
             "handler": "send-email",
             "payload": {"to": "a@example.com"},
             "suspend": False,
+        "cancel": False,
+            "cancel": False,
         },
     }
 
@@ -117,6 +119,7 @@ def test_enqueue_full_body_is_camel_case() -> None:
         "retry": {"limit": 5, "backoff": {"initialSeconds": 5}, "nonRetryableExitCodes": [2]},
         "timeoutSeconds": 60,
         "suspend": False,
+        "cancel": False,
         "uniqueKey": "report-42",
         "dependsOn": ["export-42"],
         "template": {"image": "example/app:1", "env": [{"name": "A", "value": "b"}]},

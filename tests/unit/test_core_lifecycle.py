@@ -789,6 +789,7 @@ def test_pod_view_reads_the_worker_container() -> None:
                  "exitCode": 3, "reason": "Error", "message": "tail", "finishedAt": "2026-06-01T11:01:00Z"}}}]},
         creationTimestamp="2026-06-01T10:59:59Z", deletionTimestamp="2026-06-01T11:02:00Z"))
     assert view == PodView(name="job-2", attempt=2, phase="Failed", deleting=True,
+                           deletion_deadline=datetime(2026, 6, 1, 11, 2, tzinfo=UTC),
                            created=datetime(2026, 6, 1, 10, 59, 59, tzinfo=UTC),
                            started=datetime(2026, 6, 1, 11, 0, tzinfo=UTC),
                            finished=datetime(2026, 6, 1, 11, 1, tzinfo=UTC), exit_code=3, reason="Error",

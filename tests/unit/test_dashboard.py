@@ -219,7 +219,9 @@ def test_public_endpoints(h: Harness) -> None:
         {
             "auth": "token",
             "refreshSeconds": 5,
-            "phases": ["pending", "waiting", "running", "succeeded", "failed", "suspended"],
+            "phases": [
+                "pending", "waiting", "running", "succeeded", "failed", "suspended", "cancelled", "superseded"
+            ],
         },
     )
     status, doc = h.call("GET", "/api/openapi.json", token=None)
@@ -246,6 +248,8 @@ def test_reader_lists_but_may_not_act(h: Harness) -> None:
         "succeeded": 1,
         "failed": 1,
         "suspended": 0,
+        "cancelled": 0,
+        "superseded": 0,
         "total": 33,
     }
     assert stats["queues"][0] | {"oldestPendingSeconds": 0} == {
@@ -260,6 +264,8 @@ def test_reader_lists_but_may_not_act(h: Harness) -> None:
         "succeeded": 1,
         "failed": 1,
         "suspended": 0,
+        "cancelled": 0,
+        "superseded": 0,
         "total": 33,
         "oldestPendingSeconds": 0,
     }
@@ -361,7 +367,7 @@ def test_malformed_input_is_400_and_changes_nothing(h: Harness) -> None:
         ("POST", "/api/cleanup", [1, 2], None, "must be a JSON object"),
         ("POST", "/api/cleanup", {"olderThan": "a week"}, None, "not a duration"),
         ("POST", "/api/cleanup", {"olderThan": "1d", "dryRun": "yes"}, None, "dryRun must be"),
-        ("POST", "/api/cleanup", {"olderThan": "1d", "phases": ["Running"]}, None, "Succeeded and Failed"),
+        ("POST", "/api/cleanup", {"olderThan": "1d", "phases": ["Running"]}, None, "Succeeded, Failed, Cancelled, Superseded"),
         ("POST", "/api/cleanup", {"older": "1d"}, None, "unknown field(s) older"),
         ("POST", "/api/retry-failed", {"queue": 3}, None, "queue must be a string"),
     ]

@@ -318,7 +318,7 @@ def test_queued_job_defaults() -> None:
         "apiVersion": names.API_VERSION,
         "kind": "QueuedJob",
         "metadata": {},
-        "spec": {"queue": "default", "handler": "h", "suspend": False},
+        "spec": {"queue": "default", "handler": "h", "suspend": False, "cancel": False},
     }
 
 

@@ -231,7 +231,9 @@ ZERO = dict.fromkeys(rm.COUNT_KEYS, 0)
 
 
 def test_count_keys_are_the_queue_status_keys() -> None:
-    assert rm.COUNT_KEYS == ("pending", "waiting", "running", "succeeded", "failed", "suspended")
+    assert rm.COUNT_KEYS == (
+        "pending", "waiting", "running", "succeeded", "failed", "suspended", "cancelled", "superseded"
+    )
 
 
 @pytest.mark.parametrize(("jobs", "counts", "total", "oldest", "oldest_s", "last", "finished"), [

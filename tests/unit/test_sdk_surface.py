@@ -138,6 +138,7 @@ def test_create_schedule_validates_and_creates() -> None:
         "payload": {"days": 30},
         "queue": "default",
         "suspend": False,
+        "cancel": False,
     }
     with pytest.raises(ValueError, match="never fires"):
         schedule_client.create_schedule("x", "0 0 30 2 *", "h", namespace="ops", api=api)

@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--phase",
         action="append",
-        help="Pending, Waiting, Running, Succeeded, Failed, Suspended (repeatable or comma-separated)",
+        help="Pending, Waiting, Running, Suspended, Succeeded, Failed, Cancelled, Superseded (repeatable or "
+        "comma-separated)",
     )
     p.add_argument("--handler")
     _output(p, ("json", "yaml", "name"))
@@ -108,14 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queue", help="with --all-failed: only this queue")
     p.add_argument("--dry-run", action="store_true", help="say what would be requeued")
 
-    p = cmd("cancel", "stop jobs for good: deletes the QueuedJob (its pods go with it)")
+    p = cmd("cancel", "cancel jobs: a running attempt is stopped (SIGTERM), the job ends Cancelled")
     p.add_argument("jobs", nargs="+", metavar="JOB")
-    p.add_argument("--force", action="store_true", help="delete even when already finished")
 
     p = cmd("cleanup", "delete finished jobs older than a duration")
-    p.add_argument("--finished", action="store_true", help="required: finished (Succeeded/Failed) jobs")
+    p.add_argument(
+        "--finished",
+        action="store_true",
+        help="required: finished (Succeeded/Failed/Cancelled/Superseded) jobs",
+    )
     p.add_argument("--older-than", default="7d", help="finished longer ago than this (default 7d)")
-    p.add_argument("--phase", action="append", help="only Succeeded or only Failed")
+    p.add_argument("--phase", action="append", help="only these finished phases (repeatable)")
     p.add_argument("--queue")
     p.add_argument("--dry-run", action="store_true", help="list them, delete nothing")
     _output(p)

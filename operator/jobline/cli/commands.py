@@ -316,7 +316,7 @@ def list_jobs(args: argparse.Namespace, conn: Connection, io: Io) -> int:
 
 def _requeue(conn: Connection, job: Mapping[str, Any]) -> None:
     ns, name = readmodel.ns_name(job)
-    conn.patch(QJ, ns, name, actions.requeue(actions.fresh_value(clock())))
+    conn.patch(QJ, ns, name, actions.requeue(actions.fresh_value(clock()), job))
 
 
 def retry(args: argparse.Namespace, conn: Connection, io: Io) -> int:
@@ -364,25 +364,27 @@ def retry(args: argparse.Namespace, conn: Connection, io: Io) -> int:
 
 
 def cancel(args: argparse.Namespace, conn: Connection, io: Io) -> int:
-    """Cancel = delete the QueuedJob; its pods go with it (owner references), a running one is stopped."""
+    """Cancel = ``spec.cancel: true``: a running attempt gets SIGTERM, then its grace period, and the job
+    ends Cancelled with its history (``kubectl delete`` removes a job)."""
     code = EXIT_OK
     for ref in args.jobs:
         name = _strip_kind(ref, JOB_KINDS)
         try:
             job = conn.get(QJ, conn.ns(), name)
-            if readmodel.is_finished(job) and not args.force:
-                io.warn(
-                    f"error: {QJ_REF}/{name} already {readmodel.phase_of(job)}; "
-                    "use `kubectl jobline cleanup` or --force to delete it"
-                )
+            refusal = actions.cancel_refusal(job)
+            if refusal is not None:
+                io.warn(f"error: {QJ_REF}/{name} {refusal}")
                 code = max(code, EXIT_FAILED)
                 continue
-            conn.delete(QJ, conn.ns(), name)
+            conn.patch(QJ, conn.ns(), name, actions.cancel())
         except CliError as exc:
             io.warn(f"error: {exc.message}")
             code = max(code, exc.code)
             continue
-        io.print(f"{QJ_REF}/{name} cancelled (deleted)")
+        running = readmodel.phase_of(job) == "Running"
+        io.print(
+            f"{QJ_REF}/{name} cancelled" + (" (its running attempt is being stopped)" if running else "")
+        )
     return code
 
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jobline import metrics, names
-from jobline.core import flowcontrol, lifecycle, podrefusal, readmodel
+from jobline.core import debounce, flowcontrol, lifecycle, podrefusal, readmodel
 from jobline.core.dependencies import find_cycle
 from jobline.core.dispatch import Unique, free_slots, originals, retention_victims
 from jobline.core.models import (
@@ -33,6 +33,7 @@ from jobline.core.podspec import TemplateError, build_worker_pod, merge_template
 from jobline.core.timefmt import fmt, parse
 from jobline.core.timefmt import now as utcnow
 from jobline.kube import Kube, KubeError, collection_path, with_kind
+from jobline.kube import resource_version as kube_resource_version
 
 from .base import Loop
 from .store import Key, Store, key_of
@@ -99,7 +100,7 @@ class Controller(Loop):
         if self.store.put_job(obj):
             self._touch_job(key)
             old_phase = (old or {}).get("status", {}).get("phase")
-            if old_phase != (obj.get("status") or {}).get("phase"):
+            if old is None or old_phase != (obj.get("status") or {}).get("phase"):
                 self._touch_related(key, obj)
 
     def _own_write(self, obj: dict[str, Any]) -> None:
@@ -279,15 +280,22 @@ class Controller(Loop):
         defaults = qspec.defaults if qspec else None
         deps: dict[str, str | None] = {}
         for dep in spec.depends_on or []:
-            obj = self.store.jobs.get((ns, dep))
-            deps[dep] = (obj.get("status") or {}).get("phase") or "Pending" if obj else None
+            deps[dep] = self._dependency_phase(ns, dep)
         cycle = None
         if any(phase not in (None, "Succeeded") for phase in deps.values()):
             cycle = find_cycle(name, lambda n: self._blocking_deps(ns, n))
         job = self.store.jobs.get(key)
         created = parse(job["metadata"].get("creationTimestamp")) if job else None
         duplicate_of = None
-        if spec.unique_key:
+        verdict = debounce.Decision()
+        if spec.unique_key and qspec is not None and qspec.debounce is not None:
+            verdict = debounce.decide(
+                name,
+                self._twins(ns, spec.queue, spec.unique_key),
+                qspec.debounce.seconds,
+                qspec.debounce.max_wait_seconds,
+            )
+        elif spec.unique_key:
             twins = []
             for twin in self.store.by_unique.get((ns, spec.queue, spec.unique_key), ()):
                 tobj = self.store.jobs.get((ns, twin))
@@ -320,7 +328,46 @@ class Controller(Loop):
             created=created,
             duplicate_of=duplicate_of,
             seed=uid,
+            superseded_by=verdict.superseded_by,
+            debounce_until=verdict.start_at,
+            debounce_behind=verdict.behind,
+            revision=(
+                kube_resource_version(job) if job is not None and verdict.start_at is not None else None
+            ),
         )
+
+    def _dependency_phase(self, ns: str, name: str) -> str | None:
+        """A dependency's phase (None: not found); a Superseded one stands for the job that replaced it."""
+        for _ in range(16):
+            obj = self.store.jobs.get((ns, name))
+            if obj is None:
+                return None
+            st = obj.get("status") or {}
+            phase = st.get("phase") or "Pending"
+            if phase != "Superseded" or not st.get("supersededBy"):
+                return str(phase)
+            name = str(st["supersededBy"])
+        return "Superseded"
+
+    def _twins(self, ns: str, queue: str, unique_key: str) -> list[debounce.Twin]:
+        twins = []
+        for twin in self.store.by_unique.get((ns, queue, unique_key), ()):
+            tobj = self.store.jobs.get((ns, twin))
+            if tobj is None:
+                continue
+            tst = tobj.get("status") or {}
+            twins.append(
+                debounce.Twin(
+                    twin,
+                    parse(tobj["metadata"].get("creationTimestamp")),
+                    int(tst.get("enqueueRevision") or kube_resource_version(tobj)),
+                    tst.get("phase"),
+                    int(tst.get("attempts", 0)) > 0,
+                    parse(tst.get("startedAt")),
+                    parse(tst.get("completedAt")),
+                )
+            )
+        return twins
 
     def _blocking_deps(self, ns: str, name: str) -> list[str] | None:
         """A job's dependsOn as the cycle search follows it: none for a job that is gone or succeeded."""
@@ -730,7 +777,11 @@ class Controller(Loop):
             self.on_queue("MODIFIED", with_kind(updated, names.KIND_JOBQUEUE))  # may carry a spec change
         if qspec and qspec.retention:
             for victim in retention_victims(
-                summary.finished, qspec.retention.succeeded, qspec.retention.failed
+                summary.finished,
+                qspec.retention.succeeded,
+                qspec.retention.failed,
+                qspec.retention.cancelled,
+                qspec.retention.superseded,
             ):
                 vobj = self.store.jobs.get((ns, victim))
                 await self.kube.delete_object(

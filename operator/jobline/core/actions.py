@@ -27,7 +27,7 @@ HOLD_FIELDS: Final[Mapping[str, str]] = {
     names.PLURAL_JOBSCHEDULES: "suspend",
     names.PLURAL_JOBQUEUES: "paused",
 }
-CLEANUP_PHASES: Final = ("Succeeded", "Failed")  # what a cleanup removes unless told otherwise
+CLEANUP_PHASES: Final = ("Succeeded", "Failed", "Cancelled", "Superseded")  # unless told otherwise
 
 
 def fresh_value(now: datetime) -> str:
@@ -42,9 +42,25 @@ def _annotate(key: str, value: str) -> Patch:
     return {"metadata": {"annotations": {key: value}}}
 
 
-def requeue(value: str) -> Patch:
-    """Requeue a finished QueuedJob with a fresh retry budget (``jobline.dev/requeue``)."""
-    return _annotate(names.ANNOTATION_REQUEUE, value)
+def requeue(value: str, job: Mapping[str, Any] | None = None) -> Patch:
+    """Requeue a finished QueuedJob with a fresh retry budget (``jobline.dev/requeue``). A cancelled
+    `job` also gets ``spec.cancel: false`` in the same patch, or it would be cancelled again at once."""
+    patch = _annotate(names.ANNOTATION_REQUEUE, value)
+    if job is not None and (job.get("spec") or {}).get("cancel"):
+        patch["spec"] = {"cancel": False}
+    return patch
+
+
+def cancel() -> Patch:
+    """Cancel a QueuedJob (``spec.cancel``): a running attempt gets SIGTERM, the job ends Cancelled."""
+    return {"spec": {"cancel": True}}
+
+
+def cancel_refusal(job: Mapping[str, Any]) -> str | None:
+    """Why `job` cannot be cancelled (None: it can): a finished job has nothing left to stop."""
+    if is_finished(job):
+        return f"is already {phase_of(job)}: only an unfinished job can be cancelled"
+    return None
 
 
 def trigger(value: str) -> Patch:
@@ -92,10 +108,15 @@ def resume_queue() -> Patch:
 
 
 def retry_refusal(job: Mapping[str, Any]) -> str | None:
-    """Why `job` cannot be requeued (None: it can): only Succeeded and Failed jobs are."""
+    """Why `job` cannot be requeued (None: it can): finished jobs are, but a Superseded one, whose newer
+    twin runs instead."""
+    phase = phase_of(job)
+    if phase == "Superseded":
+        newer = (job.get("status") or {}).get("supersededBy")
+        return f"was superseded by {newer or 'a newer job'} (the queue's debounce): that job runs instead"
     if is_finished(job):
         return None
-    return f"is {phase_of(job)}: only a finished job can be retried (Succeeded or Failed)"
+    return f"is {phase}: only a finished job can be retried (Succeeded, Failed or Cancelled)"
 
 
 def cleanup_phases(values: Iterable[str]) -> list[str]:
@@ -103,7 +124,7 @@ def cleanup_phases(values: Iterable[str]) -> list[str]:
     given = list(values)
     phases = normalize_phases(given) if given else list(CLEANUP_PHASES)
     if not set(phases) <= FINISHED_PHASES:
-        raise ValueError("cleanup removes only Succeeded and Failed jobs")
+        raise ValueError("cleanup removes only finished jobs (Succeeded, Failed, Cancelled, Superseded)")
     return phases
 
 
@@ -111,6 +132,8 @@ __all__ = [
     "CLEANUP_PHASES",
     "HOLD_FIELDS",
     "Patch",
+    "cancel",
+    "cancel_refusal",
     "cleanup_phases",
     "fresh_value",
     "hold",

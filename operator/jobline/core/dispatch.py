@@ -43,17 +43,26 @@ def originals(jobs: Sequence[Unique]) -> dict[str, str]:
 @dataclass(frozen=True)
 class Finished:
     name: str
-    phase: str  # Succeeded | Failed
+    phase: str  # Succeeded | Failed | Cancelled | Superseded
     completed: str
 
 
 def retention_victims(
-    finished: Iterable[Finished], keep_succeeded: int | None, keep_failed: int | None
+    finished: Iterable[Finished],
+    keep_succeeded: int | None,
+    keep_failed: int | None,
+    keep_cancelled: int | None = None,
+    keep_superseded: int | None = None,
 ) -> list[str]:
-    """Finished jobs beyond the newest ``keep_*`` per outcome, oldest first."""
+    """Finished jobs beyond the newest ``keep_*`` per final phase, oldest first (None: keep all)."""
     finished = list(finished)
     victims: list[str] = []
-    for phase, keep in (("Succeeded", keep_succeeded), ("Failed", keep_failed)):
+    for phase, keep in (
+        ("Succeeded", keep_succeeded),
+        ("Failed", keep_failed),
+        ("Cancelled", keep_cancelled),
+        ("Superseded", keep_superseded),
+    ):
         if keep is None:
             continue
         done = sorted(

@@ -4,8 +4,9 @@ Pure: no Kubernetes client, no clock (``now`` is an input). The adapter applies 
 a status patch, events, pods to delete, the job to delete — and asks again at ``wake_at``.
 
 Phases: Pending (ready, waiting for a slot), Waiting (Delayed by runAt, Blocked by dependsOn,
-BackingOff between attempts), Running, Suspended, Succeeded, Failed (dead-lettered when it ran out
-of retries or failed permanently).
+BackingOff between attempts, Debounced), Running, Suspended; final: Succeeded, Failed (dead-lettered
+when it ran out of retries or failed permanently), Cancelled (spec.cancel), Superseded (a newer job
+with its uniqueKey replaced it under the queue's debounce).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class PodView:
     attempt: int
     phase: str
     deleting: bool = False
+    deletion_deadline: datetime | None = None  # metadata.deletionTimestamp: the end of its grace period
     created: datetime | None = None
     started: datetime | None = None
     finished: datetime | None = None
@@ -90,6 +92,7 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         attempt=attempt,
         phase=status.get("phase") or "Pending",
         deleting=bool(meta.get("deletionTimestamp")),
+        deletion_deadline=parse(meta.get("deletionTimestamp")),
         created=parse(meta.get("creationTimestamp")),
         started=parse(status.get("startTime")),
         finished=parse(term.get("finishedAt")),
@@ -133,6 +136,10 @@ class World:
     created: datetime | None = None  # the job's creationTimestamp (a missing dependency's deadline)
     spec_error: str | None = None  # the spec could not be read
     seed: str = ""  # spreads the backoff jitter per job (its uid)
+    superseded_by: str | None = None  # the queue's debounce: a newer unstarted twin replaces this job
+    debounce_until: datetime | None = None  # the debounce's quiet spell ends
+    debounce_behind: str | None = None  # a running twin of the uniqueKey this job waits for
+    revision: int | None = None  # recorded as status.enqueueRevision (orders a debounce burst)
 
 
 @dataclass
@@ -260,7 +267,15 @@ def reconcile(
     token = annotations.get(names.ANNOTATION_REQUEUE)
     if token and token != st.get("requeueToken"):
         st["requeueToken"] = token
-        if phase in FINISHED_PHASES:
+        if phase == "Superseded":
+            out.events.append(
+                Event(
+                    "Warning",
+                    "RequeueRefused",
+                    f"superseded by {st.get('supersededBy') or 'a newer job'}: that job runs instead",
+                )
+            )
+        elif phase in FINISHED_PHASES:
             st.update(
                 phase=None,
                 failedAttempts=0,
@@ -272,6 +287,7 @@ def reconcile(
                 duplicateOf=None,
                 waitingReason=None,
             )
+            _clear_condition(st, "Cancelled", now, generation, "Requeued", f"requeued (token {token})")
             for type_ in ("Complete", "Failed"):
                 set_condition(
                     st,
@@ -307,6 +323,9 @@ def reconcile(
     current = latest if latest is not None and latest.attempt == attempts else None
     record = _history_entry(st, attempts) if attempts else None
     open_attempt = record is not None and not record.get("finishedAt")
+
+    if spec.cancel:
+        return _cancel(out, record if open_attempt else None, current, spec, world, generation)
 
     if open_attempt and record is not None:
         if current is not None and current.disruption and not record.get("disruption"):
@@ -385,6 +404,79 @@ def reconcile(
     return _idle(out, phase, spec, world, generation)
 
 
+def _cancel(
+    out: Outcome,
+    record: dict[str, Any] | None,
+    pod: PodView | None,
+    spec: QueuedJobSpec,
+    world: World,
+    generation: int | None,
+) -> Outcome:
+    """spec.cancel: stop the open attempt gracefully (delete its pod: SIGTERM, then the grace period),
+    and once the pod has stopped, or at once when none runs, end the job Cancelled. An attempt that
+    succeeds within its grace period is a success: the work was done."""
+    st, now = out.status, world.now
+    if record is not None:
+        if pod is not None and pod.phase == "Succeeded":
+            _attempt_ended(out, record, pod, spec, world, generation)
+            _expire(out, world)
+            return out
+        if pod is not None and not pod.terminal:
+            if not pod.deleting:
+                out.delete_pods.append(pod.name)
+                out.events.append(
+                    Event(
+                        "Normal",
+                        "Cancelling",
+                        f"spec.cancel: stopping attempt {record['attempt']} (pod {pod.name} gets SIGTERM, "
+                        "then its grace period)",
+                    )
+                )
+            set_condition(
+                st,
+                "Cancelled",
+                False,
+                "Cancelling",
+                f"stopping attempt {record['attempt']} (pod {pod.name})",
+                now,
+                generation,
+            )
+            st.update(phase="Running", waitingReason=None)
+            deadline = pod.deletion_deadline
+            if deadline is None or now < deadline + timedelta(seconds=TIMEOUT_GRACE_SECONDS):
+                if deadline is not None:
+                    out.wake_at = deadline + timedelta(seconds=TIMEOUT_GRACE_SECONDS)
+                return out
+            # The pod outlived its grace period by far (its node is gone?): the job is cancelled anyway.
+        stopped = pod is not None and pod.terminal
+        _close_record(
+            record,
+            now,
+            reason="Cancelled",
+            exit_code=pod.exit_code if pod is not None else None,
+            message="stopped by spec.cancel"
+            + (
+                ""
+                if stopped or pod is None
+                else f"; pod {pod.name} had not stopped by the end of its grace period"
+            ),
+            finished=pod.finished if pod is not None else None,
+        )
+    what = (
+        f"attempt {record['attempt']} stopped"
+        if record is not None
+        else "before it ran"
+        if not st.get("attempts")
+        else "between attempts"
+    )
+    st.update(phase="Cancelled", completedAt=fmt(now), nextAttemptAt=None, waitingReason=None)
+    set_condition(st, "Cancelled", True, "SpecCancel", f"cancelled by spec.cancel ({what})", now, generation)
+    set_condition(st, "Complete", False, "Cancelled", "", now, generation)
+    out.events.append(Event("Normal", "Cancelled", f"cancelled by spec.cancel ({what})"))
+    _expire(out, world)
+    return out
+
+
 def _retry_disrupted(
     out: Outcome, record: dict[str, Any], world: World, disruption: str, pod: PodView | None
 ) -> bool:
@@ -449,6 +541,11 @@ def _idle(
             dead_letter=False,
         )
         return out
+    if world.superseded_by and int(st.get("attempts", 0)) == 0:
+        _supersede(out, spec, world, generation)
+        return out
+    if world.revision is not None and not st.get("enqueueRevision"):
+        st["enqueueRevision"] = world.revision
     size = payload_size(spec.payload)
     if size > MAX_PAYLOAD_BYTES:
         finish_failed(
@@ -474,9 +571,14 @@ def _idle(
     missing: list[str] = []
     for dep in spec.depends_on or []:
         dep_phase = world.deps.get(dep)
-        if dep_phase == "Failed":
+        if dep_phase in ("Failed", "Cancelled"):
             finish_failed(
-                out, now, generation, "DependencyFailed", f"dependency {dep} failed", dead_letter=True
+                out,
+                now,
+                generation,
+                "DependencyFailed",
+                f"dependency {dep} {'failed' if dep_phase == 'Failed' else 'was cancelled'}",
+                dead_letter=True,
             )
             return out
         if dep_phase is None:
@@ -514,6 +616,15 @@ def _idle(
         st.update(phase="Waiting", waitingReason="Delayed", nextAttemptAt=fmt(spec.run_at))
         out.wake_at = spec.run_at
         return out
+    if int(st.get("attempts", 0)) == 0 and (
+        (world.debounce_until is not None and world.debounce_until > now) or world.debounce_behind
+    ):
+        until = world.debounce_until if world.debounce_until and world.debounce_until > now else None
+        st.update(phase="Waiting", waitingReason="Debounced", nextAttemptAt=fmt(until) if until else None)
+        out.wake_at = until  # a running twin that finishes wakes it through its uniqueKey
+        return out
+    if st.get("waitingReason") == "Debounced":
+        st["nextAttemptAt"] = None  # the quiet spell is over (it is the debounce's, not a backoff)
     next_at = parse(st.get("nextAttemptAt"))
     if next_at is not None and next_at > now:
         # A refused pod (a full quota, ...) keeps its reason while it waits to try again.
@@ -531,6 +642,18 @@ def _idle(
     return out
 
 
+def _supersede(out: Outcome, spec: QueuedJobSpec, world: World, generation: int | None) -> None:
+    st, now, newer = out.status, world.now, world.superseded_by
+    message = f"superseded by {newer}, a newer job with uniqueKey {spec.unique_key!r} (the queue's debounce)"
+    st.update(
+        phase="Superseded", supersededBy=newer, completedAt=fmt(now), nextAttemptAt=None, waitingReason=None
+    )
+    set_condition(st, "Superseded", True, "Debounced", message, now, generation)
+    set_condition(st, "Complete", False, "Superseded", "", now, generation)
+    out.events.append(Event("Normal", "Superseded", message))
+    _expire(out, world)
+
+
 def status_reason(st: Mapping[str, Any]) -> str | None:
     """``status.reason``, one word for the REASON column: the waiting reason while Pending or Waiting,
     the Failed condition's reason once Failed, else none."""
@@ -538,6 +661,12 @@ def status_reason(st: Mapping[str, Any]) -> str | None:
     if phase in ("Pending", "Waiting"):
         reason = st.get("waitingReason")
         return reason if isinstance(reason, str) else None
+    if phase == "Running":
+        cancelling = any(
+            c.get("type") == "Cancelled" and c.get("reason") == "Cancelling"
+            for c in st.get("conditions") or ()
+        )
+        return "Cancelling" if cancelling else None
     if phase == "Failed":
         for cond in st.get("conditions") or ():
             if cond.get("type") == "Failed" and cond.get("status") == "True":

@@ -143,7 +143,7 @@ def cleanup_candidates(
     *,
     older_than: timedelta,
     now: datetime,
-    phases: Iterable[str] = ("Succeeded", "Failed"),
+    phases: Iterable[str] = FINISHED_PHASES,
     queue: str | None = None,
 ) -> list[Obj]:
     """Finished jobs (in `phases`) that finished more than `older_than` ago, oldest first."""

@@ -234,18 +234,22 @@ def _account_finished(st: dict[str, Any], jobs: list[JobInfo]) -> None:
         if job.phase == "Succeeded":
             st["consecutiveFailures"] = 0
             st["lastSuccessfulTime"] = fmt(job.completed)
-        else:
+        elif job.phase == "Failed":  # a Cancelled or Superseded run is neither
             st["consecutiveFailures"] = int(st.get("consecutiveFailures") or 0) + 1
             st["lastFailureTime"] = fmt(job.completed)
 
 
 def history_victims(jobs: Iterable[JobInfo], succeeded_limit: int, failed_limit: int) -> list[JobInfo]:
-    """Finished jobs beyond the limits: all but the newest ``limit`` of each outcome (by completion)."""
+    """Finished jobs beyond the limits: all but the newest ``limit`` of each outcome (by completion).
+    Cancelled and Superseded runs count with the failed ones (CronJob has only the two limits)."""
     jobs = list(jobs)
     victims: list[JobInfo] = []
-    for phase, limit in (("Succeeded", succeeded_limit), ("Failed", failed_limit)):
+    for phases, limit in (
+        (("Succeeded",), succeeded_limit),
+        (("Failed", "Cancelled", "Superseded"), failed_limit),
+    ):
         done = sorted(
-            (j for j in jobs if j.phase == phase),
+            (j for j in jobs if j.phase in phases),
             key=lambda j: (j.completed or j.created or datetime.min.replace(tzinfo=UTC), j.name),
             reverse=True,
         )

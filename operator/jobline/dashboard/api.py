@@ -437,9 +437,20 @@ class Api:
         if refusal is not None:
             raise HttpError(409, f"{KINDS[QJ]} {ns}/{name} {refusal}")
         value = actions.fresh_value(utcnow())
-        await self._patch(QJ, ns, name, actions.requeue(value))
+        await self._patch(QJ, ns, name, actions.requeue(value, job))
         log.info("dashboard: %s requeued %s %s/%s", user.username, KINDS[QJ], ns, name)
         return _json({"namespace": ns, "name": name, "requeued": True, names.ANNOTATION_REQUEUE: value})
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        user = await self.user(request)
+        ns, name = _target(request)
+        await require(self.auth, user, "patch", QJ, ns, name)
+        refusal = actions.cancel_refusal(await self._get(QJ, ns, name))
+        if refusal is not None:
+            raise HttpError(409, f"{KINDS[QJ]} {ns}/{name} {refusal}")
+        await self._patch(QJ, ns, name, actions.cancel())
+        log.info("dashboard: %s cancelled %s %s/%s", user.username, KINDS[QJ], ns, name)
+        return _json({"namespace": ns, "name": name, "cancelled": True})
 
     async def delete(self, request: web.Request) -> web.Response:
         user = await self.user(request)
@@ -576,6 +587,7 @@ class Api:
             web.get("/api/jobs/{namespace}/{name}", self.job),
             web.delete("/api/jobs/{namespace}/{name}", self.delete),
             web.post("/api/jobs/{namespace}/{name}/retry", self.retry),
+            web.post("/api/jobs/{namespace}/{name}/cancel", self.cancel),
             web.post("/api/retry-failed", self.retry_failed),
             web.post("/api/cleanup", self.cleanup),
             web.get("/api/schedules", self.schedules),

@@ -171,6 +171,9 @@ def document() -> dict[str, Any]:
         "/api/jobs/{namespace}/{name}/retry": _action(
             f"Requeue a finished job (sets the {names.ANNOTATION_REQUEUE} annotation).", f"patch {QJ}",
             "Ref", 409),
+        "/api/jobs/{namespace}/{name}/cancel": _action(
+            "Cancel an unfinished job (sets spec.cancel): a running attempt gets SIGTERM, the job ends "
+            "Cancelled with its history.", f"patch {QJ}", "Ref", 409),
         "/api/retry-failed": {"post": {
             "summary": "Requeue every dead-lettered job in scope.",
             "description": f"Needs `patch` on {QJ} in every namespace concerned; otherwise 403 and "

@@ -132,6 +132,9 @@ def validate_queuedjob(
     if operation != "CREATE" or not unique or controller is None or namespace is None:
         return
     queue = spec.get("queue") or DEFAULT_QUEUE
+    qspec = controller.store.queue_spec(namespace, queue)
+    if qspec is not None and qspec.debounce is not None:
+        return  # the queue's debounce: a newer job replaces the unstarted one
     for twin in sorted(controller.store.by_unique.get((namespace, queue, unique), ())):
         obj = controller.store.jobs.get((namespace, twin))
         if obj is not None and twin != name and (obj.get("status") or {}).get("phase") not in FINISHED_PHASES:

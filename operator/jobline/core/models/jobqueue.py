@@ -48,6 +48,10 @@ class QueueRetention(SpecModel):
 
     succeeded: int | None = Field(default=None, ge=0, description="Keep at most this many succeeded jobs.")
     failed: int | None = Field(default=None, ge=0, description="Keep at most this many failed jobs.")
+    cancelled: int | None = Field(default=None, ge=0, description="Keep at most this many cancelled jobs.")
+    superseded: int | None = Field(
+        default=None, ge=0, description="Keep at most this many superseded jobs (the debounce's)."
+    )
 
 
 RatePeriod = Literal["Second", "Minute"]
@@ -66,6 +70,40 @@ class RateLimit(SpecModel):
         le=100000,
         description="Size of the bucket: starts allowed at once. Unset: starts.",
     )
+
+
+class Debounce(SpecModel):
+    """Jobs with a uniqueKey replace the key's job that has not started yet instead of being duplicates:
+    the newest payload wins, and the start waits for a quiet spell of ``seconds``."""
+
+    model_config = ConfigDict(
+        json_schema_extra=x_validations(
+            CelRule(
+                "!has(self.maxWaitSeconds) || self.maxWaitSeconds >= self.seconds",
+                "maxWaitSeconds must be at least seconds",
+                field_path=".maxWaitSeconds",
+            )
+        )
+    )
+
+    seconds: int = Field(
+        ge=1, le=86400, description="The job starts this long after the newest job with its uniqueKey."
+    )
+    max_wait_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=604800,
+        description=(
+            "At most this long after the first job of a burst (the oldest it replaced), however often "
+            "newer ones arrive. Unset: no bound."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _max_wait_not_below(self) -> Debounce:
+        if self.max_wait_seconds is not None and self.max_wait_seconds < self.seconds:
+            raise ValueError("maxWaitSeconds must be at least seconds")
+        return self
 
 
 class JobQueueSpec(SpecModel):
@@ -92,6 +130,13 @@ class JobQueueSpec(SpecModel):
             "fewest running first)."
         ),
     )
+    debounce: Debounce | None = Field(
+        default=None,
+        description=(
+            "A new job replaces the unstarted job with the same uniqueKey (that one ends Superseded) and "
+            "starts after a quiet spell. Unset: a second unfinished job with a uniqueKey is a Duplicate."
+        ),
+    )
     defaults: QueueDefaults | None = Field(default=None, description="Defaults for the queue's jobs.")
     template: WorkerTemplate | None = Field(
         default=None, description="Worker pod template; a job's template is merged over it field by field."
@@ -108,6 +153,8 @@ class JobQueueStatus(StatusModel):
     succeeded: int = Field(default=0, ge=0, description="Jobs in phase Succeeded.")
     failed: int = Field(default=0, ge=0, description="Jobs in phase Failed.")
     suspended: int = Field(default=0, ge=0, description="Jobs in phase Suspended.")
+    cancelled: int = Field(default=0, ge=0, description="Jobs in phase Cancelled.")
+    superseded: int = Field(default=0, ge=0, description="Jobs in phase Superseded.")
     oldest_pending_seconds: int | None = Field(
         default=None, ge=0, description="Age in seconds of the oldest Pending job."
     )

@@ -43,9 +43,21 @@ MAX_ATTEMPT_HISTORY = 10
 DEFAULT_DEPENDENCY_TIMEOUT_SECONDS = 600
 DEFAULT_DISRUPTION_LIMIT = 10
 
-QueuedJobPhase = Literal["Pending", "Waiting", "Running", "Succeeded", "Failed", "Suspended"]
-PHASES: tuple[QueuedJobPhase, ...] = ("Pending", "Waiting", "Running", "Succeeded", "Failed", "Suspended")
-FINISHED_PHASES: frozenset[QueuedJobPhase] = frozenset({"Succeeded", "Failed"})
+QueuedJobPhase = Literal[
+    "Pending", "Waiting", "Running", "Succeeded", "Failed", "Suspended", "Cancelled", "Superseded"
+]
+PHASES: tuple[QueuedJobPhase, ...] = (
+    "Pending",
+    "Waiting",
+    "Running",
+    "Succeeded",
+    "Failed",
+    "Suspended",
+    "Cancelled",
+    "Superseded",
+)
+FINISHED_PHASES: frozenset[QueuedJobPhase] = frozenset({"Succeeded", "Failed", "Cancelled", "Superseded"})
+"""Final phases: no attempt starts again unless the job is requeued (Superseded ones are not)."""
 WAITING_REASONS = (
     "Delayed",
     "Blocked",
@@ -55,6 +67,7 @@ WAITING_REASONS = (
     "KeyConcurrencyLimit",
     "RateLimited",
     "Disrupted",
+    "Debounced",
 )
 """Known values of status.waitingReason (the field is an open string)."""
 
@@ -237,6 +250,13 @@ class QueuedJobSpec(SpecModel):
             "without counting as a failure."
         ),
     )
+    cancel: bool = Field(
+        default=False,
+        description=(
+            "Cancels the job: a running attempt is stopped gracefully (SIGTERM, then the pod's grace "
+            "period) and the job ends Cancelled, its history kept. `kubectl delete` removes a job."
+        ),
+    )
     unique_key: str | None = Field(
         default=None,
         min_length=1,
@@ -296,12 +316,14 @@ class QueuedJobStatus(StatusModel):
     """Observed state of the job, written by the operator."""
 
     phase: QueuedJobPhase | None = Field(
-        default=None, description="Pending, Waiting, Running, Succeeded, Failed or Suspended."
+        default=None,
+        description="Pending, Waiting, Running, Suspended; finished: Succeeded, Failed, Cancelled, Superseded.",
     )
     waiting_reason: str | None = Field(
         default=None,
         description=(
-            "Why the job is not running yet. Waiting: Delayed, Blocked, BackingOff. Pending (runnable): "
+            "Why the job is not running yet. Waiting: Delayed, Blocked, BackingOff, Debounced, or a "
+            "transient pod refusal (QuotaExceeded, ...). Pending (runnable): "
             "QueuePaused, KeyConcurrencyLimit, ConcurrencyLimit or RateLimited (the queue's flow control)."
         ),
     )
@@ -343,6 +365,17 @@ class QueuedJobStatus(StatusModel):
     dead_lettered: bool = Field(default=False, description="The job failed for good and was dead-lettered.")
     duplicate_of: str | None = Field(
         default=None, description="When marked Duplicate: name of the original job with the same uniqueKey."
+    )
+    superseded_by: str | None = Field(
+        default=None,
+        description="When Superseded (the queue's debounce): the newer job with the same uniqueKey that runs.",
+    )
+    enqueue_revision: int | None = Field(
+        default=None,
+        description=(
+            "The job's resourceVersion when the operator first saw it, in a queue with debounce: orders "
+            "a burst of jobs created within one second (the newest wins)."
+        ),
     )
     requeue_token: str | None = Field(
         default=None, description=f"Last handled value of the {names.ANNOTATION_REQUEUE} annotation."

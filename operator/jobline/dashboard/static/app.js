@@ -126,6 +126,11 @@ function jobPath(j) { return "/api/jobs/" + enc(j.namespace) + "/" + enc(j.name)
 function retryJob(j) {
   return act("Requeued " + j.namespace + "/" + j.name, "POST", jobPath(j) + "/retry");
 }
+function cancelJob(j) {
+  return act("Cancelled " + j.namespace + "/" + j.name, "POST", jobPath(j) + "/cancel", undefined,
+             "Cancel job " + j.namespace + "/" + j.name + "? A running attempt is stopped; the job and its history stay.");
+}
+const FINISHED = ["Succeeded", "Failed", "Cancelled", "Superseded"];
 function deleteJob(j) {
   return act("Deleted " + j.namespace + "/" + j.name, "DELETE", jobPath(j), undefined,
              "Delete job " + j.namespace + "/" + j.name + "? Its pods go with it.");
@@ -134,7 +139,8 @@ function deleteJob(j) {
 // --- rendering -------------------------------------------------------------------------------
 
 const CARDS = [["pending", "Pending"], ["waiting", "Waiting"], ["running", "Running"],
-               ["succeeded", "Completed"], ["failed", "Failed"], ["suspended", "Suspended"]];
+               ["succeeded", "Completed"], ["failed", "Failed"], ["suspended", "Suspended"],
+               ["cancelled", "Cancelled"]];
 
 function renderStats(data) {
   const box = $("stats");
@@ -165,7 +171,7 @@ function renderJobs(data) {
   state.pages = data.pages;
   const body = $("jobs").tBodies[0];
   const rows = data.items.map((j) => {
-    const finished = j.phase === "Succeeded" || j.phase === "Failed";
+    const finished = FINISHED.includes(j.phase);
     let sub = j.waitingReason || j.failureReason || "";
     if (j.phase === "Pending" && j.position) sub = "#" + j.position + " in queue";
     if (j.deadLettered) sub = (sub ? sub + " · " : "") + "dead letter";
@@ -177,7 +183,8 @@ function renderJobs(data) {
       cell("Status", badge(j.phase), sub ? h("span", { class: "sub" }, sub) : null),
       cell("Attempts", j.attempts), cell("Progress", progress(j.progress)), cell("Created", when(j.createdAt)),
       h("td", { class: "actions" },
-        finished ? h("button", { type: "button", "data-action": "retry", onclick: () => retryJob(j) }, "Retry") : null,
+        finished && j.phase !== "Superseded" ? h("button", { type: "button", "data-action": "retry", onclick: () => retryJob(j) }, "Retry") : null,
+        finished ? null : h("button", { type: "button", "data-action": "cancel", onclick: () => cancelJob(j) }, "Cancel"),
         h("button", { type: "button", class: "danger", "data-action": "delete", onclick: () => deleteJob(j) }, "Delete")));
   });
   body.replaceChildren(...(rows.length ? rows : [h("tr", {}, h("td", { class: "empty", colspan: 9 }, "No jobs match."))]));
@@ -219,14 +226,16 @@ function renderDetail(j) {
     ["Progress", progress(j.progress)], ["Created", when(j.createdAt)], ["Started", when(j.startedAt)],
     ["Finished", when(j.completedAt)], ["Next attempt", when(j.nextAttemptAt)],
     ["Dead letter", j.deadLettered ? "yes" : "no"], ["Schedule", j.schedule || "—"]];
-  const finished = j.phase === "Succeeded" || j.phase === "Failed";
+  const finished = FINISHED.includes(j.phase);
   const history = j.attemptHistory.map((a) => h("tr", {},
     cell("Attempt", a.attempt), cell("Pod", a.pod || "—"), cell("Started", when(a.startedAt)),
     cell("Finished", when(a.finishedAt)), cell("Exit code", a.exitCode ?? "—"), cell("Reason", a.reason || "—"),
     cell("Message", a.message ? h("span", { class: "sub" }, a.message) : "—")));
   $("detail-body").replaceChildren(...[
     h("div", { class: "detail-actions" },
-      finished ? h("button", { type: "button", "data-action": "retry", onclick: () => retryJob(j) }, "Retry") : null,
+      finished && j.phase !== "Superseded" ? h("button", { type: "button", "data-action": "retry", onclick: () => retryJob(j) }, "Retry") : null,
+      finished ? null : h("button", { type: "button", "data-action": "cancel",
+                                      onclick: async () => { if (await cancelJob(j)) closeDetail(); } }, "Cancel"),
       h("button", { type: "button", class: "danger", "data-action": "delete",
                     onclick: async () => { if (await deleteJob(j)) closeDetail(); } }, "Delete")),
     h("dl", { class: "facts" }, ...facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),

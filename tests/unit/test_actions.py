@@ -103,7 +103,10 @@ def test_cleanup_phases(given: list[str], phases: list[str]) -> None:
     ("given", "message"),
     [
         (["Running"], r"cleanup removes only finished jobs \(Succeeded, Failed, Cancelled, Superseded\)"),
-        (["Failed,Pending"], r"cleanup removes only finished jobs \(Succeeded, Failed, Cancelled, Superseded\)"),
+        (
+            ["Failed,Pending"],
+            r"cleanup removes only finished jobs \(Succeeded, Failed, Cancelled, Superseded\)",
+        ),
         (["Done"], "unknown phase 'Done'"),
     ],
 )
@@ -136,4 +139,6 @@ def test_requeue_of_a_cancelled_job_clears_spec_cancel_in_the_same_patch() -> No
 
 def test_a_superseded_job_is_not_retried() -> None:
     job = {"status": {"phase": "Superseded", "supersededBy": "newer"}}
-    assert actions.retry_refusal(job) == "was superseded by newer (the queue's debounce): that job runs instead"
+    assert (
+        actions.retry_refusal(job) == "was superseded by newer (the queue's debounce): that job runs instead"
+    )

@@ -374,7 +374,9 @@ def test_cancel_sets_spec_cancel_and_refuses_finished_jobs() -> None:
     conn = FakeConn({names.PLURAL_QUEUEDJOBS: [job("busy", "Running"), job("done", "Succeeded")]})
     code, out, err = run(conn, "cancel", "busy", "done")
     assert code == EXIT_FAILED and conn.deletes == []
-    assert [(p[0], p[2], p[3]) for p in conn.patches] == [(names.PLURAL_QUEUEDJOBS, "busy", {"spec": {"cancel": True}})]
+    assert [(p[0], p[2], p[3]) for p in conn.patches] == [
+        (names.PLURAL_QUEUEDJOBS, "busy", {"spec": {"cancel": True}})
+    ]
     assert "busy cancelled (its running attempt is being stopped)" in out
     assert "done is already Succeeded: only an unfinished job can be cancelled" in err
 

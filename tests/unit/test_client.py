@@ -82,7 +82,7 @@ def test_enqueue_minimal_body() -> None:
             "handler": "send-email",
             "payload": {"to": "a@example.com"},
             "suspend": False,
-        "cancel": False,
+            "cancel": False,
             "cancel": False,
         },
     }

@@ -220,7 +220,14 @@ def test_public_endpoints(h: Harness) -> None:
             "auth": "token",
             "refreshSeconds": 5,
             "phases": [
-                "pending", "waiting", "running", "succeeded", "failed", "suspended", "cancelled", "superseded"
+                "pending",
+                "waiting",
+                "running",
+                "succeeded",
+                "failed",
+                "suspended",
+                "cancelled",
+                "superseded",
             ],
         },
     )
@@ -367,7 +374,13 @@ def test_malformed_input_is_400_and_changes_nothing(h: Harness) -> None:
         ("POST", "/api/cleanup", [1, 2], None, "must be a JSON object"),
         ("POST", "/api/cleanup", {"olderThan": "a week"}, None, "not a duration"),
         ("POST", "/api/cleanup", {"olderThan": "1d", "dryRun": "yes"}, None, "dryRun must be"),
-        ("POST", "/api/cleanup", {"olderThan": "1d", "phases": ["Running"]}, None, "Succeeded, Failed, Cancelled, Superseded"),
+        (
+            "POST",
+            "/api/cleanup",
+            {"olderThan": "1d", "phases": ["Running"]},
+            None,
+            "Succeeded, Failed, Cancelled, Superseded",
+        ),
         ("POST", "/api/cleanup", {"older": "1d"}, None, "unknown field(s) older"),
         ("POST", "/api/retry-failed", {"queue": 3}, None, "queue must be a string"),
     ]

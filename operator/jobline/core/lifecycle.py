@@ -20,6 +20,7 @@ from typing import Any
 
 from jobline import names
 
+from . import failurepolicy
 from .backoff import backoff_seconds
 from .flowcontrol import REASON_CONCURRENCY, REASON_KEY_LIMIT, REASON_RATE_LIMITED
 from .models import (
@@ -59,6 +60,7 @@ class PodView:
     waiting_reason: str | None = None  # the worker container's state.waiting (kubelet / runtime)
     waiting_message: str | None = None
     disruption: str | None = None  # the DisruptionTarget condition's reason (eviction, preemption, ...)
+    conditions: frozenset[tuple[str, str]] = frozenset()  # the pod's conditions, (type, status)
 
     @property
     def terminal(self) -> bool:
@@ -104,6 +106,11 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         waiting_reason=waiting.get("reason"),
         waiting_message=waiting.get("message"),
         disruption=disruption,
+        conditions=frozenset(
+            (str(c.get("type")), str(c.get("status")))
+            for c in status.get("conditions") or ()
+            if c.get("type")
+        ),
     )
 
 
@@ -331,12 +338,21 @@ def reconcile(
         if current is not None and current.disruption and not record.get("disruption"):
             record["disruption"] = current.disruption  # remembered if the pod is gone before we look again
         disruption = (current.disruption if current is not None else None) or record.get("disruption")
-        if (
-            disruption
-            and (current is None or current.terminal)
-            and (current is None or current.phase != "Succeeded")
-        ) and _retry_disrupted(out, record, world, disruption, current):
-            return _after_attempt(out, spec, world, generation)
+        verdict = None
+        if (current is None or current.terminal) and (current is None or current.phase != "Succeeded"):
+            verdict = failurepolicy.judge(
+                world.retry.rules,
+                exit_code=current.exit_code if current is not None else None,
+                conditions=current.conditions if current is not None else (),
+                disruption=disruption,
+                non_retryable_exit_codes=world.retry.non_retryable_exit_codes,
+            )
+            if (
+                verdict.action == "Ignore"
+                and not spec.suspend
+                and _retry_ignored(out, record, world, verdict, disruption, current)
+            ):
+                return _after_attempt(out, spec, world, generation)
         if current is None:
             _attempt_failed(
                 out,
@@ -347,10 +363,11 @@ def reconcile(
                 reason="PodDeleted",
                 exit_code=None,
                 message=f"pod {record.get('pod')} disappeared before the attempt finished",
+                verdict=verdict,
             )
             return _after_attempt(out, spec, world, generation)
         if current.terminal:
-            _attempt_ended(out, record, current, spec, world, generation)
+            _attempt_ended(out, record, current, spec, world, generation, verdict)
             return _after_attempt(out, spec, world, generation)
         # The attempt is still running.
         if spec.suspend:
@@ -477,32 +494,40 @@ def _cancel(
     return out
 
 
-def _retry_disrupted(
-    out: Outcome, record: dict[str, Any], world: World, disruption: str, pod: PodView | None
+def _retry_ignored(
+    out: Outcome,
+    record: dict[str, Any],
+    world: World,
+    verdict: failurepolicy.Verdict,
+    disruption: str | None,
+    pod: PodView | None,
 ) -> bool:
-    """An attempt ended by a pod disruption: retried at once without using a retry, at most
-    ``retry.disruptionLimit`` times (then it counts as a failure). -> whether it was handled."""
+    """An attempt the rules Ignore (by default: a pod disruption): retried at once without using a retry,
+    at most ``retry.disruptionLimit`` times (then it counts as a failure). -> whether it was handled."""
     st, now = out.status, world.now
     done = int(st.get("disruptedAttempts", 0))
     if done >= world.retry.disruption_limit:
         return False
     detail = (pod.pod_message or pod.message) if pod is not None else None
+    what = disruption if disruption and verdict.rule is None else verdict.why
     _close_record(
         record,
         now,
-        reason="Disrupted",
+        reason=verdict.reason,
         exit_code=pod.exit_code if pod is not None else None,
-        message=f"{disruption}" + (f": {detail}" if detail else "") + "; not counted as a failure",
+        message=f"{what}" + (f": {detail}" if detail else "") + "; not counted as a failure",
         finished=pod.finished if pod is not None else None,
     )
-    record["disruption"] = disruption
+    if disruption:
+        record["disruption"] = disruption
     st["disruptedAttempts"] = done + 1
     st["nextAttemptAt"] = None
+    ended = f"was disrupted ({disruption})" if disruption else f"failed, ignored: {verdict.why}"
     out.events.append(
         Event(
             "Normal",
-            "Disrupted",
-            f"attempt {record['attempt']} was disrupted ({disruption}); retrying without using a retry "
+            verdict.reason,
+            f"attempt {record['attempt']} {ended}; retrying without using a retry "
             f"({done + 1} of at most {world.retry.disruption_limit})",
         )
     )
@@ -718,6 +743,7 @@ def _attempt_ended(
     spec: QueuedJobSpec,
     world: World,
     generation: int | None,
+    verdict: failurepolicy.Verdict | None = None,
 ) -> None:
     st, now = out.status, world.now
     if pod.phase == "Succeeded":
@@ -772,6 +798,7 @@ def _attempt_ended(
         exit_code=pod.exit_code,
         message=message,
         finished=pod.finished,
+        verdict=verdict,
     )
 
 
@@ -786,7 +813,10 @@ def _attempt_failed(
     exit_code: int | None,
     message: str,
     finished: datetime | None = None,
+    verdict: failurepolicy.Verdict | None = None,
 ) -> None:
+    """A failed attempt: FailJob when the `verdict` (retry.rules and the built-in rules) says so, else
+    counted against retry.limit and retried after a backoff."""
     st, now, retry = out.status, world.now, world.retry
     _close_record(record, now, reason=reason, exit_code=exit_code, message=message, finished=finished)
     attempt = int(record["attempt"])
@@ -796,16 +826,9 @@ def _attempt_failed(
     st["lastError"] = f"attempt {attempt}: {reason} ({detail})" + (f": {message}" if message else "")
     st["lastError"] = st["lastError"][:4096]
     out.events.append(Event("Warning", "AttemptFailed", st["lastError"][:1024]))
-    permanent = exit_code is not None and (
-        exit_code in names.PERMANENT_EXIT_CODES or exit_code in retry.non_retryable_exit_codes
-    )
-    if permanent:
-        why = (
-            "NonRetryableExitCode"
-            if exit_code in retry.non_retryable_exit_codes
-            else _permanent_reason(exit_code)
-        )
-        finish_failed(out, now, generation, why, st["lastError"], dead_letter=True)
+    if verdict is not None and verdict.action == "FailJob":
+        message = st["lastError"] if verdict.rule is None else f"{verdict.why}; {st['lastError']}"
+        finish_failed(out, now, generation, verdict.reason, message, dead_letter=True)
         return
     if failed > retry.limit:
         finish_failed(
@@ -828,14 +851,6 @@ def _attempt_failed(
             f"retrying in {delay:.0f}s (attempt {attempt + 1} of at most {attempt + 1 + retry.limit - failed})",
         )
     )
-
-
-def _permanent_reason(exit_code: int | None) -> str:
-    return {
-        names.EXIT_UNKNOWN_HANDLER: "UnknownHandler",
-        names.EXIT_BAD_INPUT: "InvalidInput",
-        names.EXIT_PERMANENT: "PermanentError",
-    }.get(exit_code or -1, "PermanentError")
 
 
 def finish_failed(

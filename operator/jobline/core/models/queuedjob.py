@@ -135,6 +135,82 @@ class Backoff(SpecModel):
 ExitCode = Annotated[int, Field(ge=1, le=255)]
 
 
+RetryAction = Literal["FailJob", "Ignore", "Count"]
+MAX_RETRY_RULES = 20
+
+
+class OnExitCodes(SpecModel):
+    """Matches the worker container's exit code (batch/v1 podFailurePolicy's onExitCodes)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=x_validations(
+            CelRule(
+                "self.operator != 'In' || !(0 in self.values)",
+                "the value 0 cannot be used with the In operator",
+                field_path=".values",
+            )
+        )
+    )
+
+    operator: Literal["In", "NotIn"] = Field(
+        description="In: the exit code is one of values; NotIn: it is none."
+    )
+    values: list[Annotated[int, Field(ge=0, le=255)]] = Field(
+        min_length=1,
+        max_length=255,
+        description="Exit codes (0-255).",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+    @model_validator(mode="after")
+    def _no_zero_with_in(self) -> OnExitCodes:
+        if self.operator == "In" and 0 in self.values:
+            raise ValueError("the value 0 cannot be used with the In operator")
+        return self
+
+
+class OnPodCondition(SpecModel):
+    """Matches a condition of the attempt's pod, e.g. DisruptionTarget (eviction, preemption, drain)."""
+
+    type: str = Field(min_length=1, max_length=316, description="The pod condition's type.")
+    status: Literal["True", "False", "Unknown"] = Field(default="True", description="Its status.")
+
+
+class RetryRule(SpecModel):
+    """What a failed attempt means, in the shape of batch/v1's podFailurePolicy rules: the first rule
+    that matches decides; no match counts the failure against retry.limit."""
+
+    model_config = ConfigDict(
+        json_schema_extra=x_validations(
+            CelRule(
+                "has(self.onExitCodes) != has(self.onPodConditions)",
+                "a rule needs exactly one of onExitCodes and onPodConditions",
+            )
+        )
+    )
+
+    action: RetryAction = Field(
+        description=(
+            "FailJob: fail the job at once (a dead letter); Ignore: retry without using a retry (at most "
+            "retry.disruptionLimit times); Count: a failure like any other (retried while retry.limit allows)."
+        )
+    )
+    on_exit_codes: OnExitCodes | None = Field(default=None, description="Match the exit code.")
+    on_pod_conditions: list[OnPodCondition] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=20,
+        description="Match when the pod has any of these conditions.",
+        json_schema_extra={"x-kubernetes-list-type": "atomic"},
+    )
+
+    @model_validator(mode="after")
+    def _one_matcher(self) -> RetryRule:
+        if (self.on_exit_codes is None) == (self.on_pod_conditions is None):
+            raise ValueError("a rule needs exactly one of onExitCodes and onPodConditions")
+        return self
+
+
 class RetryPolicy(SpecModel):
     """How failed attempts are retried. Each field left unset falls back to the queue's defaults.retry."""
 
@@ -158,10 +234,20 @@ class RetryPolicy(SpecModel):
         ge=0,
         le=1000,
         description=(
-            "Attempts ended by a pod disruption (eviction, preemption, drain, node lost: the pod's "
-            "DisruptionTarget condition) that are retried at once without using a retry; later ones "
-            f"count as failures. Unset: the queue's, else {DEFAULT_DISRUPTION_LIMIT}."
+            "Attempts retried at once without using a retry: those ended by a pod disruption (eviction, "
+            "preemption, drain, node lost: the pod's DisruptionTarget condition) and those a rule says to "
+            f"Ignore; later ones count as failures. Unset: the queue's, else {DEFAULT_DISRUPTION_LIMIT}."
         ),
+    )
+    rules: list[RetryRule] | None = Field(
+        default=None,
+        max_length=MAX_RETRY_RULES,
+        description=(
+            "Rules for failed attempts, in the shape of batch/v1's podFailurePolicy, evaluated in order "
+            "before the built-in ones (a disruption is Ignore; nonRetryableExitCodes and the worker's "
+            "permanent exit codes are FailJob). A job's rules replace the queue's."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "atomic"},
     )
 
 
@@ -176,6 +262,7 @@ class ResolvedRetry:
     jitter: float
     non_retryable_exit_codes: frozenset[int]
     disruption_limit: int = DEFAULT_DISRUPTION_LIMIT
+    rules: tuple[RetryRule, ...] = ()
 
 
 def resolve_retry(*policies: RetryPolicy | None) -> ResolvedRetry:
@@ -199,6 +286,7 @@ def resolve_retry(*policies: RetryPolicy | None) -> ResolvedRetry:
         jitter=first(lambda p: p.backoff and p.backoff.jitter, DEFAULT_BACKOFF_JITTER),
         non_retryable_exit_codes=frozenset(first(lambda p: p.non_retryable_exit_codes, [])),
         disruption_limit=first(lambda p: p.disruption_limit, DEFAULT_DISRUPTION_LIMIT),
+        rules=tuple(first(lambda p: p.rules, ())),
     )
 
 

@@ -39,7 +39,7 @@ from prometheus_client.registry import Collector
 
 from jobline import names
 from jobline.core import readmodel
-from jobline.core.models import PHASES
+from jobline.core.models import FINISHED_PHASES, PHASES
 from jobline.core.timefmt import now as utcnow
 from jobline.core.timefmt import parse
 
@@ -63,13 +63,14 @@ JOBS_STARTED: Final = Counter(
 )
 JOBS_FINISHED: Final = Counter(
     "jobline_jobs_finished",
-    "Jobs that reached Succeeded or Failed (outcome: succeeded, failed).",
+    "Jobs that reached a final phase (outcome: succeeded, failed, cancelled, superseded).",
     ["namespace", "queue", "handler", "outcome"],
     registry=REGISTRY,
 )
 ATTEMPT_DURATION: Final = Histogram(
     "jobline_attempt_duration_seconds",
-    "Duration of finished attempts (outcome: succeeded, failed, stopped = suspended).",
+    "Duration of finished attempts (outcome: succeeded, failed, stopped = suspended or cancelled, "
+    "disrupted = retried without using a retry).",
     ["namespace", "queue", "handler", "outcome"],
     buckets=_DURATION_BUCKETS,
     registry=REGISTRY,
@@ -137,8 +138,10 @@ def attempt_started(obj: Mapping[str, Any], attempt: int, at: datetime) -> None:
 def _attempt_outcome(reason: object) -> str:
     if reason == "Completed":
         return "succeeded"
-    if reason == "Suspended":
+    if reason in ("Suspended", "Cancelled"):
         return "stopped"
+    if reason in ("Disrupted", "Ignored"):
+        return "disrupted"
     return "failed"
 
 
@@ -156,7 +159,7 @@ def job_transition(obj: Mapping[str, Any], old: Mapping[str, Any], new: Mapping[
                 namespace, queue, handler, _attempt_outcome(record.get("reason"))
             ).observe(max(0.0, (finished - started).total_seconds()))
     phase = new.get("phase")
-    if phase in ("Succeeded", "Failed") and old.get("phase") != phase:
+    if phase in FINISHED_PHASES and old.get("phase") != phase:
         JOBS_FINISHED.labels(namespace, queue, handler, str(phase).lower()).inc()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import ClusterHandle
 from tests.e2e.operator_fixtures import Jobs, OperatorProcess
@@ -92,3 +93,48 @@ def test_an_evicted_pod_is_retried_without_using_a_retry(jobs: Jobs, cluster: Cl
     first = st["attemptHistory"][0]
     assert first["reason"] == "Disrupted" and first["disruption"] == "EvictionByEvictionAPI", first
     assert "Disrupted" in {r for r, _ in jobs.events("evicted")}
+
+
+def test_an_exit_code_ruled_failjob_fails_at_once_and_an_ignored_one_uses_no_retry(jobs: Jobs) -> None:
+    """retry.rules, batch/v1 podFailurePolicy's shape: exit code 42 ruled FailJob fails on the first
+    attempt despite retry.limit 3; exit code 3 ruled Ignore is retried without using a retry, up to
+    retry.disruptionLimit, and then counts."""
+    jobs.queue()
+    jobs.create(
+        "ruled",
+        "exit",
+        {"code": 42},
+        retry={
+            "limit": 3,
+            "rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [42]}}],
+        },
+    )
+    jobs.create(
+        "ignored",
+        "exit",
+        {"code": 3},
+        retry={
+            "limit": 0,
+            "disruptionLimit": 2,
+            "backoff": {"initialSeconds": 1},
+            "rules": [{"action": "Ignore", "onExitCodes": {"operator": "In", "values": [3]}}],
+        },
+    )
+    st = jobs.wait_phase("ruled", "Failed", timeout=90)
+    failed = {c["type"]: c for c in st["conditions"]}["Failed"]
+    assert st["reason"] == failed["reason"] == "RetryRule" and st["attempts"] == 1, st
+    assert failed["message"].startswith("exit code 42 matched retry.rules[0] (FailJob)"), failed
+    assert st["deadLettered"] is True and st["attemptHistory"][0]["exitCode"] == 42
+    st = jobs.wait_phase("ignored", "Failed", timeout=120)
+    assert st["attempts"] == 3 and st["disruptedAttempts"] == 2 and st["failedAttempts"] == 1, st
+    assert [a["reason"] for a in st["attemptHistory"]] == ["Ignored", "Ignored", "Error"], st
+    assert st["reason"] == "RetriesExhausted"
+
+
+def test_bad_retry_rules_are_refused_at_apply(jobs: Jobs) -> None:
+    for rules, message in [
+        ([{"action": "FailJob"}], "exactly one of onExitCodes and onPodConditions"),
+        ([{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [0]}}], "0 cannot be used"),
+    ]:
+        with pytest.raises(ApiException, match=message):
+            jobs.create("bad-rules", "echo", {}, retry={"rules": rules})

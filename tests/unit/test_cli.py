@@ -472,6 +472,11 @@ def test_wait_shows_progress_and_exits_by_outcome(monkeypatch: pytest.MonkeyPatc
         code == EXIT_FAILED
         and "failed (RetriesExhausted, dead-lettered): attempt 2: Error (exit code 1): boom" in out
     )
+    code, out, _ = run(Sequence([job("j", "Running"), job("j", "Cancelled")]), "wait", "j")
+    assert code == EXIT_FAILED and "queuedjob.jobline.dev/j cancelled" in out
+    superseded = job("j", "Superseded", supersededBy="k")
+    code, out, _ = run(Sequence([superseded]), "wait", "j")
+    assert code == EXIT_FAILED and "j superseded by k" in out
     code, _, err = run(FakeConn(), "wait", "ghost")
     assert code == EXIT_NOT_FOUND and 'queuedjob "ghost" not found' in err
 

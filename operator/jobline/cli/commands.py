@@ -533,6 +533,10 @@ def _wait(
                     f"{QJ_REF}/{name} succeeded" + (f": {json.dumps(result)}" if result is not None else "")
                 )
                 return EXIT_OK
+            if phase in ("Cancelled", "Superseded"):
+                newer = st.get("supersededBy")
+                io.print(f"{QJ_REF}/{name} {phase.lower()}" + (f" by {newer}" if newer else ""))
+                return EXIT_FAILED
             reason = readmodel.failure_reason(job) or "Failed"
             error = (st.get("lastError") or "").strip().splitlines()
             io.print(

@@ -121,7 +121,7 @@ def document() -> dict[str, Any]:
             "namespace": {"type": "string"},
             "olderThan": {"type": "string", "default": "7d", "example": "7d",
                           "description": "Finished longer ago than this: w, d, h, m, s units (1d12h)."},
-            "phases": {"type": "array", "items": {"type": "string", "enum": ["Succeeded", "Failed"]}},
+            "phases": {"type": "array", "items": {"type": "string", "enum": ["Succeeded", "Failed", "Cancelled", "Superseded"]}},
             "queue": {"type": "string"}, "dryRun": {"type": "boolean", "default": False}}},
         "RetryFailedRequest": {"type": "object", "additionalProperties": False, "properties": {
             "namespace": {"type": "string"}, "queue": {"type": "string"},

@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import fcntl
 import hashlib
 import io
 import ipaddress
@@ -118,8 +119,36 @@ def plan_network(slot: int, service_cidr: str, pod_cidr: str | None = None) -> N
     return Network(slot, str(pod), str(hosts[0]), str(hosts[1]), service_cidr)
 
 
+SLOT_LOCK_DIR = Path(os.environ.get("XDG_RUNTIME_DIR") or "/run/lock") / "jobline-realnode"
+_claims: dict[int, int] = {}  # slot -> the fd of its lock file, held for this process's life
+
+
+def claim_slot(slot: int, lock_dir: Path | None = None) -> bool:
+    """Lock `slot` for this process (flock, released when the process ends): two clusters starting at
+    the same moment both see a slot free (its veth is made seconds later), but only one gets the lock."""
+    if slot in _claims:
+        return False  # another node of this process has it
+    folder = lock_dir or SLOT_LOCK_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / f"slot-{slot}.lock", os.O_CREAT | os.O_RDWR, 0o600)  # O_CLOEXEC by default
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    _claims[slot] = fd
+    return True
+
+
+def release_slot(slot: int) -> None:
+    fd = _claims.pop(slot, None)
+    if fd is not None:
+        os.close(fd)
+
+
 def allocate_network(service_cidr: str, pod_cidr: str | None = None) -> Network:
-    """The first slot whose pod CIDR, link /30 and veth name nothing on this host uses."""
+    """The first slot whose pod CIDR, link /30 and veth name nothing on this host uses, and that no other
+    cluster starting at the same time has claimed."""
     taken = host_networks()
     links = _links()
     if pod_cidr:
@@ -134,6 +163,8 @@ def allocate_network(service_cidr: str, pod_cidr: str | None = None) -> Network:
         net = plan_network(slot, service_cidr, pod_cidr)
         mine = [ipaddress.ip_network(net.pod_cidr), ipaddress.ip_network(f"{net.host_ip}/30", strict=False)]
         if net.host_if in links or any(n.overlaps(m) for n in taken for m in mine):
+            continue
+        if not claim_slot(slot):
             continue
         return net
     raise NodeError(
@@ -629,6 +660,7 @@ class RealNode:
             while self.net.host_if in _links() and time.monotonic() < deadline:
                 time.sleep(0.1)
             remove_node_cgroups(self.net.slot)
+            release_slot(self.net.slot)
 
 
 # ---------------------------------------------------------------------------------- the node's PID 1

@@ -118,12 +118,14 @@ def test_pod_cidr_already_taken_is_named(monkeypatch: pytest.MonkeyPatch) -> Non
         realnode.allocate_network("10.96.0.0/16", "10.244.7.0/24")
 
 
-def test_a_second_node_takes_the_next_free_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_second_node_takes_the_next_free_slot(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import ipaddress
 
     from tests.cluster import realnode
 
     # slot 0's pod CIDR is routed (another cluster), slot 1's veth name exists: slot 2 it is.
+    monkeypatch.setattr(realnode, "SLOT_LOCK_DIR", tmp_path)
+    monkeypatch.setattr(realnode, "_claims", {})
     monkeypatch.setattr(realnode, "host_networks", lambda: [ipaddress.ip_network("10.244.0.0/24")])
     monkeypatch.setattr(realnode, "_links", lambda: {"lo", "jlh1"})
     net = realnode.allocate_network("10.96.0.0/16")
@@ -147,3 +149,40 @@ def test_cluster_reports_a_real_node_error_as_a_cluster_error(
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(ClusterError, match="make node-deps"):
         Cluster(tmp_path / "work", bin_dir, local_node=False, kwok_nodes=0).start(timeout=5)
+
+
+def test_a_slot_claimed_by_a_cluster_starting_at_the_same_time_is_skipped(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two launchers both see slot 0 free (its veth comes seconds later): the flock decides."""
+    import subprocess
+    import sys
+
+    from tests.cluster import realnode
+
+    monkeypatch.setattr(realnode, "SLOT_LOCK_DIR", tmp_path)
+    monkeypatch.setattr(realnode, "_claims", {})
+    monkeypatch.setattr(realnode, "host_networks", lambda: [])
+    monkeypatch.setattr(realnode, "_links", lambda: {"lo"})
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time\n"
+            f"f = open({str(tmp_path / 'slot-0.lock')!r}, 'w'); fcntl.flock(f, fcntl.LOCK_EX)\n"
+            "print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert realnode.allocate_network("10.96.0.0/16").slot == 1
+        assert realnode.allocate_network("10.96.0.0/16").slot == 2  # a second node of this process
+    finally:
+        holder.communicate("")
+    realnode.release_slot(1)
+    realnode.release_slot(2)
+    assert realnode.allocate_network("10.96.0.0/16").slot == 0  # the holder is gone: its lock went with it
+    realnode.release_slot(0)

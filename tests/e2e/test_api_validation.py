@@ -34,6 +34,17 @@ spec:
         ("  handler: x\n  retry: {limit: 1, tries: 3}", "spec.retry.tries", "unknown field"),
         ("  handler: x\n  retry: {backoff: {jitter: 1.5}}", "spec.retry.backoff.jitter", "1"),
         ("  priority: 1", "spec.handler", "Required"),
+        ("  handler: x\n  cancel: maybe", "spec.cancel", "boolean"),
+        (
+            "  handler: x\n  retry: {rules: [{action: Retry, onExitCodes: {operator: In, values: [1]}}]}",
+            "spec.retry.rules[0].action",
+            "Unsupported value",
+        ),
+        (
+            "  handler: x\n  retry: {rules: [{action: Count, onExitCodes: {operator: NotIn, values: [256]}}]}",
+            "spec.retry.rules[0].onExitCodes.values[0]",
+            "255",
+        ),
     ],
 )
 def test_invalid_manifest_is_refused(
@@ -173,3 +184,60 @@ def test_kubectl_get_shows_progress_and_the_failure_reason(cluster: ClusterHandl
     table = wait_for(rows, 10, "the table")
     assert table["bad"][:5] == ["bad", "default", "fail", "Failed", reason], table["bad"]
     assert table["ok"][:6] == ["ok", "default", "echo", "Succeeded", "1", "100"], table["ok"]
+
+
+def test_a_debounce_whose_max_wait_is_below_its_quiet_spell_is_refused(
+    cluster: ClusterHandle, namespace: str
+) -> None:
+    manifest = f"""apiVersion: jobline.dev/v1alpha1
+kind: JobQueue
+metadata: {{name: bad, namespace: {namespace}}}
+spec: {{debounce: {{seconds: 30, maxWaitSeconds: 10}}}}
+"""
+    proc = kubectl(cluster.kubeconfig, "apply", "-f", "-", input=manifest, check=False)
+    assert proc.returncode != 0
+    assert "spec.debounce.maxWaitSeconds" in proc.stderr and "at least seconds" in proc.stderr, proc.stderr
+
+
+def test_a_second_job_with_a_unique_key_is_let_in_by_a_debounce_queue(
+    cluster: ClusterHandle, namespace: str
+) -> None:
+    manifest = f"""apiVersion: jobline.dev/v1alpha1
+kind: JobQueue
+metadata: {{name: debounced, namespace: {namespace}}}
+spec: {{paused: true, debounce: {{seconds: 60}}}}
+---
+apiVersion: jobline.dev/v1alpha1
+kind: QueuedJob
+metadata: {{name: first, namespace: {namespace}}}
+spec: {{handler: x, queue: debounced, uniqueKey: reindex-7}}
+"""
+    kubectl(cluster.kubeconfig, "apply", "-f", "-", input=manifest)
+    wait_for(
+        lambda: (
+            kubectl_json(cluster.kubeconfig, "get", "qj", "first", "-n", namespace)
+            .get("status", {})
+            .get("phase")
+        ),
+        30,
+        "job first seen by the operator",
+    )
+    second = manifest.split("---")[1].replace("name: first", "name: second")
+    kubectl(cluster.kubeconfig, "apply", "-f", "-", input=second)
+    first = wait_for(
+        lambda: (
+            st
+            if (
+                st := kubectl_json(cluster.kubeconfig, "get", "qj", "first", "-n", namespace).get(
+                    "status", {}
+                )
+            ).get("phase")
+            == "Superseded"
+            else None
+        ),
+        30,
+        "the first job superseded",
+    )
+    assert first["supersededBy"] == "second" and first.get("reason") is None, first
+    st = kubectl_json(cluster.kubeconfig, "get", "qj", "second", "-n", namespace)["status"]
+    assert (st["phase"], st["waitingReason"]) == ("Waiting", "Debounced") and st["nextAttemptAt"], st

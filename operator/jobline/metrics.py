@@ -28,6 +28,7 @@ from typing import Any, Final
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     PlatformCollector,
     ProcessCollector,
@@ -229,6 +230,17 @@ class QueueDepthCollector(Collector):
         return [family]
 
 
+LEADER: Final = Gauge(
+    "jobline_leader",
+    "1 while this replica leads (its loops run; always 1 without peering), 0 while it is a standby.",
+    registry=REGISTRY,
+)
+
+
+def set_leader(active: bool) -> None:
+    LEADER.set(1 if active else 0)
+
+
 _depth: QueueDepthCollector | None = None
 
 
@@ -256,5 +268,6 @@ __all__ = [
     "job_seen",
     "job_transition",
     "reconcile_error",
+    "set_leader",
     "watch_jobs",
 ]

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import kopf
 import pytest
 
-from jobline.handlers.admission import validate_jobschedule, validate_queuedjob
+from jobline.controller.loop import Controller
+from jobline.handlers.admission import escape_field_value, validate_jobschedule, validate_queuedjob
+from jobline.kube import KubeError
 from jobline.runtime import Runtime
 
 
 def _update(old_spec: dict[str, Any], attempts: int, new_spec: dict[str, Any]) -> None:
     old = kopf.Body({"spec": old_spec, "status": {"attempts": attempts}})
-    validate_queuedjob(
-        kopf.Body({"spec": new_spec}).spec, "ns", "job", Runtime(), operation="UPDATE", old=old
+    asyncio.run(
+        validate_queuedjob(
+            kopf.Body({"spec": new_spec}).spec, "ns", "job", Runtime(), operation="UPDATE", old=old
+        )
     )
 
 
@@ -57,3 +62,79 @@ def test_schedules_the_pattern_cannot_judge_are_refused(spec: dict[str, Any], me
 
 def test_a_valid_schedule_is_admitted() -> None:
     validate_jobschedule(kopf.Body({"spec": {"schedule": "0 0 13 * L5", "timeZone": "Europe/Berlin"}}).spec)
+
+
+# --- uniqueKey: from current state on every replica ---------------------------------------------
+
+
+class FakeKube:
+    """The apiserver as the standby's webhook asks it: a JobQueue and a field-selected job list."""
+
+    def __init__(self, queues: dict[str, Any], jobs: list[dict[str, Any]]) -> None:
+        self.queues, self.jobs = queues, jobs
+        self.asked: list[tuple[str, str, Any]] = []
+
+    async def get_object(self, plural: str, namespace: str, name: str) -> Any:
+        self.asked.append(("GET", f"{plural}/{name}", None))
+        if name not in self.queues:
+            raise KubeError(404, "NotFound", f"{plural} {name} not found")
+        return self.queues[name]
+
+    async def request(self, method: str, path: str, body: Any = None, *, query: Any = None) -> Any:
+        self.asked.append((method, path, query))
+        return {"items": self.jobs}
+
+
+def job(name: str, phase: str | None, queue: str = "default", key: str = "k") -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "ns", "creationTimestamp": "2026-12-02T10:00:00Z"},
+        "spec": {"handler": "h", "queue": queue, "uniqueKey": key},
+        "status": {"phase": phase} if phase else {},
+    }
+
+
+def create(rt: Runtime, name: str = "new", key: str = "k", queue: str = "default") -> None:
+    spec = kopf.Body({"spec": {"handler": "h", "uniqueKey": key, "queue": queue}}).spec
+    asyncio.run(validate_queuedjob(spec, "ns", name, rt, operation="CREATE"))
+
+
+def test_the_active_replica_answers_from_its_store() -> None:
+    controller = Controller(kube=None)  # type: ignore[arg-type]
+    controller.store.put_job(job("old", "Running"))
+    controller.store.synced = controller.synced = True
+    rt = Runtime(controller=controller)
+    with pytest.raises(kopf.AdmissionError, match="'k' is taken in queue default by the unfinished job old"):
+        create(rt)
+    controller.store.put_job(
+        job("old", "Succeeded") | {"metadata": {**job("old", None)["metadata"], "resourceVersion": "9"}}
+    )
+    create(rt)  # the store is current: old finished
+
+
+def test_a_standby_asks_the_apiserver_not_its_frozen_store() -> None:
+    """The standby's store froze when it stepped down: there, old is still Running. The apiserver
+    knows it finished, and the standby's webhook asks it."""
+    controller = Controller(kube=None)  # type: ignore[arg-type]
+    controller.store.put_job(job("old", "Running"))
+    controller.synced = True
+    controller.deactivate()
+    kube = FakeKube({}, [job("old", "Succeeded"), job("other-queue", "Running", queue="mail")])
+    create(Runtime(controller=controller, kube=kube))  # type: ignore[arg-type]
+    assert kube.asked[-1] == (
+        "GET",
+        "/apis/jobline.dev/v1alpha1/namespaces/ns/queuedjobs",
+        {"fieldSelector": "spec.uniqueKey=k"},
+    )
+    kube.jobs = [job("old", "Running")]
+    with pytest.raises(kopf.AdmissionError, match="by the unfinished job old"):
+        create(Runtime(controller=controller, kube=kube))  # type: ignore[arg-type]
+    kube.queues = {"default": {"spec": {"debounce": {"seconds": 5}}}}
+    create(Runtime(controller=controller, kube=kube))  # type: ignore[arg-type]  # debounce lets it in
+
+
+@pytest.mark.parametrize(
+    ("value", "escaped"),
+    [("plain", "plain"), ("a,b", "a\\,b"), ("k=v", "k\\=v"), ("back\\slash", "back\\\\slash")],
+)
+def test_field_selector_values_are_escaped(value: str, escaped: str) -> None:
+    assert escape_field_value(value) == escaped

@@ -313,7 +313,11 @@ def test_printer_columns(kind: str) -> None:
 
 def test_selectable_fields_of_queued_job() -> None:
     fields = load("QueuedJob")["spec"]["versions"][0]["selectableFields"]
-    assert fields == [{"jsonPath": ".spec.queue"}, {"jsonPath": ".spec.handler"}]
+    assert fields == [
+        {"jsonPath": ".spec.queue"},
+        {"jsonPath": ".spec.handler"},
+        {"jsonPath": ".spec.uniqueKey"},
+    ]
     for field in fields:
         assert at("QueuedJob", field["jsonPath"])["type"] == "string"
 

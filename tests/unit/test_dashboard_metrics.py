@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from jobline import metrics, names
-from jobline.handlers.servers import health_app
+from jobline.controller.loop import Controller
+from jobline.handlers.servers import health_app, leading_jobs
 from jobline.runtime import Runtime
 
 
@@ -200,3 +201,22 @@ def test_readyz_waits_for_the_schedule_loop_too() -> None:
         task.cancel()
 
     asyncio.run(go())
+
+
+def test_a_standby_exports_no_queue_depth_and_says_it_does_not_lead() -> None:
+    controller = Controller(kube=None)  # type: ignore[arg-type]
+    controller.store.put_job(obj("m-standby", "a"))
+    rt = Runtime(controller=controller)
+    metrics.watch_jobs(lambda: leading_jobs(rt))
+    metrics.set_leader(True)
+    assert sample("jobline_queue_depth", namespace="m-standby", queue="q", phase="Pending") == 1
+    assert sample("jobline_leader") == 1
+    controller.deactivate()
+    metrics.set_leader(False)
+    families = {f.name: f for f in text_string_to_metric_families(metrics.exposition().decode())}
+    assert [s.value for s in families["jobline_leader"].samples] == [0.0]
+    assert not [s for s in families["jobline_queue_depth"].samples if s.labels["namespace"] == "m-standby"]
+    controller.activate()
+    metrics.set_leader(True)
+    assert sample("jobline_queue_depth", namespace="m-standby", queue="q", phase="Pending") == 1
+    metrics.watch_jobs(lambda: None)

@@ -7,6 +7,7 @@ InvalidSchedule/InvalidTimeZone) for anything that slips by.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,9 +19,11 @@ from jobline import names, runtime
 from jobline.core.cron import ScheduleError, parse_schedule
 from jobline.core.models import DEFAULT_QUEUE, FINISHED_PHASES, MAX_PAYLOAD_BYTES, payload_size
 from jobline.core.models.queuedjob import IMMUTABLE_MESSAGE
+from jobline.kube import KubeError, collection_path
 from jobline.webhook import write_pair
 
 WEBHOOK_CONFIG = "jobline.dev"
+log = logging.getLogger("jobline.admission")
 
 
 @kopf.on.startup()
@@ -111,7 +114,7 @@ def validate_jobschedule(spec: kopf.Spec, **_: Any) -> None:
         raise kopf.AdmissionError(f"{field}: {err.message}", code=422) from err
 
 
-def validate_queuedjob(
+async def validate_queuedjob(
     spec: kopf.Spec, namespace: str | None, name: str, memo: object, **kwargs: Any
 ) -> None:
     operation = kwargs.get("operation")
@@ -128,16 +131,60 @@ def validate_queuedjob(
             code=422,
         )
     unique = spec.get("uniqueKey")
-    controller = runtime.of(memo).controller
-    if operation != "CREATE" or not unique or controller is None or namespace is None:
+    if operation != "CREATE" or not unique or namespace is None:
         return
     queue = spec.get("queue") or DEFAULT_QUEUE
-    qspec = controller.store.queue_spec(namespace, queue)
-    if qspec is not None and qspec.debounce is not None:
+    looked_up = await _unique_twins(runtime.of(memo), namespace, queue, str(unique))
+    if looked_up is None:
+        return  # nothing to ask: the controller's Duplicate backstop decides
+    debounced, twins = looked_up
+    if debounced:
         return  # the queue's debounce: a newer job replaces the unstarted one
-    for twin in sorted(controller.store.by_unique.get((namespace, queue, unique), ())):
-        obj = controller.store.jobs.get((namespace, twin))
-        if obj is not None and twin != name and (obj.get("status") or {}).get("phase") not in FINISHED_PHASES:
+    for twin, phase in sorted(twins):
+        if twin != name and phase not in FINISHED_PHASES:
             raise kopf.AdmissionError(
                 f"spec.uniqueKey: {unique!r} is taken in queue {queue} by the unfinished job {twin}", code=409
             )
+
+
+def escape_field_value(value: str) -> str:
+    """A field selector value as the apiserver parses it (``\\``, ``\\,`` and ``\\=`` escaped)."""
+    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
+
+
+async def _unique_twins(
+    rt: runtime.Runtime, namespace: str, queue: str, unique: str
+) -> tuple[bool, list[tuple[str, str | None]]] | None:
+    """(the queue debounces, [(job, phase)] with this uniqueKey in the queue), from current state: the
+    active replica's store, which its watches keep current; on a standby, whose store froze when it
+    stepped down, or before the first list, from the apiserver (``spec.uniqueKey`` is a selectable
+    field). None when neither can answer."""
+    controller = rt.controller
+    if controller is not None and controller.active and controller.synced:
+        qspec = controller.store.queue_spec(namespace, queue)
+        found = []
+        for twin in controller.store.by_unique.get((namespace, queue, unique), ()):
+            obj = controller.store.jobs.get((namespace, twin))
+            if obj is not None:
+                found.append((twin, (obj.get("status") or {}).get("phase")))
+        return qspec is not None and qspec.debounce is not None, found
+    if rt.kube is None:
+        return None
+    try:
+        jq = await rt.kube.get_object(names.PLURAL_JOBQUEUES, namespace, queue)
+    except KubeError as exc:
+        if not exc.not_found:
+            log.warning("uniqueKey check: cannot read JobQueue %s/%s: %s", namespace, queue, exc.message)
+            return None
+        jq = None
+    listed = await rt.kube.request(
+        "GET",
+        collection_path(names.PLURAL_QUEUEDJOBS, namespace),
+        query={"fieldSelector": f"spec.uniqueKey={escape_field_value(unique)}"},
+    )
+    found = [
+        (str(obj["metadata"]["name"]), (obj.get("status") or {}).get("phase"))
+        for obj in (listed or {}).get("items", ())
+        if ((obj.get("spec") or {}).get("queue") or DEFAULT_QUEUE) == queue
+    ]
+    return bool(((jq or {}).get("spec") or {}).get("debounce")), found

@@ -14,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from jobline import runtime
+from jobline import metrics, runtime
 from jobline.core.leadership import is_active
 from jobline.core.timefmt import now
 from jobline.kube import KubeError
@@ -56,6 +56,7 @@ async def _watch_leadership(
             )
             for loop in rt.loops():
                 (loop.activate if active else loop.deactivate)()
+            metrics.set_leader(active)
         await asyncio.sleep(1)
 
 

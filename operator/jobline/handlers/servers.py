@@ -85,13 +85,20 @@ def _loopback(addr: str) -> bool:
         return False
 
 
+def leading_jobs(rt: runtime.Runtime) -> Any:
+    """The jobs the queue-depth gauges count: the controller's store, on the replica that leads only.
+    A standby's store froze when it stepped down: it exports no queue depths rather than stale ones."""
+    controller = rt.controller
+    return controller.store.jobs.values() if controller is not None and controller.active else None
+
+
 @kopf.on.startup()
 async def start_servers(memo: object, **_: Any) -> None:
     # Everything reads the runtime's controller lazily (at request time), so the order of startup
     # handlers does not matter; the dashboard has its own API client for TokenReviews, SARs and actions.
     rt = runtime.of(memo)
     own = rt.settings
-    metrics.watch_jobs(lambda: rt.controller.store.jobs.values() if rt.controller is not None else None)
+    metrics.watch_jobs(lambda: leading_jobs(rt))
     health, metrics_port = own.health_port, own.metrics_port
     if health:
         rt.server_runners.append(

@@ -10,7 +10,7 @@ from typing import Any, cast
 
 import kopf
 
-from jobline import runtime
+from jobline import metrics, runtime
 from jobline.controller.loop import Controller
 from jobline.controller.schedules import ScheduleLoop
 from jobline.kube import Kube, load_config
@@ -51,6 +51,7 @@ async def configure(settings: kopf.OperatorSettings, memo: object, **_: Any) -> 
     if rt.settings.standby_first:  # HA: standby until kopf's peering says this replica leads
         for loop in rt.loops():
             loop.deactivate()
+    metrics.set_leader(not rt.settings.standby_first)
     rt.controller_task = asyncio.create_task(rt.controller.run(), name="jobline-controller")
     rt.schedules_task = asyncio.create_task(rt.schedules.run(), name="jobline-schedules")
     log.info("controller started (namespaces: %s)", ", ".join(rt.settings.namespaces) or "all")

@@ -99,3 +99,14 @@ def allocate(payload: dict[str, Any], ctx: Any) -> Any:
     """Hold ``mb`` MiB, every page written, to run into the pod's memory limit (the real node's OOM killer)."""
     held = [b"\x01" * (1024 * 1024) for _ in range(int(payload["mb"]))]
     return {"allocated": len(held)}
+
+
+@handler("graceful")
+def graceful(payload: dict[str, Any], ctx: Any) -> Any:
+    """Run long; on SIGTERM (cancel, suspend, timeout) the worker SDK unwinds the handler: note it."""
+    _record(payload["file"], f"start {ctx.job} {ctx.attempt}")
+    try:
+        time.sleep(float(payload.get("seconds", 300)))
+    finally:
+        _record(payload["file"], f"cleanup {ctx.job} {ctx.attempt}")
+    return {"slept": True}

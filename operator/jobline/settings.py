@@ -38,6 +38,7 @@ class Settings:
     webhook_host: str | None = None  # the name the apiserver calls the webhook by (default: webhook_addr)
     webhook_service: str | None = None  # NAMESPACE/NAME of the Service in front of the webhook (in a cluster)
     webhook_cert_dir: str | None = None  # a shared certificate (webhook.crt/.key, ca.crt); None: self-signed
+    webhook_configuration: str = "jobline.dev"  # the configuration kopf keeps current; "": someone else's
     peering: str | None = None  # kopf peering object (HA); None: standalone
     identity: str = ""  # this replica among its peers
     priority: int = 0  # peering priority; replicas need distinct ones
@@ -122,6 +123,12 @@ def parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
         "(default: a self-signed certificate per process)",
     )
     p.add_argument(
+        "--webhook-configuration",
+        default="jobline.dev",
+        help="name of the ValidatingWebhookConfiguration the operator creates and keeps current; empty: "
+        "it is not the operator's (the Helm chart owns it, so the operator needs no rights on webhooks)",
+    )
+    p.add_argument(
         "--peering",
         default=env.get(names.ENV_OPERATOR_PEERING) or None,
         help="kopf peering object for HA (replicas > 1): one replica is active; default: standalone",
@@ -165,6 +172,7 @@ def from_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | No
         webhook_host=args.webhook_host,
         webhook_service=args.webhook_service,
         webhook_cert_dir=args.webhook_cert_dir,
+        webhook_configuration=args.webhook_configuration,
         peering=args.peering,
         identity=f"{socket.gethostname()}@{os.getpid()}",
         priority=priority,

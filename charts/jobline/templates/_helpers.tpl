@@ -85,12 +85,22 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
   resources: ["namespaces"]
   verbs: ["get", "list", "watch"]
 {{- end }}
-{{- if .Values.webhook.enabled }}
-# kopf keeps the admission webhook's configuration (URL, caBundle) up to date; it manages a
-# validating and a (here empty) mutating configuration, both named jobline.dev.
+{{- if and .Values.webhook.enabled (not .Values.webhook.generateCertificate) }}
+# Only without the chart's certificate (each replica self-signs, e.g. manifests/install.yaml): kopf then
+# keeps the webhook's configuration (URL, caBundle) current; it manages a validating and a (here empty)
+# mutating configuration, both named jobline.dev. It creates them first (RBAC cannot narrow `create` by
+# name), then patches only those two. With the chart's certificate the chart owns the configuration and
+# the operator gets no rights on webhook configurations at all.
 - apiGroups: ["admissionregistration.k8s.io"]
   resources: ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["create"]
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]
+  resourceNames: ["jobline.dev"]
+  verbs: ["get", "patch"]
+- apiGroups: ["admissionregistration.k8s.io"]
+  resources: ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]
+  verbs: ["list", "watch"]
 {{- end }}
 {{- if .Values.dashboard.enabled }}
 # The dashboard checks its callers' tokens and rights.

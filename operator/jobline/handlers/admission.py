@@ -22,7 +22,6 @@ from jobline.core.models.queuedjob import IMMUTABLE_MESSAGE
 from jobline.kube import KubeError, collection_path
 from jobline.webhook import write_pair
 
-WEBHOOK_CONFIG = "jobline.dev"
 log = logging.getLogger("jobline.admission")
 
 
@@ -56,7 +55,8 @@ async def configure_admission(settings: kopf.OperatorSettings, memo: object, **_
     if isinstance(server, ServiceWebhookServer) and service:
         server.service = service
     settings.admission.server = server
-    settings.admission.managed = WEBHOOK_CONFIG
+    # None: kopf leaves the configuration alone (the chart owns it, with the CA of its certificate).
+    settings.admission.managed = own.webhook_configuration or None
 
 
 class ServiceWebhookServer(kopf.WebhookServer):

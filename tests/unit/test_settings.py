@@ -57,6 +57,10 @@ from jobline.settings import Settings, from_args
             {"priority": 7, "standby_first": True},
             id="peering-starts-on-standby",
         ),
+        pytest.param([], {}, {"webhook_configuration": "jobline.dev"}, id="kopf-manages-the-webhook"),
+        pytest.param(
+            ["--webhook-configuration="], {}, {"webhook_configuration": ""}, id="the-chart-owns-the-webhook"
+        ),
     ],
 )
 def test_from_args(argv: list[str], environ: dict[str, str], want: dict[str, object]) -> None:

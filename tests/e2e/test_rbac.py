@@ -86,7 +86,8 @@ def test_operator_as_chart_serviceaccount_has_no_403(
     kubectl(cluster.kubeconfig, "apply", "-f", "-", input=manifest)
     try:
         kubeconfig = _sa_kubeconfig(cluster, namespace, f"{release}-jobline", tmp_path / "sa.kubeconfig")
-        extra = ["--namespace", namespace] if mode == "namespaced" else []
+        # As the chart runs it: the chart owns the webhook's configuration (generateCertificate).
+        extra = ["--webhook-configuration="] + (["--namespace", namespace] if mode == "namespaced" else [])
         logs = cluster.workdir / "logs" if cluster.workdir else tmp_path  # kept when a test fails
         op = OperatorProcess(kubeconfig, logs / f"operator-rbac-{mode}.log", extra)
         op.start()
@@ -97,6 +98,11 @@ def test_operator_as_chart_serviceaccount_has_no_403(
         log = op.log.read_text()
         assert "403" not in log and "orbidden" not in log, log[-3000:]
         assert re.search(r"\bsynced: \d+ jobs", log) and "schedules synced:" in log
+        sa = f"system:serviceaccount:{namespace}:{release}-jobline"
+        for verb in ("create", "patch", "delete"):
+            for kind in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations"):
+                can = kubectl(cluster.kubeconfig, "auth", "can-i", verb, kind, f"--as={sa}", check=False)
+                assert can.stdout.strip() == "no", (verb, kind, can.stdout, can.stderr)
     finally:
         kubectl(cluster.kubeconfig, "delete", "-f", "-", "--ignore-not-found", "--wait=false", input=manifest)
 

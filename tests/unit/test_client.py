@@ -83,7 +83,6 @@ def test_enqueue_minimal_body() -> None:
             "payload": {"to": "a@example.com"},
             "suspend": False,
             "cancel": False,
-            "cancel": False,
         },
     }
 

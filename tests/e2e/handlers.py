@@ -110,3 +110,37 @@ def graceful(payload: dict[str, Any], ctx: Any) -> Any:
     finally:
         _record(payload["file"], f"cleanup {ctx.job} {ctx.attempt}")
     return {"slept": True}
+
+
+@handler("note")
+def note(payload: dict[str, Any], ctx: Any) -> Any:
+    """Append ``run <job> <attempt> <payload["value"]>`` to ``payload["file"]``: which payload ran, how often."""
+    _record(payload["file"], f"run {ctx.job} {ctx.attempt} {payload['value']}")
+    return {"value": payload["value"]}
+
+
+@handler("slow-cleanup")
+def slow_cleanup(payload: dict[str, Any], ctx: Any) -> Any:
+    """Run long; on SIGTERM note it, take ``cleanupSeconds`` to clean up (within the pod's grace period),
+    note that, and let the termination go on (the worker exits 143)."""
+    _record(payload["file"], f"start {ctx.job} {ctx.attempt}")
+    try:
+        time.sleep(float(payload.get("seconds", 300)))
+    except BaseException:
+        _record(payload["file"], f"sigterm {ctx.job} {ctx.attempt}")
+        time.sleep(float(payload.get("cleanupSeconds", 5)))
+        _record(payload["file"], f"cleaned {ctx.job} {ctx.attempt}")
+        raise
+    return {"slept": True}
+
+
+@handler("finish-on-sigterm")
+def finish_on_sigterm(payload: dict[str, Any], ctx: Any) -> Any:
+    """Run long; on SIGTERM finish the work at once and succeed (exit 0 within the grace period)."""
+    _record(payload["file"], f"start {ctx.job} {ctx.attempt}")
+    try:
+        time.sleep(float(payload.get("seconds", 300)))
+    except BaseException:
+        _record(payload["file"], f"finished {ctx.job} {ctx.attempt}")
+        return {"finished": "on SIGTERM"}
+    return {"finished": "in time"}

@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any, Final, Protocol, TypeVar
 
@@ -315,19 +316,16 @@ class _Env:
     handler: str
     attempt: int
     payload_text: str
+    payload_source: str = names.ENV_PAYLOAD  # where the payload came from, for error messages
     dependencies_text: str | None = None
 
 
 def _read_env(environ: Mapping[str, str]) -> _Env:
-    required = (
-        names.ENV_JOB,
-        names.ENV_NAMESPACE,
-        names.ENV_QUEUE,
-        names.ENV_HANDLER,
-        names.ENV_ATTEMPT,
-        names.ENV_PAYLOAD,
-    )
+    required = (names.ENV_JOB, names.ENV_NAMESPACE, names.ENV_QUEUE, names.ENV_HANDLER, names.ENV_ATTEMPT)
     missing = [key for key in required if not environ.get(key)]
+    payload_file = environ.get(names.ENV_PAYLOAD_FILE)
+    if not payload_file and not environ.get(names.ENV_PAYLOAD):
+        missing.append(names.ENV_PAYLOAD)
     if missing:
         raise _BadInput(f"missing environment variable(s): {', '.join(missing)}")
     try:
@@ -336,13 +334,23 @@ def _read_env(environ: Mapping[str, str]) -> _Env:
         attempt = 0
     if attempt < 1:
         raise _BadInput(f"{names.ENV_ATTEMPT} must be a positive integer")
+    payload_source = names.ENV_PAYLOAD
+    if payload_file:  # payloadFrom: the Secret's key, mounted as a file
+        payload_source = f"the payload file ({names.ENV_PAYLOAD_FILE})"
+        try:
+            payload_text = Path(payload_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _BadInput(f"cannot read {payload_source}: {type(exc).__name__}") from None
+    else:
+        payload_text = environ[names.ENV_PAYLOAD]
     return _Env(
         job=environ[names.ENV_JOB],
         namespace=environ[names.ENV_NAMESPACE],
         queue=environ[names.ENV_QUEUE],
         handler=environ[names.ENV_HANDLER],
         attempt=attempt,
-        payload_text=environ[names.ENV_PAYLOAD],
+        payload_text=payload_text,
+        payload_source=payload_source,
         dependencies_text=environ.get(names.ENV_DEPENDENCIES),
     )
 
@@ -462,7 +470,7 @@ def run(
     try:
         payload = json.loads(env.payload_text)
     except json.JSONDecodeError as exc:  # its msg and position only: never echo the payload
-        return fail(EXIT_BAD_INPUT, f"{names.ENV_PAYLOAD} is not valid JSON: {exc.msg} at char {exc.pos}")
+        return fail(EXIT_BAD_INPUT, f"{env.payload_source} is not valid JSON: {exc.msg} at char {exc.pos}")
     try:
         dependencies = json.loads(env.dependencies_text) if env.dependencies_text else {}
     except json.JSONDecodeError as exc:

@@ -144,3 +144,13 @@ def finish_on_sigterm(payload: dict[str, Any], ctx: Any) -> Any:
         _record(payload["file"], f"finished {ctx.job} {ctx.attempt}")
         return {"finished": "on SIGTERM"}
     return {"finished": "in time"}
+
+
+@handler("digest")
+def digest(payload: Any, ctx: Any) -> Any:
+    """Return the SHA-256 of the payload as compact JSON, and its keys: proves what arrived, not what it is."""
+    import hashlib
+    import json
+
+    text = json.dumps(payload, separators=(",", ":"), sort_keys=True)
+    return {"sha256": hashlib.sha256(text.encode()).hexdigest(), "keys": sorted(payload or {})}

@@ -61,7 +61,7 @@ def test_a_pod_security_violation_fails_the_job_with_the_apiservers_message(
         "pod-security.kubernetes.io/enforce=restricted",
         "--overwrite",
     )
-    jobs.queue()
+    jobs.queue(jobOverrides=["securityContext"])  # the queue lets jobs set it; Pod Security still refuses
     jobs.create("escalates", "echo", {}, template={"securityContext": {"allowPrivilegeEscalation": True}})
     st = jobs.wait_phase("escalates", "Failed", timeout=60)
     failed = {c["type"]: c for c in st["conditions"]}["Failed"]

@@ -289,7 +289,10 @@ def test_no_image_fails_with_a_clear_reason(
 
 
 def test_job_template_merges_over_queue_template(jobs: Jobs) -> None:
-    jobs.queue(template=worker_template(labels={"team": "a"}, nodeSelector={"kubernetes.io/os": "linux"}))
+    jobs.queue(
+        template=worker_template(labels={"team": "a"}, nodeSelector={"kubernetes.io/os": "linux"}),
+        jobOverrides=["labels", "env"],
+    )
     jobs.create(
         "merged", "echo", {}, template={"labels": {"tier": "b"}, "env": [{"name": "EXTRA", "value": "1"}]}
     )

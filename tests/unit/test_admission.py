@@ -57,11 +57,12 @@ def test_a_started_jobs_payload_is_frozen(
 )
 def test_schedules_the_pattern_cannot_judge_are_refused(spec: dict[str, Any], message: str) -> None:
     with pytest.raises(kopf.AdmissionError, match=message.replace("*", r"\*")):
-        validate_jobschedule(kopf.Body({"spec": spec}).spec)
+        asyncio.run(validate_jobschedule(kopf.Body({"spec": spec}).spec, "ns", Runtime()))
 
 
 def test_a_valid_schedule_is_admitted() -> None:
-    validate_jobschedule(kopf.Body({"spec": {"schedule": "0 0 13 * L5", "timeZone": "Europe/Berlin"}}).spec)
+    spec = kopf.Body({"spec": {"schedule": "0 0 13 * L5", "timeZone": "Europe/Berlin"}}).spec
+    asyncio.run(validate_jobschedule(spec, "ns", Runtime()))
 
 
 # --- uniqueKey: from current state on every replica ---------------------------------------------
@@ -138,3 +139,155 @@ def test_a_standby_asks_the_apiserver_not_its_frozen_store() -> None:
 )
 def test_field_selector_values_are_escaped(value: str, escaped: str) -> None:
     assert escape_field_value(value) == escaped
+
+
+# --- jobOverrides: what a job may set, judged against its queue -----------------------------------
+
+
+def _active(queues: dict[str, dict[str, Any]]) -> Runtime:
+    controller = Controller(kube=None)  # type: ignore[arg-type]
+    for name, spec in queues.items():
+        controller.store.put_queue(
+            {"metadata": {"name": name, "namespace": "ns", "resourceVersion": "1"}, "spec": spec}
+        )
+    controller.store.synced = controller.synced = True
+    return Runtime(controller=controller)
+
+
+def _create_job(rt: Runtime, spec: dict[str, Any]) -> None:
+    asyncio.run(
+        validate_queuedjob(
+            kopf.Body({"spec": {"handler": "h", **spec}}).spec, "ns", "j", rt, operation="CREATE"
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("queue", "job", "refusal"),
+    [
+        pytest.param(
+            {},
+            {"template": {"env": [{"name": "A", "value": "1"}], "args": ["x"]}},
+            None,
+            id="default-env-args",
+        ),
+        pytest.param(
+            {}, {"template": {"resources": {"limits": {"memory": "1Gi"}}}}, None, id="default-resources"
+        ),
+        pytest.param(
+            {},
+            {"template": {"image": "evil:1"}},
+            r"spec\.template\.image: JobQueue default does not let its jobs set image \(its spec\.jobOverrides "
+            r"allows args, env, resources \(the default\)\)",
+            id="default-image",
+        ),
+        pytest.param(
+            {}, {"template": {"podSpecPatch": {"hostPID": True}}}, r"spec\.template\.podSpecPatch", id="patch"
+        ),
+        pytest.param(
+            {},
+            {"template": {"securityContext": {"privileged": True}}},
+            r"spec\.template\.securityContext",
+            id="sc",
+        ),
+        pytest.param(
+            {}, {"template": {"serviceAccountName": "admin"}}, r"spec\.template\.serviceAccountName", id="sa"
+        ),
+        pytest.param(
+            {},
+            {"template": {"env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}},
+            r"spec\.template\.env\[0\]\.valueFrom\.secretKeyRef: .* set envFrom",
+            id="env-from-secret",
+        ),
+        pytest.param(
+            {"jobOverrides": ["env", "envFrom"]},
+            {"template": {"env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}},
+            None,
+            id="env-from-secret-allowed",
+        ),
+        pytest.param(
+            {},
+            {"payloadFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+            r"spec\.payloadFrom: JobQueue default does not let its jobs set payloadFrom",
+            id="payload-from",
+        ),
+        pytest.param(
+            {"jobOverrides": ["payloadFrom"]},
+            {"payloadFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+            None,
+            id="payload-from-allowed",
+        ),
+        pytest.param(
+            {"jobOverrides": []},
+            {"template": {"env": [{"name": "A", "value": "1"}], "image": "x"}},
+            r"spec\.template\.env: .* allows nothing\); also spec\.template\.image",
+            id="empty-list",
+        ),
+        pytest.param(
+            {"jobOverrides": ["image", "podSpecPatch"]},
+            {"template": {"image": "x", "podSpecPatch": {}}},
+            None,
+            id="listed",
+        ),
+        pytest.param(
+            {}, {"queue": "nowhere", "template": {"image": "x"}}, None, id="no-queue-judged-at-start"
+        ),
+    ],
+)
+def test_a_job_sets_only_what_its_queue_allows(
+    queue: dict[str, Any], job: dict[str, Any], refusal: str | None
+) -> None:
+    rt = _active({"default": queue})
+    if refusal is None:
+        _create_job(rt, job)
+        return
+    with pytest.raises(kopf.AdmissionError, match=refusal) as err:
+        _create_job(rt, job)
+    assert err.value.code == 403
+
+
+def test_a_standby_reads_the_queue_from_the_apiserver_for_overrides() -> None:
+    kube = FakeKube({"default": {"spec": {"jobOverrides": ["env"]}}}, [])
+    rt = Runtime(kube=kube)  # type: ignore[arg-type]
+    with pytest.raises(kopf.AdmissionError, match=r"spec\.template\.args"):
+        _create_job(rt, {"template": {"args": ["x"]}})
+    assert kube.asked == [("GET", "jobqueues/default", None)]
+
+
+def test_payload_and_payload_from_are_exclusive() -> None:
+    with pytest.raises(
+        kopf.AdmissionError, match=r"spec\.payload and spec\.payloadFrom are mutually exclusive"
+    ):
+        _create_job(
+            _active({"default": {"jobOverrides": ["payloadFrom"]}}),
+            {"payload": 1, "payloadFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+        )
+
+
+def test_a_schedule_whose_jobs_would_be_refused_is_refused() -> None:
+    spec = kopf.Body(
+        {
+            "spec": {
+                "schedule": "* * * * *",
+                "jobTemplate": {"spec": {"handler": "h", "queue": "mail", "template": {"image": "x"}}},
+            }
+        }
+    ).spec
+    with pytest.raises(kopf.AdmissionError, match=r"spec\.jobTemplate\.spec\.template\.image: JobQueue mail"):
+        asyncio.run(validate_jobschedule(spec, "ns", _active({"mail": {}})))
+
+
+def test_an_update_is_judged_only_when_what_the_job_sets_changes() -> None:
+    """A queue that narrowed its list later must not block a cancel or suspend of an admitted job."""
+    rt = _active({"default": {"jobOverrides": ["env"]}})
+    admitted = {"handler": "h", "template": {"labels": {"a": "b"}}}
+    old = kopf.Body({"spec": admitted, "status": {}})
+    update = {**admitted, "cancel": True}
+    asyncio.run(
+        validate_queuedjob(kopf.Body({"spec": update}).spec, "ns", "j", rt, operation="UPDATE", old=old)
+    )
+    changed = {**admitted, "template": {"labels": {"a": "c"}}}
+    with pytest.raises(kopf.AdmissionError, match=r"spec\.template\.labels"):
+        asyncio.run(
+            validate_queuedjob(kopf.Body({"spec": changed}).spec, "ns", "j", rt, operation="UPDATE", old=old)
+        )

@@ -395,3 +395,25 @@ def test_long_job_names_are_cut_in_the_pod(length: int) -> None:
     assert p["metadata"]["annotations"][names.ANNOTATION_JOB_NAME] == job  # the full name
     assert p["metadata"]["ownerReferences"][0]["name"] == job
     assert env(p)[names.ENV_JOB] == job
+
+
+# --- payloadFrom ------------------------------------------------------------------------------------
+def test_payload_from_a_secret_is_a_mounted_file_never_env() -> None:
+    ref = {"secretKeyRef": {"name": "creds", "key": "job.json"}}
+    p = build_worker_pod(
+        job="report", namespace="apps", job_uid="uid-1", queue="mail", handler="send-email", payload=None,
+        attempt=1, template={"image": "worker:1", "volumes": [{"name": "scratch", "emptyDir": {}}],
+                             "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]},
+        payload_from=ref,
+    )
+    e = env(p)
+    assert names.ENV_PAYLOAD not in e and e[names.ENV_PAYLOAD_FILE] == names.PAYLOAD_FILE
+    assert p["spec"]["volumes"] == [
+        {"name": "scratch", "emptyDir": {}},
+        {"name": names.PAYLOAD_VOLUME, "secret": {"secretName": "creds", "defaultMode": 0o444,
+                                                  "items": [{"key": "job.json", "path": "payload.json"}]}},
+    ]
+    assert container(p)["volumeMounts"][-1] == {
+        "name": names.PAYLOAD_VOLUME, "mountPath": "/var/run/jobline/payload", "readOnly": True
+    }
+    assert "creds" not in json.dumps(container(p)["env"])

@@ -326,15 +326,61 @@ def test_jobs_that_cannot_run_fail_with_a_reason(
     go(test)
 
 
-def test_job_template_image_runs_without_a_job_queue() -> None:
+def test_a_job_without_a_queue_may_not_bring_its_own_image() -> None:
+    """The image is the queue owner's decision (jobOverrides): without a queue there is none to allow it."""
+
     async def test() -> None:
         w = World()
         w.put(job("solo", queue_name="nowhere", template={"image": "own:1"}))
+        w.clock.advance(60)  # past the grace for a queue whose watch event is late
         await w.controller.sync()
         await w.step()
-        assert w.pods()["solo-1"]["spec"]["containers"][0]["image"] == "own:1"
+        st = w.status("solo")
+        failed = next(c for c in st["conditions"] if c["type"] == "Failed")
+        assert st["phase"] == "Failed" and failed["reason"] == "OverrideNotAllowed", st
+        assert failed["message"].startswith("spec.template.image: there is no JobQueue nowhere"), failed
+        assert w.pods() == {}
 
     go(test)
+
+
+def test_the_dispatcher_judges_overrides_again_at_each_start() -> None:
+    """Admission fails open, and a queue may narrow its list after the job was created."""
+
+    async def test_narrowed() -> None:
+        w = World()
+        w.put(
+            queue("q", template={"image": "q:1"}, jobOverrides=["env", "args", "resources"]),
+            job("j", template={"securityContext": {"runAsUser": 0}, "image": "mine:1"}),
+        )
+        await w.controller.sync()
+        await w.step()
+        st = w.status("j")
+        failed = next(c for c in st["conditions"] if c["type"] == "Failed")
+        assert failed["reason"] == "OverrideNotAllowed" and st["deadLettered"] is True, st
+        assert "spec.template.image: JobQueue q does not let its jobs set image" in failed["message"]
+        assert "also spec.template.securityContext" in failed["message"]
+        assert w.pods() == {}
+
+    async def test_allowed() -> None:
+        w = World()
+        w.put(
+            queue("q", template={"image": "q:1"}, jobOverrides=["image", "payloadFrom"]),
+            job(
+                "j",
+                template={"image": "mine:1"},
+                payload=None,
+                payloadFrom={"secretKeyRef": {"name": "s", "key": "k"}},
+            ),
+        )
+        await w.controller.sync()
+        await w.step()
+        p = w.pods()["j-1"]
+        assert p["spec"]["containers"][0]["image"] == "mine:1"
+        assert {v["name"] for v in p["spec"]["volumes"]} == {"jobline-payload"}
+
+    go(test_narrowed)
+    go(test_allowed)
 
 
 def test_a_pod_create_that_fails_is_tried_again() -> None:
@@ -599,5 +645,35 @@ def test_a_run_is_counted_once_when_the_status_write_meets_a_409(rival: str) -> 
         assert s.job_posts() == (
             2 if rival == "replica" else 1
         )  # the replica's POST met a 409: not created twice
+
+    go(test)
+
+
+def test_a_start_that_fails_writes_its_failed_condition_next_to_earlier_ones() -> None:
+    """Regression (found by tests/e2e/test_security.py): the failure was set on a shallow copy, so a job
+    that already had a condition (it had been suspended) ended Failed with no Failed condition."""
+
+    async def test() -> None:
+        w = World()
+        resumed = job("j", template={"image": "mine:1"})
+        resumed["status"] = {
+            "phase": "Pending",
+            "conditions": [
+                {
+                    "type": "Suspended",
+                    "status": "False",
+                    "reason": "Resumed",
+                    "message": "spec.suspend is false",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }
+            ],
+        }
+        w.put(queue("q"), resumed)
+        await w.controller.sync()
+        await w.step()
+        st = w.status("j")
+        conditions = {c["type"]: c for c in st["conditions"]}
+        assert st["phase"] == "Failed" and conditions["Failed"]["reason"] == "OverrideNotAllowed", st
+        assert conditions["Suspended"]["reason"] == "Resumed"
 
     go(test)

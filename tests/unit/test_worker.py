@@ -451,3 +451,41 @@ def test_unreadable_dependencies_exit_65(result_path: Path, text: str) -> None:
     env = pod_env(result_path, "a")
     env[names.ENV_DEPENDENCIES] = text
     assert run(reg, env) == worker.EXIT_BAD_INPUT
+
+
+# --- payloadFrom: the payload is a mounted Secret key, not env --------------------------------------
+
+
+def test_payload_from_a_file(result_path: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "payload.json"
+    secret.write_text('{"token": "s3cret", "n": 2}')
+    reg = Registry()
+    reg.register("a", lambda payload, ctx: {"n": payload["n"], "has_token": "token" in payload})
+    env = pod_env(result_path, "a")
+    del env[names.ENV_PAYLOAD]
+    env[names.ENV_PAYLOAD_FILE] = str(secret)
+    assert run(reg, env) == 0
+    assert json.loads(result_path.read_text()) == {"n": 2, "has_token": True}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"token": "s3cret"', "the payload file (JOBLINE_PAYLOAD_FILE) is not valid JSON"),
+        (None, "cannot read the payload file (JOBLINE_PAYLOAD_FILE): FileNotFoundError"),
+    ],
+)
+def test_a_bad_payload_file_exits_65_without_echoing_it(
+    result_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, message: str
+) -> None:
+    secret = tmp_path / "payload.json"
+    if content is not None:
+        secret.write_text(content)
+    reg = Registry()
+    reg.register("a", print)
+    env = pod_env(result_path, "a")
+    del env[names.ENV_PAYLOAD]
+    env[names.ENV_PAYLOAD_FILE] = str(secret)
+    assert run(reg, env) == 65
+    err = capsys.readouterr().err
+    assert message in err and "s3cret" not in err + result_path.read_text()

@@ -9,6 +9,7 @@ backoff, timeouts, TTLs) are one heap, not one task per object.
 from __future__ import annotations
 
 import asyncio
+import copy
 import heapq
 import time
 from collections import defaultdict, deque
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jobline import metrics, names
-from jobline.core import debounce, flowcontrol, lifecycle, podrefusal, readmodel
+from jobline.core import debounce, flowcontrol, lifecycle, overrides, podrefusal, readmodel
 from jobline.core.dependencies import find_cycle
 from jobline.core.dispatch import Unique, free_slots, originals, retention_victims
 from jobline.core.models import (
@@ -638,7 +639,18 @@ class Controller(Loop):
         defaults = qspec.defaults if qspec else None
         timeout = spec.timeout_seconds or (defaults.timeout_seconds if defaults else None)
         now = self.clock()
+        payload_from = (
+            spec.payload_from.model_dump(by_alias=True, exclude_none=True) if spec.payload_from else None
+        )
         try:
+            job_overrides = qspec.job_overrides if qspec else None
+            refused = overrides.refusals(
+                spec.template.manifest() if spec.template else None, payload_from, job_overrides
+            )
+            if refused:  # admission fails open, and a queue may narrow its list later: judged again here
+                raise TemplateError(
+                    overrides.REASON, overrides.message(refused, spec.queue, job_overrides, qspec is not None)
+                )
             body = build_worker_pod(
                 job=name,
                 namespace=ns,
@@ -650,6 +662,7 @@ class Controller(Loop):
                 template=template,
                 timeout_seconds=timeout,
                 dependencies=self._dependency_results(ns, spec),
+                payload_from=payload_from,
             )
         except TemplateError as exc:
             created = parse(meta.get("creationTimestamp")) or now
@@ -658,7 +671,7 @@ class Controller(Loop):
                 # arrived yet: wait for it a little before failing for want of the queue's template.
                 self.schedule(key, created + timedelta(seconds=QUEUE_GRACE_SECONDS))
                 return
-            out = lifecycle.Outcome(status=dict(status))
+            out = lifecycle.Outcome(status=copy.deepcopy(status))  # conditions change in place
             lifecycle.finish_failed(out, now, meta.get("generation"), exc.reason, str(exc), dead_letter=True)
             await self.apply(key, obj, out)
             return
@@ -694,7 +707,7 @@ class Controller(Loop):
         refusal = podrefusal.classify(exc.status, exc.reason, exc.message, count)
         now = self.clock()
         meta = obj["metadata"]
-        out = lifecycle.Outcome(status=dict(obj.get("status") or {}))
+        out = lifecycle.Outcome(status=copy.deepcopy(obj.get("status") or {}))
         if not refusal.transient:
             self._refusals.pop(key, None)
             lifecycle.finish_failed(

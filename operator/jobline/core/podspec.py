@@ -90,17 +90,23 @@ def contract_env(
     attempt: int,
     payload: Any,
     dependencies: Mapping[str, Any] | None = None,
+    payload_from_secret: bool = False,
 ) -> list[dict[str, str]]:
     """The pod contract's environment (it overrides user env of the same names). ``dependencies``: the
-    results of the dependsOn jobs (they all succeeded), for the handler's ``ctx.dependencies``."""
+    results of the dependsOn jobs (they all succeeded), for the handler's ``ctx.dependencies``.
+    ``payload_from_secret``: the payload is the mounted Secret key (JOBLINE_PAYLOAD_FILE), not env."""
     env = [
         {"name": names.ENV_JOB, "value": job},
         {"name": names.ENV_NAMESPACE, "value": namespace},
         {"name": names.ENV_QUEUE, "value": queue},
         {"name": names.ENV_HANDLER, "value": handler},
         {"name": names.ENV_ATTEMPT, "value": str(attempt)},
-        {"name": names.ENV_PAYLOAD, "value": json.dumps(payload, separators=(",", ":"), ensure_ascii=False)},
     ]
+    if payload_from_secret:  # a file from the Secret: never in the pod's environment
+        env.append({"name": names.ENV_PAYLOAD_FILE, "value": names.PAYLOAD_FILE})
+    else:
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        env.append({"name": names.ENV_PAYLOAD, "value": text})
     if dependencies is not None:
         text = json.dumps(dict(dependencies), separators=(",", ":"), ensure_ascii=False)
         env.append({"name": names.ENV_DEPENDENCIES, "value": text})
@@ -119,8 +125,11 @@ def build_worker_pod(
     template: Mapping[str, Any],
     timeout_seconds: int | None = None,
     dependencies: Mapping[str, Any] | None = None,
+    payload_from: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The Pod manifest for ``attempt`` of ``job`` (owned by the job, so it is garbage-collected with it)."""
+    """The Pod manifest for ``attempt`` of ``job`` (owned by the job, so it is garbage-collected with it).
+    ``payload_from``: the job's ``spec.payloadFrom`` (camelCase); its Secret key is mounted read-only at
+    names.PAYLOAD_FILE (a file, so the payload is in no environment a ``get pods`` shows)."""
     image = template.get("image")
     if not image:
         raise TemplateError(
@@ -137,6 +146,7 @@ def build_worker_pod(
             attempt=attempt,
             payload=payload,
             dependencies=dependencies,
+            payload_from_secret=payload_from is not None,
         ),
         "name",
     )
@@ -177,6 +187,18 @@ def build_worker_pod(
     ):
         if template.get(field):
             spec[field] = copy.deepcopy(template[field])
+    if payload_from is not None:
+        ref = payload_from["secretKeyRef"]
+        secret: dict[str, Any] = {
+            "secretName": ref["name"],
+            "items": [{"key": ref["key"], "path": names.PAYLOAD_FILE.rsplit("/", 1)[1]}],
+            "defaultMode": 0o444,  # root-owned without fsGroup: readable by the non-root worker
+        }
+        if ref.get("optional") is not None:
+            secret["optional"] = bool(ref["optional"])
+        spec["volumes"] = [*spec.get("volumes", []), {"name": names.PAYLOAD_VOLUME, "secret": secret}]
+        mount = {"name": names.PAYLOAD_VOLUME, "mountPath": names.PAYLOAD_DIR, "readOnly": True}
+        container["volumeMounts"] = [*container.get("volumeMounts", []), mount]
     if template.get("podSpecPatch"):
         spec = deep_merge(spec, template["podSpecPatch"])
     labels = {

@@ -1,4 +1,5 @@
-"""Admission checks the CRD schema cannot express: the payload cap, uniqueKey, and schedules.
+"""Admission checks the CRD schema cannot express: the payload cap, uniqueKey, what a job may override
+(its queue's jobOverrides), and schedules.
 
 The webhook's failurePolicy is Ignore, so an operator that is down never blocks job creation;
 the controllers enforce every rule again (PayloadTooLarge, Duplicate; a schedule's Ready=False
@@ -16,9 +17,10 @@ from typing import Any
 import kopf
 
 from jobline import names, runtime
+from jobline.core import overrides
 from jobline.core.cron import ScheduleError, parse_schedule
 from jobline.core.models import DEFAULT_QUEUE, FINISHED_PHASES, MAX_PAYLOAD_BYTES, payload_size
-from jobline.core.models.queuedjob import IMMUTABLE_MESSAGE
+from jobline.core.models.queuedjob import IMMUTABLE_MESSAGE, PAYLOAD_EXCLUSIVE_MESSAGE
 from jobline.kube import KubeError, collection_path
 from jobline.webhook import write_pair
 
@@ -100,9 +102,13 @@ def register() -> None:
     )(validate_jobschedule)
 
 
-def validate_jobschedule(spec: kopf.Spec, **_: Any) -> None:
+async def validate_jobschedule(spec: kopf.Spec, namespace: str | None, memo: object, **_: Any) -> None:
     """Refuse at apply time what the schema's pattern cannot tell: reversed ranges, a day that never
-    comes (``0 0 30 2 *``), an unknown time zone. The same check as the schedule loop's."""
+    comes (``0 0 30 2 *``), an unknown time zone (the same check as the schedule loop's), and a job
+    template that sets what its queue does not let jobs set (each run's job would be refused)."""
+    job = ((spec.get("jobTemplate") or {}).get("spec")) or {}
+    if namespace is not None and isinstance(job, dict):
+        await _check_overrides(runtime.of(memo), namespace, job, "spec.jobTemplate.spec")
     schedule = spec.get("schedule")
     if not isinstance(schedule, str):
         return  # the schema refuses it
@@ -130,11 +136,21 @@ async def validate_queuedjob(
             "store large inputs elsewhere and pass a reference",
             code=422,
         )
-    unique = spec.get("uniqueKey")
-    if operation != "CREATE" or not unique or namespace is None:
+    if spec.get("payloadFrom") is not None and spec.get("payload") is not None:
+        raise kopf.AdmissionError(PAYLOAD_EXCLUSIVE_MESSAGE, code=422)
+    if namespace is None:
         return
-    queue = spec.get("queue") or DEFAULT_QUEUE
-    looked_up = await _unique_twins(runtime.of(memo), namespace, queue, str(unique))
+    rt = runtime.of(memo)
+    queue = str(spec.get("queue") or DEFAULT_QUEUE)
+    before = (old or {}).get("spec") or {} if operation == "UPDATE" else None
+    if before is None or any(before.get(f) != spec.get(f) for f in ("template", "payloadFrom", "queue")):
+        # Judged when what a job sets changes, so a queue that narrows its list later does not block
+        # a cancel or a suspend of its admitted jobs (the dispatcher refuses to start those).
+        await _check_overrides(rt, namespace, spec, "spec")
+    unique = spec.get("uniqueKey")
+    if operation != "CREATE" or not unique:
+        return
+    looked_up = await _unique_twins(rt, namespace, queue, str(unique))
     if looked_up is None:
         return  # nothing to ask: the controller's Duplicate backstop decides
     debounced, twins = looked_up
@@ -145,6 +161,21 @@ async def validate_queuedjob(
             raise kopf.AdmissionError(
                 f"spec.uniqueKey: {unique!r} is taken in queue {queue} by the unfinished job {twin}", code=409
             )
+
+
+async def _check_overrides(rt: runtime.Runtime, namespace: str, job: Any, prefix: str) -> None:
+    """Refuse (403, the field named) a job spec that sets what its queue's jobOverrides does not allow.
+    A queue that does not exist (yet) is judged when the job starts: its list is not known here."""
+    template, payload_from = job.get("template"), job.get("payloadFrom")
+    if not (template or payload_from is not None) or not isinstance(template, dict | None):
+        return  # nothing to judge, or a shape the schema refuses
+    queue = str(job.get("queue") or DEFAULT_QUEUE)
+    known, qspec = await _queue(rt, namespace, queue)
+    if known and qspec is not None:
+        job_overrides = qspec.get("jobOverrides")
+        refused = overrides.refusals(template, payload_from, job_overrides, prefix)
+        if refused:
+            raise kopf.AdmissionError(overrides.message(refused, queue, job_overrides), code=403)
 
 
 def escape_field_value(value: str) -> str:
@@ -161,22 +192,18 @@ async def _unique_twins(
     field). None when neither can answer."""
     controller = rt.controller
     if controller is not None and controller.active and controller.synced:
-        qspec = controller.store.queue_spec(namespace, queue)
+        qspec_ = controller.store.queue_spec(namespace, queue)
         found = []
         for twin in controller.store.by_unique.get((namespace, queue, unique), ()):
             obj = controller.store.jobs.get((namespace, twin))
             if obj is not None:
                 found.append((twin, (obj.get("status") or {}).get("phase")))
-        return qspec is not None and qspec.debounce is not None, found
+        return qspec_ is not None and qspec_.debounce is not None, found
     if rt.kube is None:
         return None
-    try:
-        jq = await rt.kube.get_object(names.PLURAL_JOBQUEUES, namespace, queue)
-    except KubeError as exc:
-        if not exc.not_found:
-            log.warning("uniqueKey check: cannot read JobQueue %s/%s: %s", namespace, queue, exc.message)
-            return None
-        jq = None
+    known, qspec = await _queue(rt, namespace, queue)
+    if not known:
+        return None
     listed = await rt.kube.request(
         "GET",
         collection_path(names.PLURAL_QUEUEDJOBS, namespace),
@@ -187,4 +214,24 @@ async def _unique_twins(
         for obj in (listed or {}).get("items", ())
         if ((obj.get("spec") or {}).get("queue") or DEFAULT_QUEUE) == queue
     ]
-    return bool(((jq or {}).get("spec") or {}).get("debounce")), found
+    return bool((qspec or {}).get("debounce")), found
+
+
+async def _queue(rt: runtime.Runtime, namespace: str, queue: str) -> tuple[bool, dict[str, Any] | None]:
+    """(known, the JobQueue's spec as applied, or None when there is no such queue), from current state:
+    the active replica's store; on a standby or before the first list, the apiserver. known is False
+    when neither can answer (the controller's backstops decide then)."""
+    controller = rt.controller
+    if controller is not None and controller.active and controller.synced:
+        obj = controller.store.queues.get((namespace, queue))
+        return True, (None if obj is None else dict(obj.get("spec") or {}))
+    if rt.kube is None:
+        return False, None
+    try:
+        jq = await rt.kube.get_object(names.PLURAL_JOBQUEUES, namespace, queue)
+    except KubeError as exc:
+        if exc.not_found:
+            return True, None
+        log.warning("admission: cannot read JobQueue %s/%s: %s", namespace, queue, exc.message)
+        return False, None
+    return True, dict((jq or {}).get("spec") or {})

@@ -106,6 +106,37 @@ class Debounce(SpecModel):
         return self
 
 
+JobOverride = Literal[
+    "image",
+    "imagePullPolicy",
+    "imagePullSecrets",
+    "command",
+    "args",
+    "workingDir",
+    "env",
+    "envFrom",
+    "resources",
+    "volumeMounts",
+    "volumes",
+    "securityContext",
+    "serviceAccountName",
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "priorityClassName",
+    "labels",
+    "annotations",
+    "podSpecPatch",
+    "payloadFrom",
+]
+"""What a QueuedJob may set beyond its handler and payload: the fields of its spec.template, and
+``payloadFrom`` (a Secret's key delivered to the worker)."""
+
+DEFAULT_JOB_OVERRIDES: tuple[JobOverride, ...] = ("env", "args", "resources")
+"""A queue without ``jobOverrides``: a job may add environment variables (literal values, not Secret or
+ConfigMap references), arguments and resources, nothing that changes what the pod may do."""
+
+
 class JobQueueSpec(SpecModel):
     """Concurrency, pause switch, job defaults, worker template and retention of the queue."""
 
@@ -136,6 +167,18 @@ class JobQueueSpec(SpecModel):
             "A new job replaces the unstarted job with the same uniqueKey (that one ends Superseded) and "
             "starts after a quiet spell. Unset: a second unfinished job with a uniqueKey is a Duplicate."
         ),
+    )
+    job_overrides: list[JobOverride] | None = Field(
+        default=None,
+        max_length=32,
+        description=(
+            "What the queue's jobs may set in their spec.template (and payloadFrom): creating a QueuedJob "
+            "means creating the pod it makes, so the queue owner decides what a job creator may change. "
+            "Unset: env (literal values), args and resources. env valueFrom a Secret or ConfigMap needs "
+            "envFrom; image, command, securityContext, serviceAccountName, volumes, podSpecPatch and the "
+            "rest only when listed. Refused at apply time, naming the field; enforced again at each start."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     defaults: QueueDefaults | None = Field(default=None, description="Defaults for the queue's jobs.")
     template: WorkerTemplate | None = Field(

@@ -25,12 +25,13 @@ from .common import (
     observed_generation_field,
     x_validations,
 )
-from .template import WorkerTemplate
+from .template import KeySelector, WorkerTemplate
 
 MAX_PAYLOAD_BYTES = 65536
 """Largest accepted payload, measured by `payload_size` (enforced by the admission webhook)."""
 
 DEFAULT_QUEUE = "default"
+PAYLOAD_EXCLUSIVE_MESSAGE = "spec.payload and spec.payloadFrom are mutually exclusive: set one"
 DEFAULT_PRIORITY = 0
 MIN_PRIORITY = -1_000_000_000
 MAX_PRIORITY = 1_000_000_000
@@ -290,6 +291,17 @@ def resolve_retry(*policies: RetryPolicy | None) -> ResolvedRetry:
     )
 
 
+class PayloadFrom(SpecModel):
+    """Where a secret payload comes from: a key of a Secret in the job's namespace, holding JSON."""
+
+    secret_key_ref: KeySelector = Field(
+        description=(
+            "The Secret's key. Its value (JSON) is mounted into the worker pod as a file, read by the "
+            "worker as the payload; never put in the pod's environment, the job's status, Events or logs."
+        )
+    )
+
+
 class QueuedJobSpec(SpecModel):
     """What to run (handler, payload, worker template) and how (queue, priority, timing, retries)."""
 
@@ -306,6 +318,13 @@ class QueuedJobSpec(SpecModel):
         default=None,
         description=(
             f"Arguments of the handler: any JSON value, at most {MAX_PAYLOAD_BYTES} bytes as compact JSON."
+        ),
+    )
+    payload_from: PayloadFrom | None = Field(
+        default=None,
+        description=(
+            "The payload from a Secret instead of spec.payload (which must then be unset), for inputs "
+            "that are secret. Only in a queue whose spec.jobOverrides lists payloadFrom."
         ),
     )
     priority: int | None = Field(
@@ -375,8 +394,18 @@ class QueuedJobSpec(SpecModel):
         ),
     )
     template: WorkerTemplate | None = Field(
-        default=None, description="The worker pod, merged field by field over the queue's template."
+        default=None,
+        description=(
+            "The worker pod, merged field by field over the queue's template; only the fields the "
+            "queue's spec.jobOverrides allows (by default env, args and resources)."
+        ),
     )
+
+    @model_validator(mode="after")
+    def _one_payload(self) -> QueuedJobSpec:
+        if self.payload_from is not None and self.payload is not None:
+            raise ValueError(PAYLOAD_EXCLUSIVE_MESSAGE)
+        return self
 
 
 # --- status ----------------------------------------------------------------------------------

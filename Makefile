@@ -13,6 +13,7 @@ help:
 	@echo "make dev           - cluster + the operator in the foreground (IN_CLUSTER=1: as a pod from the image)"
 	@echo "make test-real     - the e2e suite with every worker pod on the real node (the worker image)"
 	@echo "make cluster-down  - stop it"
+	@echo "make soak          - the fault-injection suite (tests/faults) with a bigger load and longer faults (docs/reliability.md)"
 	@echo "make crds          - regenerate crds/ from the pydantic models"
 
 $(VENV)/.installed: pyproject.toml
@@ -91,6 +92,12 @@ endif
 
 test-unit: venv
 	$(VENV)/bin/pytest tests/unit
+
+# The fault-injection suite (its own control plane; `make test` runs it with a small load) with a bigger
+# load and longer faults: JOBLINE_SOAK=1 is read by tests/faults/conftest.py. See docs/reliability.md.
+.PHONY: soak
+soak: venv binaries
+	JOBLINE_SOAK=1 $(VENV)/bin/pytest -p no:cacheprovider -s tests/faults
 
 # The e2e suite with every worker pod on the real node (containers of the worker image) instead of the
 # local node's processes: what JOBLINE_TEST_KUBECONFIG runs against any other cluster.

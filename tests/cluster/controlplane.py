@@ -9,6 +9,7 @@ that exits early or never becomes ready raises :class:`ClusterError` with its la
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -76,6 +77,7 @@ class Cluster:
     image_aliases: dict[str, str] = field(default_factory=dict)  # and more names for them
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     node: RealNode | None = None
+    _argv: dict[str, tuple[list[str], Path | None]] = field(default_factory=dict)  # for restart()
 
     @property
     def kubeconfig(self) -> Path:
@@ -285,6 +287,53 @@ class Cluster:
             if proc is not None:
                 procs.stop(proc, grace=15 if name == "localnode" else 10)
 
+    # ---------------------------------------------------------------- faults
+    # For fault injection (tests/faults/): SIGKILL, SIGSTOP/SIGCONT and restart one component of a
+    # running cluster (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, localnode, kwok),
+    # with the same command line (etcd keeps its data directory: only start() wipes it).
+    def component(self, name: str) -> subprocess.Popen[bytes]:
+        proc = self._procs.get(name)
+        if proc is None:
+            raise ClusterError(f"no component {name!r} (running: {', '.join(self._procs)})")
+        return proc
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the component's process group and reap it (no graceful shutdown: a crash)."""
+        proc = self.component(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+    def pause(self, name: str) -> None:
+        """SIGSTOP the component (a hung process: its sockets stay open, nothing answers)."""
+        os.killpg(self.component(name).pid, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        """SIGCONT after :meth:`pause`."""
+        os.killpg(self.component(name).pid, signal.SIGCONT)
+
+    def restart(self, name: str, timeout: float = 60.0) -> float:
+        """Start the component again with its command line (SIGKILL first if it still runs); wait until
+        it answers its health check (etcd, kube-apiserver, controller-manager, scheduler). Returns the
+        seconds that took."""
+        started = time.monotonic()
+        if self.component(name).poll() is None:
+            self.kill(name)
+        argv, cwd = self._argv[name]
+        self._spawn(name, argv, cwd)
+        deadline = started + timeout
+        pki = ensure_pki(self.workdir / "pki")
+        health = {
+            "etcd": (f"http://127.0.0.1:{self.ports.etcd_client}/health", None),
+            "kube-apiserver": (f"{self.server}/readyz", pki),
+            "kube-controller-manager": (f"https://127.0.0.1:{self.ports.controller_manager}/healthz", None),
+            "kube-scheduler": (f"https://127.0.0.1:{self.ports.scheduler}/healthz", None),
+        }
+        if name in health:
+            url, ctx_pki = health[name]
+            self._wait_http(name, url, deadline, pki=ctx_pki)
+        return time.monotonic() - started
+
     # --------------------------------------------------------------- helpers
     def _spawn(self, name: str, argv: list[str], cwd: Path | None = None) -> None:
         # If the launcher dies (kill -9), the Go components get SIGKILL: a test control plane has nothing
@@ -292,6 +341,7 @@ class Cluster:
         # (seen in CI: SIGTERM at 14:37, still waiting on etcd minutes later). The local node (Python)
         # gets SIGTERM: it stops its pods' processes on the way out.
         death_signal = signal.SIGTERM if name == "localnode" else signal.SIGKILL
+        self._argv[name] = (list(argv), cwd)
         self._procs[name] = self._spawn_child(name, argv, cwd, death_signal)
 
     def _spawn_child(

@@ -134,6 +134,16 @@ class Jobs:
         ).items
         return [(e.reason, e.message) for e in sorted(evs, key=lambda e: e.metadata.creation_timestamp)]
 
+    def wait_events(self, name: str, *wanted: str, timeout: float = 30) -> list[str]:
+        """The reasons of a job's Events once all of `wanted` are among them: an Event is posted after
+        the status write that a test waits for, so reading them at once races the operator."""
+
+        def seen() -> list[str] | None:
+            got = [r for r, _ in self.events(name)]
+            return got if all(w in got for w in wanted) else None
+
+        return wait_for(seen, timeout, f"events {wanted} of {name}")
+
 
 def now() -> float:
     return time.time()

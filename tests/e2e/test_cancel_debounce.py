@@ -105,7 +105,7 @@ def test_cancel_of_a_delayed_and_of_a_suspended_job_ends_them_at_once_and_they_n
         cancelled = conditions(st)["Cancelled"]
         assert cancelled["status"] == "True" and cancelled["reason"] == "SpecCancel", st
         assert "before it ran" in cancelled["message"], cancelled
-        assert "Cancelled" in reasons(jobs, name) and "Cancelling" not in reasons(jobs, name)
+        assert "Cancelling" not in jobs.wait_events(name, "Cancelled")
     jobs.patch("held", {"spec": {"suspend": False}})  # resuming a cancelled job does not run it
 
     # The marker, due at the same time, runs: by then the cancelled ones would have run too.

@@ -47,8 +47,7 @@ def test_cancel_of_a_running_job_stops_it_gracefully_and_keeps_its_history(jobs:
     conditions = {c["type"]: c for c in st["conditions"]}
     assert conditions["Cancelled"]["status"] == "True" and conditions["Cancelled"]["reason"] == "SpecCancel"
     assert "cleanup long 1" in log.read_text()  # the handler's finally ran: SIGTERM, not SIGKILL
-    reasons = [r for r, _ in jobs.events("long")]
-    assert "Cancelling" in reasons and "Cancelled" in reasons, reasons
+    jobs.wait_events("long", "Cancelling", "Cancelled")
     wait_for(lambda: not jobs.pods("long"), 60, "the attempt's pod to go")
     assert jobs.get("long")["spec"]["cancel"] is True  # the job stays, with its history
 

@@ -245,8 +245,11 @@ def test_cancel_suspend_resume_and_trigger(jobs: Jobs, cli: Cli, cluster: Cluste
     jobs.create("long", "sleep", {"seconds": 120})
     jobs.wait_phase("long", "Running")
     proc = cli("cancel", "long")
-    assert proc.returncode == 0 and proc.stdout.strip() == "queuedjob.jobline.dev/long cancelled (deleted)"
-    wait_for(lambda: not jobs.exists("long") and not jobs.pods("long"), 60, "the job and its pod to go")
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == "queuedjob.jobline.dev/long cancelled (its running attempt is being stopped)"
+    jobs.wait_phase("long", "Cancelled", timeout=60)
+    wait_for(lambda: not jobs.pods("long"), 60, "the cancelled attempt's pod to go")
+    assert jobs.exists("long")  # cancelling keeps the job and its history; delete removes it
 
     assert cli("suspend", "queue/default").stdout.strip() == "jobqueue.jobline.dev/default paused"
     assert jobs.get_queue()["spec"]["paused"] is True

@@ -269,6 +269,8 @@ def test_api_shapes_and_malformed_input(dashboard: Dashboard, world: World) -> N
         "succeeded": 2,
         "failed": 1,
         "suspended": 0,
+        "cancelled": 0,
+        "superseded": 0,
         "total": 4,
     }
     assert [(q["queue"], q["paused"], q["pending"]) for q in stats["queues"]] == [

@@ -246,7 +246,9 @@ def test_cancel_suspend_resume_and_trigger(jobs: Jobs, cli: Cli, cluster: Cluste
     jobs.wait_phase("long", "Running")
     proc = cli("cancel", "long")
     assert proc.returncode == 0
-    assert proc.stdout.strip() == "queuedjob.jobline.dev/long cancelled (its running attempt is being stopped)"
+    assert (
+        proc.stdout.strip() == "queuedjob.jobline.dev/long cancelled (its running attempt is being stopped)"
+    )
     jobs.wait_phase("long", "Cancelled", timeout=60)
     wait_for(lambda: not jobs.pods("long"), 60, "the cancelled attempt's pod to go")
     assert jobs.exists("long")  # cancelling keeps the job and its history; delete removes it

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -344,9 +344,18 @@ def browser() -> Iterator[Any]:
 
 
 def open_page(
-    browser: Any, dashboard: Dashboard, token: str, namespace: str, width: int = 1366, height: int = 900
+    browser: Any,
+    dashboard: Dashboard,
+    token: str,
+    namespace: str,
+    width: int = 1366,
+    height: int = 900,
+    prepare: Callable[[Any], None] | None = None,
 ) -> Any:
+    """A signed-in page showing `namespace`; `prepare` gets the page before it loads (listeners, init scripts)."""
     page = browser.new_page(viewport={"width": width, "height": height})
+    if prepare is not None:
+        prepare(page)
     page.set_default_timeout(30_000)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))

@@ -538,3 +538,268 @@ def test_memo_source_reads_memory_and_lists_the_api_on_an_ha_standby() -> None:
         assert await source.schedules(None) == []
 
     asyncio.run(go())
+
+
+# --- hostile input (regressions found by tests/e2e/test_dashboard_hostile.py) ------------------------
+
+
+def send(
+    h: Harness, method: str, path: str, data: bytes | None = None, headers: Mapping[str, str] | None = None
+) -> tuple[int, str, Mapping[str, str]]:
+    """One request with a raw body; (status, body text, headers)."""
+
+    async def fn(client: TestClient[web.Request, web.Application]) -> tuple[int, str, Mapping[str, str]]:
+        resp = await client.request(
+            method, path, data=data, headers={"Authorization": f"Bearer {ADMIN}", **(headers or {})}
+        )
+        return resp.status, await resp.text(), dict(resp.headers)
+
+    result: tuple[int, str, Mapping[str, str]] = h.run(fn)
+    return result
+
+
+def test_bodies_nested_too_deeply_or_in_an_unknown_charset_are_400(h: Harness) -> None:
+    """json.loads raises RecursionError (not ValueError) past ~1000 levels, and aiohttp's request.json()
+    a LookupError for a made-up charset: both were 500s."""
+    for data, headers, message in [
+        (b"[" * 5000, {}, "nested too deeply"),
+        (b'{"a":' * 3000 + b"1" + b"}" * 3000, {}, "nested too deeply"),
+        (b'{"dryRun": 1}', {"Content-Type": "application/json; charset=klingon"}, "dryRun must be"),
+        (b'{"olderThan": "\xff"}', {"Content-Type": "application/json"}, "not valid JSON"),
+    ]:
+        status, text, _ = send(h, "POST", "/api/cleanup", data, headers)
+        assert status == 400 and message in json.loads(text)["error"], (data[:20], text)
+    assert h.kube.writes() == []
+
+
+def test_wrongly_typed_falsy_fields_do_not_widen_bulk_actions(h: Harness) -> None:
+    """``{"namespace": 0}``, ``[]`` or ``false`` read as "not given" (``or None``): a cleanup of every
+    namespace. And ``phases`` as a string or an object was iterated."""
+    for path, body, message in [
+        ("/api/cleanup", {"namespace": 0, "olderThan": "1d"}, "namespace must be a namespace name"),
+        ("/api/cleanup", {"namespace": [], "olderThan": "1d"}, "namespace must be a namespace name"),
+        ("/api/cleanup", {"queue": False, "olderThan": "1d"}, "queue must be a string"),
+        ("/api/cleanup", {"phases": "Failed", "olderThan": "1d"}, "phases must be a list"),
+        ("/api/cleanup", {"phases": {"Failed": 1}, "olderThan": "1d"}, "phases must be a list"),
+        ("/api/cleanup", {"phases": [1], "olderThan": "1d"}, "phases must be a list"),
+        ("/api/retry-failed", {"namespace": False}, "namespace must be a namespace name"),
+        ("/api/retry-failed", {"queue": 0}, "queue must be a string"),
+    ]:
+        status, answer = h.call("POST", path, body=body)
+        assert status == 400 and message in answer["error"], (body, answer)
+    assert h.kube.writes() == []
+    status, answer = h.call("POST", "/api/cleanup", body={"namespace": "", "olderThan": "1d", "dryRun": True})
+    assert status == 200 and answer["count"] == 2  # "" and null still mean "every namespace in scope"
+
+
+def test_huge_durations_and_numbers_are_400_with_a_short_message(h: Harness) -> None:
+    """ "99999999999999999d" overflowed timedelta (500); 5000 digits made int() refuse with a message
+    about sys.set_int_max_str_digits echoing all of them; int() also took "1_0" and Arabic digits."""
+    for method, path, body, message in [
+        ("POST", "/api/cleanup", {"olderThan": "99999999999999999d"}, "too long a duration"),
+        ("POST", "/api/cleanup", {"olderThan": "9" * 5000 + "d"}, "is not a duration"),
+        ("GET", "/api/jobs?limit=" + "9" * 5000, None, "limit must be between 1 and 200"),
+        ("GET", "/api/jobs?page=99999999999999999999", None, "page must be between 1 and 1000000"),
+        ("GET", "/api/jobs?page=%D9%A1", None, "page must be an integer"),
+        ("GET", "/api/jobs?limit=1_0", None, "limit must be an integer"),
+    ]:
+        status, answer = h.call(method, path, body=body)
+        assert status == 400 and message in answer["error"] and len(answer["error"]) < 200, (path, answer)
+    assert h.kube.writes() == []
+
+
+def test_names_with_a_trailing_newline_or_too_long_are_400() -> None:
+    """``re.match`` with ``$`` accepted "dead\\n", which went on into the API server's URL."""
+    h = Harness()
+    for method, path in [
+        ("POST", "/api/jobs/ns/dead%0A/retry"),
+        ("DELETE", "/api/jobs/ns%0A/done"),
+        ("GET", "/api/jobs/ns/dead%0A"),
+        ("POST", "/api/schedules/ns/nightly%0A/trigger"),
+        ("GET", "/api/jobs/ns/" + "a" * 254),
+        ("GET", "/api/jobs/" + "a" * 64 + "/dead"),
+    ]:
+        status, answer = h.call(method, path)
+        assert (status, answer["error"]) == (400, "invalid namespace or name"), path
+    status, answer = h.call("GET", "/api/jobs?namespace=" + "a" * 64)
+    assert status == 400 and "is not a valid namespace name" in answer["error"]
+    status, answer = h.call("POST", "/api/retry-failed", body={"namespace": "ns\n"})
+    assert status == 400 and "namespace must be a namespace name" in answer["error"]
+    assert not [c for c in h.kube.calls if "\n" in c[1] or "aaaa" in c[1]]
+
+
+def test_single_object_actions_refuse_body_fields(h: Harness) -> None:
+    """They ignored their body: ``DELETE`` with ``{"dryRun": true}`` deleted, and a malformed or 100 KiB
+    body was never read. Now: nothing or ``{}``, else 400 (413 above 64 KiB), and nothing happens."""
+    for method, path in [
+        ("DELETE", "/api/jobs/ns/done"),
+        ("POST", "/api/jobs/ns/dead/retry"),
+        ("POST", "/api/jobs/ns/p00/cancel"),
+        ("POST", "/api/schedules/ns/nightly/trigger"),
+        ("POST", "/api/queues/ns/default/pause"),
+    ]:
+        status, answer = h.call(method, path, body={"dryRun": True})
+        assert status == 400 and answer["error"] == "this action takes no request body fields, got dryRun"
+        assert send(h, method, path, b"{oops")[0] == 400
+        assert send(h, method, path, b"[]")[0] == 400
+        assert send(h, method, path, b"x" * (100 * 1024))[0] == 413
+    assert h.kube.writes() == [] and ("ns", "done") in h.kube.objects
+    assert h.call("DELETE", "/api/jobs/ns/done", body={})[0] == 200
+    doc = openapi.document()
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            if method in ("post", "delete"):
+                assert "413" in op["responses"], (method, path)
+
+
+def test_a_token_of_non_ascii_bytes_is_401_without_a_review() -> None:
+    """aiohttp hands undecodable header bytes on as surrogates, which ``str.encode()`` refused: a 500."""
+    from jobline.dashboard.auth import HttpError
+
+    kube = FakeKube([], {})
+    auth = TokenAuth(kube)
+    for header in ("Bearer \udcff\udcfe", "Bearer tök", "Bearer a\tb"):
+        with pytest.raises(HttpError) as err:
+            asyncio.run(auth.authenticate(header))
+        assert err.value.status == 401
+    assert kube.reviews == 0
+
+
+def test_json_answers_escape_markup(h: Harness) -> None:
+    """A reflected ``<script>`` (an unknown field, a bad sort) leaves as ``\\u003c...``: still the same JSON."""
+    status, text, headers = send(h, "POST", "/api/cleanup", json.dumps({"<script>x</script>&": 1}).encode())
+    assert status == 400 and headers["Content-Type"].startswith("application/json")
+    assert "<" not in text and ">" not in text and "&" not in text
+    assert "unknown field(s) <script>x</script>&" in json.loads(text)["error"]
+    status, text, _ = send(h, "GET", "/api/jobs?sort=%3Cb%3E")
+    assert status == 400 and "<b>" not in text and "'<b>'" in json.loads(text)["error"]
+
+
+def test_errors_outside_the_api_carry_the_security_headers(h: Harness) -> None:
+    """aiohttp's own 404 and 405 were raised past the `_headers` middleware, so they went without them."""
+    from jobline.dashboard import CSP
+
+    for method, path, code in [("GET", "/nope", 404), ("POST", "/", 405), ("GET", "/<script>", 404)]:
+        status, text, headers = send(h, method, path)
+        assert status == code and "<script>" not in text
+        assert headers["Content-Security-Policy"] == CSP
+        assert (headers["X-Content-Type-Options"], headers["X-Frame-Options"]) == ("nosniff", "DENY")
+
+
+def test_an_unparseable_request_is_one_warning_without_traceback_or_its_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A request line over 8 KiB is refused by aiohttp itself, which logged a traceback quoting the line
+    (it may be an Authorization header): a remote client could fill the log with both."""
+    from aiohttp.test_utils import unused_port
+
+    port = unused_port()
+    app = create_app(NoAuth(), FakeSource([]), FakeKube([], {}))
+
+    async def go() -> bytes:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /api/jobs?q=" + b"secret" * 2000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            answer = await reader.read()
+            writer.close()
+            return answer
+        finally:
+            await runner.cleanup()
+
+    with caplog.at_level("DEBUG", logger="jobline.dashboard.http"):
+        answer = asyncio.run(go())
+    assert answer.startswith(b"HTTP/1.") and b" 400 " in answer.split(b"\r\n")[0]
+    records = [r for r in caplog.records if r.name == "jobline.dashboard.http"]
+    assert [(r.levelname, r.getMessage()) for r in records] == [
+        ("WARNING", "dashboard: refused a malformed HTTP request from 127.0.0.1 (LineTooLong, 400)")
+    ]
+    assert records[0].exc_info is None and "secret" not in caplog.text
+
+
+class GatedSource(FakeSource):
+    """A FakeSource whose reads wait while `gate` is clear: holds a page's refresh in flight."""
+
+    def __init__(self, jobs: list[dict[str, Any]]) -> None:
+        super().__init__(jobs)
+        self.gate: asyncio.Event | None = None
+
+    async def view(self) -> View:
+        if self.gate is not None:
+            await self.gate.wait()
+        return await super().view()
+
+
+def test_page_loads_a_filter_changed_during_a_refresh_and_caps_the_search() -> None:
+    """The page dropped a refresh asked for while another ran (``if (state.busy) return``): a filter
+    changed then showed stale rows until the next auto-refresh, or for good without it. And a search over
+    8 KiB (the box, or ``#q=`` in the address) made a request line aiohttp refuses: a "Bad Request"."""
+    import os
+    import shutil
+    import threading
+
+    sync_api = pytest.importorskip("playwright.sync_api", reason="needs Playwright for Python")
+    chromium = "/usr/bin/chromium"
+    if not (os.path.exists(chromium) or shutil.which("chromium")):
+        pytest.skip(f"needs Debian's chromium at {chromium} (apt-get install chromium)")
+    from aiohttp.test_utils import unused_port
+
+    source = GatedSource([job("dead", "Failed"), job("done", "Succeeded")])
+    port = unused_port()
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    async def serve() -> web.AppRunner:
+        runner = web.AppRunner(create_app(NoAuth(), source, FakeKube([], {})), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return runner
+
+    runner = loop.run_until_complete(serve())
+    thread = threading.Thread(target=lambda: (ready.set(), loop.run_forever()), daemon=True)
+    thread.start()
+    ready.wait()
+
+    def gate(open_: bool) -> None:
+        async def flip() -> None:
+            if source.gate is None:
+                source.gate = asyncio.Event()
+            (source.gate.set if open_ else source.gate.clear)()
+
+        asyncio.run_coroutine_threadsafe(flip(), loop).result(10)
+
+    expect = sync_api.expect
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            rows = page.locator("#jobs tbody tr[data-job]")
+            expect(rows).to_have_count(2)
+            page.uncheck("#autorefresh")  # only the page's own refreshes from here
+            gate(False)
+            with page.expect_request(lambda r: "phase=Failed" in r.url):
+                page.select_option("#phase", "Failed")  # held in flight
+            page.select_option("#phase", "Succeeded")  # asked for while the first runs
+            gate(True)
+            expect(rows).to_have_count(1)
+            expect(rows).to_have_attribute("data-job", "ns/done")
+
+            page.goto(f"http://127.0.0.1:{port}/#q=" + "d" * 10_000)
+            page.reload()
+            expect(page.locator("#search")).to_have_value("d" * 256)
+            expect(page.locator("#jobs tbody td.empty")).to_have_text("No jobs match.")
+            expect(page.locator("#jobs-error")).to_be_hidden()
+            page.fill("#search", "e" * 10_000)
+            assert len(page.input_value("#search")) == 256
+            expect(page.locator("#jobs tbody td.empty")).to_have_text("No jobs match.")
+            expect(page.locator("#jobs-error")).to_be_hidden()
+            browser.close()
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

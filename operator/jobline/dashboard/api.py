@@ -40,7 +40,11 @@ KINDS: Final = {
 MAX_LIMIT: Final = 200
 DEFAULT_LIMIT: Final = 25
 SORTS: Final = ("newest", "oldest", "name", "priority")
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+# Used with fullmatch: re.match with "$" let "dead\n" through (to the API server's URL, a 500).
+_NAME: Final = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+MAX_NAMESPACE: Final = 63  # a DNS label
+MAX_NAME: Final = 253  # a DNS subdomain
+_INTEGER: Final = re.compile(r"[+-]?[0-9]+")  # ASCII digits only (int() also takes "1_000" and other scripts)
 
 Key = tuple[str, str]
 
@@ -175,10 +179,19 @@ class MemoSource:
 # --- request helpers -------------------------------------------------------------------------
 
 
+def _is_name(value: str, longest: int) -> bool:
+    return len(value) <= longest and _NAME.fullmatch(value) is not None
+
+
+def _shown(value: str, limit: int = 80) -> str:
+    """`value` quoted for an error message, cut short: a message echoes no 64 KiB of the request."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + "..."
+
+
 def _ns_param(request: web.Request) -> str | None:
     value = request.query.get("namespace", "").strip()
-    if value and not _NAME.match(value):
-        raise HttpError(400, f"namespace {value!r} is not a valid namespace name")
+    if value and not _is_name(value, MAX_NAMESPACE):
+        raise HttpError(400, f"namespace {_shown(value)} is not a valid namespace name")
     return value or None
 
 
@@ -186,22 +199,27 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise HttpError(400, f"{name} must be an integer, got {raw!r}") from None
-    if not low <= value <= high:
-        raise HttpError(400, f"{name} must be between {low} and {high}, got {value}")
+    if not _INTEGER.fullmatch(raw.strip()):
+        raise HttpError(400, f"{name} must be an integer, got {_shown(raw)}")
+    value = int(raw) if len(raw.strip()) <= 18 else None  # no 5000-digit conversions
+    if value is None or not low <= value <= high:
+        raise HttpError(400, f"{name} must be between {low} and {high}, got {_shown(raw.strip())}")
     return value
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
+    """The JSON object in the body ({} without one). JSON is UTF-8 (RFC 8259), whatever charset the
+    Content-Type claims; a body over ``client_max_size`` is a 413 (aiohttp's, answered by `_errors`)."""
     if not request.can_read_body:
         return {}
+    raw = await request.read()
+    if not raw.strip():
+        return {}
     try:
-        data = await request.json(loads=json.loads)
-    except ValueError as exc:
-        raise HttpError(400, f"the request body is not valid JSON: {exc}") from None
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." deeper than Python recurses
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise HttpError(400, f"the request body is not valid JSON: {reason}") from None
     if not isinstance(data, dict):
         raise HttpError(400, "the request body must be a JSON object")
     return data
@@ -210,18 +228,53 @@ async def _body(request: web.Request) -> dict[str, Any]:
 def _check_keys(body: Mapping[str, Any], allowed: Iterable[str]) -> None:
     unknown = sorted(set(body) - set(allowed))
     if unknown:
-        raise HttpError(400, f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        listed = ", ".join(k if len(k) <= 40 else k[:40] + "..." for k in unknown[:10])
+        listed += ", ..." if len(unknown) > 10 else ""
+        if not allowed:
+            raise HttpError(400, f"this action takes no request body fields, got {listed}")
+        raise HttpError(400, f"unknown field(s) {listed}; allowed: {', '.join(sorted(allowed))}")
+
+
+async def _no_fields(request: web.Request) -> None:
+    """The single-object actions take no options: an empty body or ``{}``, else 400 (413 when oversized),
+    so that e.g. ``DELETE`` with ``{"dryRun": true}`` is refused instead of deleting."""
+    _check_keys(await _body(request), ())
+
+
+def _optional_str(body: Mapping[str, Any], key: str, what: str) -> str | None:
+    """``body[key]`` as a string ("" and null: not given); 400 for any other type (``0``, ``[]`` or ``false``
+    must not widen a bulk action to every namespace or queue)."""
+    value = body.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise HttpError(400, f"{key} must be {what}")
+    return value
+
+
+def _body_namespace(body: Mapping[str, Any]) -> str | None:
+    namespace = _optional_str(body, "namespace", "a namespace name")
+    if namespace is not None and not _is_name(namespace, MAX_NAMESPACE):
+        raise HttpError(400, "namespace must be a namespace name")
+    return namespace
 
 
 def _target(request: web.Request) -> Key:
     ns, name = request.match_info["namespace"], request.match_info["name"]
-    if not _NAME.match(ns) or not _NAME.match(name):
+    if not _is_name(ns, MAX_NAMESPACE) or not _is_name(name, MAX_NAME):
         raise HttpError(400, "invalid namespace or name")
     return ns, name
 
 
+def dumps(data: Any) -> str:
+    """Compact JSON with ``<``, ``>`` and ``&`` escaped (``\\u003c``...): a reflected ``<script>`` is no
+    markup to any client that sniffs or embeds the answer. Valid JSON: those only occur inside strings."""
+    text = json.dumps(data, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, separators=(",", ":")))
+    return web.json_response(data, status=status, dumps=dumps)
 
 
 class Api:
@@ -431,6 +484,7 @@ class Api:
     async def retry(self, request: web.Request) -> web.Response:
         user = await self.user(request)
         ns, name = _target(request)
+        await _no_fields(request)
         await require(self.auth, user, "patch", QJ, ns, name)
         job = await self._get(QJ, ns, name)
         refusal = actions.retry_refusal(job)
@@ -444,6 +498,7 @@ class Api:
     async def cancel(self, request: web.Request) -> web.Response:
         user = await self.user(request)
         ns, name = _target(request)
+        await _no_fields(request)
         await require(self.auth, user, "patch", QJ, ns, name)
         refusal = actions.cancel_refusal(await self._get(QJ, ns, name))
         if refusal is not None:
@@ -455,6 +510,7 @@ class Api:
     async def delete(self, request: web.Request) -> web.Response:
         user = await self.user(request)
         ns, name = _target(request)
+        await _no_fields(request)
         await require(self.auth, user, "delete", QJ, ns, name)
         await self._delete(QJ, ns, name)
         log.info("dashboard: %s deleted %s %s/%s", user.username, KINDS[QJ], ns, name)
@@ -475,20 +531,25 @@ class Api:
         user = await self.user(request)
         body = await _body(request)
         _check_keys(body, ("namespace", "olderThan", "phases", "queue", "dryRun"))
-        namespace = body.get("namespace") or None
-        if namespace is not None and (not isinstance(namespace, str) or not _NAME.match(namespace)):
-            raise HttpError(400, "namespace must be a namespace name")
+        namespace = _body_namespace(body)
         older_text = body.get("olderThan", "7d")
         if not isinstance(older_text, str):
             raise HttpError(400, "olderThan must be a string such as 7d or 12h")
+        if len(older_text) > 64:  # no duration is that long; spares int() thousands of digits
+            raise HttpError(400, f"olderThan {_shown(older_text)} is not a duration such as 7d, 12h or 1d12h")
+        given = body.get("phases")
+        if given is None:
+            given = []
+        if not isinstance(given, list) or not all(isinstance(p, str) for p in given):
+            raise HttpError(400, 'phases must be a list of phase names such as ["Succeeded", "Failed"]')
         try:
             older = readmodel.parse_duration(older_text)
-            phases = actions.cleanup_phases(body.get("phases") or ())
-        except (ValueError, AttributeError, TypeError) as exc:
+            phases = actions.cleanup_phases(given)
+        except ValueError as exc:
             raise HttpError(400, str(exc)) from None
-        queue = body.get("queue") or None
-        if queue is not None and not isinstance(queue, str):
-            raise HttpError(400, "queue must be a string")
+        except OverflowError:  # "99999999999999d": more than a timedelta holds
+            raise HttpError(400, f"olderThan {_shown(older_text)} is too long a duration") from None
+        queue = _optional_str(body, "queue", "a string")
         dry_run = body.get("dryRun", False)
         if not isinstance(dry_run, bool):
             raise HttpError(400, "dryRun must be true or false")
@@ -532,13 +593,11 @@ class Api:
         user = await self.user(request)
         body = await _body(request)
         _check_keys(body, ("namespace", "queue", "dryRun"))
-        namespace = body.get("namespace") or None
-        if namespace is not None and (not isinstance(namespace, str) or not _NAME.match(namespace)):
-            raise HttpError(400, "namespace must be a namespace name")
-        queue = body.get("queue") or None
+        namespace = _body_namespace(body)
+        queue = _optional_str(body, "queue", "a string")
         dry_run = body.get("dryRun", False)
-        if not isinstance(dry_run, bool) or (queue is not None and not isinstance(queue, str)):
-            raise HttpError(400, "queue must be a string and dryRun true or false")
+        if not isinstance(dry_run, bool):
+            raise HttpError(400, "dryRun must be true or false")
         view = await self._view()
         scope = await readable(self.auth, user, "list", QJ, namespace, self._namespaces_held(view))
         targets = readmodel.dead_letters(self._visible_jobs(view, scope, namespace), queue)
@@ -554,6 +613,7 @@ class Api:
     async def trigger(self, request: web.Request) -> web.Response:
         user = await self.user(request)
         ns, name = _target(request)
+        await _no_fields(request)
         await require(self.auth, user, "patch", SCHEDULES, ns, name)
         await self._get(SCHEDULES, ns, name)
         value = actions.fresh_value(utcnow())
@@ -569,6 +629,7 @@ class Api:
         async def handle(request: web.Request) -> web.Response:
             user = await self.user(request)
             ns, name = _target(request)
+            await _no_fields(request)
             await require(self.auth, user, "patch", plural, ns, name)
             await self._get(plural, ns, name)
             await self._patch(plural, ns, name, actions.hold(plural, on))

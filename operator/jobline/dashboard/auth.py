@@ -116,6 +116,10 @@ class TokenAuth:
                 "authentication required: send a Kubernetes bearer token "
                 "(Authorization: Bearer <token>, e.g. from `kubectl create token NAME`)",
             )
+        if not token.isascii() or not token.isprintable() or " " in token:
+            # A bearer token is printable ASCII (RFC 6750); a header of other bytes (aiohttp hands them on as
+            # surrogates) is none the API server could accept, and would not even encode for the review.
+            raise HttpError(401, "the token was not accepted by the Kubernetes API server")
         digest = hashlib.sha256(token.encode()).hexdigest()
         cached = self.tokens.get(digest)
         if isinstance(cached, User):

@@ -27,6 +27,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         403: "The user lacks the Kubernetes RBAC right (verb, resource, namespace) for this.",
         404: "No such object.",
         409: "The object is in no state for this (e.g. retry of an unfinished job).",
+        413: "The request body is larger than 64 KiB.",
         503: "The operator is still loading its view, or cannot review tokens right now.",
     }
     return {str(c): {"description": text[c], "content": {"application/json": {"schema": _ref("Error")}}}
@@ -44,9 +45,10 @@ _PATH = [
 def _action(summary: str, right: str, result: str, *extra: int) -> dict[str, Any]:
     return {"post": {
         "summary": summary,
-        "description": f"Needs the RBAC right `{right}` on the object (SubjectAccessReview).",
+        "description": f"Needs the RBAC right `{right}` on the object (SubjectAccessReview). Takes no "
+                       "request body: none, or an empty object `{}` (anything else is a 400).",
         "parameters": _PATH,
-        "responses": {"200": _ok(result, "Done."), **_errors(400, 401, 403, 404, *extra)},
+        "responses": {"200": _ok(result, "Done."), **_errors(400, 401, 403, 404, *extra, 413)},
     }}
 
 
@@ -165,8 +167,10 @@ def document() -> dict[str, Any]:
                     "description": f"Needs `get` on the {names.KIND_QUEUEDJOB.lower()}.", "parameters": _PATH,
                     "responses": {"200": _ok("JobDetail", "The job."), **_errors(400, 401, 403, 404, 503)}},
             "delete": {"summary": "Delete the job (its pods go with it).",
-                       "description": f"Needs `delete` on the {names.KIND_QUEUEDJOB.lower()}.", "parameters": _PATH,
-                       "responses": {"200": _ok("Ref", "Deleted."), **_errors(400, 401, 403, 404)}},
+                       "description": f"Needs `delete` on the {names.KIND_QUEUEDJOB.lower()}. Takes no request "
+                                      "body: none, or an empty object `{}` (anything else is a 400).",
+                       "parameters": _PATH,
+                       "responses": {"200": _ok("Ref", "Deleted."), **_errors(400, 401, 403, 404, 413)}},
         },
         "/api/jobs/{namespace}/{name}/retry": _action(
             f"Requeue a finished job (sets the {names.ANNOTATION_REQUEUE} annotation).", f"patch {QJ}",
@@ -180,14 +184,14 @@ def document() -> dict[str, Any]:
                            "nothing changes.",
             "requestBody": {"content": {"application/json": {"schema": _ref("RetryFailedRequest")}}},
             "responses": {"200": _ok("BulkResult", "Requeued (or, with dryRun, would be)."),
-                          **_errors(400, 401, 403, 503)}}},
+                          **_errors(400, 401, 403, 413, 503)}}},
         "/api/cleanup": {"post": {
             "summary": "Delete finished jobs older than a duration.",
             "description": f"Needs `delete` on {QJ} in every namespace concerned; otherwise 403 and "
                            "nothing changes.",
             "requestBody": {"content": {"application/json": {"schema": _ref("CleanupRequest")}}},
             "responses": {"200": _ok("BulkResult", "Deleted (or, with dryRun, would be)."),
-                          **_errors(400, 401, 403, 503)}}},
+                          **_errors(400, 401, 403, 413, 503)}}},
         "/api/schedules": {"get": {
             "summary": "JobSchedules: cron, last and next run, run count, enabled.",
             "description": read + f" Resource: {SCHEDULES}.", "parameters": [_NS_QUERY],

@@ -6,9 +6,10 @@
 
 const REFRESH_MS = 5000;
 const PAGE_SIZE = 25;
+const MAX_SEARCH = 256; // as the search box's maxlength: a longer query would not fit in a request line
 const TOKEN_KEY = "jobline.token";
 const state = { auth: "token", namespace: "", phase: "", q: "", page: 1, pages: 1, detail: null,
-                cleanup: null, timer: null, busy: false };
+                cleanup: null, timer: null, busy: false, again: false };
 const $ = (id) => document.getElementById(id);
 
 function h(tag, attrs, ...children) {
@@ -277,8 +278,11 @@ async function section(errorId, loader, render) {
 }
 
 async function refresh() {
-  if (state.busy) return;
+  // A change (filter, search, page) made while a refresh is under way is loaded right after it, not
+  // dropped until the next auto-refresh (or forever, with auto-refresh off).
+  if (state.busy) { state.again = true; return; }
   state.busy = true;
+  state.again = false;
   try {
     const ns = state.namespace;
     await Promise.all([
@@ -293,6 +297,7 @@ async function refresh() {
     if (err.status !== 401) banner(describe(err));
   } finally {
     state.busy = false;
+    if (state.again) refresh();
   }
 }
 
@@ -319,7 +324,7 @@ function readHash() {
   const p = new URLSearchParams(location.hash.slice(1));
   state.namespace = p.get("namespace") || "";
   state.phase = p.get("phase") || "";
-  state.q = p.get("q") || "";
+  state.q = (p.get("q") || "").slice(0, MAX_SEARCH);
   state.page = Math.max(1, parseInt(p.get("page") || "1", 10) || 1);
   $("phase").value = state.phase;
   $("search").value = state.q;
@@ -383,7 +388,7 @@ async function main() {
   let typing = null;
   $("search").addEventListener("input", (e) => {
     clearTimeout(typing);
-    typing = setTimeout(() => { state.q = e.target.value.trim(); state.page = 1; saveHash(); refresh(); }, 250);
+    typing = setTimeout(() => { state.q = e.target.value.trim().slice(0, MAX_SEARCH); state.page = 1; saveHash(); refresh(); }, 250);
   });
   $("prev").addEventListener("click", () => { if (state.page > 1) { state.page--; saveHash(); refresh(); } });
   $("next").addEventListener("click", () => { if (state.page < state.pages) { state.page++; saveHash(); refresh(); } });

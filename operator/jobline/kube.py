@@ -11,8 +11,9 @@ import json
 import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Final
 
+import urllib3
 from kubernetes import client
 
 from jobline import names
@@ -21,6 +22,9 @@ log = logging.getLogger(__name__)
 
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+
+
+UNREACHABLE: Final = "Unreachable"  # KubeError.reason when no answer came (status 0)
 
 
 class KubeError(Exception):
@@ -112,6 +116,10 @@ class Kube:
             resp.read()
         except client.ApiException as exc:  # raised by the REST client for transport-level failures
             raise KubeError(exc.status or 0, exc.reason or "Error", str(exc.body or exc)) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            # The apiserver is unreachable (refused, reset, timed out): an API error like any other, one
+            # log line and a retry, not a traceback per write for as long as an outage lasts.
+            raise KubeError(0, UNREACHABLE, f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         raw: bytes = resp.data or b""
         if not 200 <= resp.status < 300:
             try:

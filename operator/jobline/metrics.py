@@ -104,6 +104,13 @@ RECONCILE_ERRORS: Final = Counter(
 )
 for _stage in ("reconcile", "start", "schedule"):
     RECONCILE_ERRORS.labels(stage=_stage)  # every series exists from the start (0), for rate() and alerts
+WATCH_RELISTS: Final = Counter(
+    "jobline_watch_relists",
+    "Watches whose resourceVersion expired (410 Gone) and were listed again; each is followed by a full "
+    "list of the operator's objects.",
+    ["resource"],
+    registry=REGISTRY,
+)
 
 
 def _labels(obj: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -190,6 +197,12 @@ def reconcile_error(stage: str) -> None:
     """A reconcile (``reconcile``), an attempt start (``start``) or a schedule step (``schedule``) failed
     and will be retried."""
     RECONCILE_ERRORS.labels(stage=stage).inc()
+
+
+@_safely
+def watch_relisted(resource: str) -> None:
+    """kopf listed ``resource`` again after its watch expired; the loop lists everything again."""
+    WATCH_RELISTS.labels(resource=resource).inc()
 
 
 # --- queue depth: read from the controller's store at scrape time --------------------------------

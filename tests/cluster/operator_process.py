@@ -124,6 +124,15 @@ class OperatorProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
+    def pause(self) -> None:
+        """SIGSTOP (a hung operator: its sockets stay open, its watches fall behind); ``resume`` after."""
+        assert self.proc is not None and self.proc.poll() is None, "the operator is not running"
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None, "the operator was not started"
+        os.killpg(self.proc.pid, signal.SIGCONT)
+
     # ------------------------------------------------------------------ readiness
     def ready(self, timeout: float = 2.0) -> bool:
         """One ``GET /readyz``: True when the operator answers that it is ready."""

@@ -47,7 +47,7 @@ class Profile:
     settle: float  # deadline for all jobs to finish after the fault
 
 
-SMOKE = Profile("make test", 60, 8, 5, 5, 5, 15, 10, 8, 150)
+SMOKE = Profile("make test", 60, 8, 5, 5, 5, 30, 10, 8, 150)
 SOAK = Profile("soak", 240, 12, 10, 20, 20, 30, 30, 30, 420)
 PROFILE = SOAK if os.environ.get("JOBLINE_SOAK") == "1" else SMOKE
 TEST_TIMEOUT = 1500 if PROFILE is SOAK else 600  # pytest-timeout, per test

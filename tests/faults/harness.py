@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from kubernetes import client
 
 from jobline import names
+from jobline.core.cron import parse_schedule
+from jobline.core.timefmt import parse
 from tests.conftest import ClusterHandle
 from tests.e2e.operator_fixtures import Jobs, OperatorProcess
 from tests.e2e.workers import COMMAND, LOCAL_NODE_TOLERATION, REPO
@@ -94,8 +96,12 @@ class FaultCluster:
     profile_name: str
 
     def synced_lines(self) -> int:
-        """How often the operator's controller logged ``synced: N jobs, M queues`` (a full re-list)."""
-        return len(re.findall(r"\bsynced: \d+ jobs", self.op.log.read_text(errors="replace")))
+        """How often an operator's controller logged ``synced: N jobs, M queues`` (a full re-list), over
+        the logs of every operator process this package started (the HA test runs two more)."""
+        return sum(
+            len(re.findall(r"\bsynced: \d+ jobs", log.read_text(errors="replace")))
+            for log in self.op.log.parent.glob("operator*.log")
+        )
 
     def apiserver_ready(self) -> bool:
         try:
@@ -328,6 +334,10 @@ class Scenario:
             if sorted(seen) != list(range(1, attempts + 1)):
                 mismatch[name] = f"status.attempts={attempts}, pods seen for attempts {sorted(seen)}"
         dup_runs = self.ledger.duplicated_runs()
+        with contextlib.suppress(AssertionError):  # the schedule's status may lag its last run a little
+            wait_for(lambda: not self.schedule_accounting()[0], 15, "the schedules' status")
+        accounting, counted = self.schedule_accounting()
+        self.notes += counted
         synced = self.fc.synced_lines() - synced_before
         notes = [*self.notes, f"re-synced {synced}x"]
         if mismatch:
@@ -350,8 +360,37 @@ class Scenario:
             "duplicated attempts": dup,
             "duplicated runs": dup_runs,
             "attempts vs pods": mismatch,
+            "scheduled instants not accounted for": accounting,
         }
         return row
+
+    def schedule_accounting(self) -> tuple[dict[str, str], list[str]]:
+        """Per schedule, every instant it handled either ran once or was counted in ``missedRuns``:
+        the instants of ``spec.schedule`` in (creation, lastScheduleTime] (the pure cron math of
+        jobline.core.cron, tested against croniter's and Kubernetes' vectors) = ``runCount`` +
+        ``missedRuns``, ``runCount`` = the runs the watch saw, each at one of those instants."""
+        wrong: dict[str, str] = {}
+        counted: list[str] = []
+        for name in self.schedules:
+            obj = self.fc.handle.custom.get_namespaced_custom_object(
+                GROUP, VERSION, self.ns, names.PLURAL_JOBSCHEDULES, name
+            )
+            spec, st = obj["spec"], obj.get("status") or {}
+            created = parse(obj["metadata"]["creationTimestamp"])
+            sched = parse_schedule(spec["schedule"], spec.get("timeZone"), anchor=created)
+            last = parse(st["lastScheduleTime"]) if st.get("lastScheduleTime") else created
+            instants = set(sched.times_between(created, last))
+            with self.ledger.lock:
+                seen = {parse(i) for (s, i) in self.ledger.runs if s == name}
+            runs, missed = st.get("runCount", 0), st.get("missedRuns", 0)
+            if len(instants) != runs + missed or len(seen) != runs or not seen <= instants:
+                wrong[name] = (
+                    f"{len(instants)} instants up to {st.get('lastScheduleTime')}, runCount {runs}, "
+                    f"missedRuns {missed}, {len(seen)} runs seen, {len(seen - instants)} at other instants"
+                )
+            else:
+                counted.append(f"{runs} runs + {missed} missed = {len(instants)} instants")
+        return wrong, counted
 
     def assert_clean(self) -> None:
         problems = {k: v for k, v in self.problems.items() if v}

@@ -7,14 +7,21 @@ with a load of :attr:`Profile.jobs` jobs of a fixed mix plus an ``@every 5s`` Jo
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import re
+import signal
 import time
 
 import pytest
 from kubernetes import client
 
+from jobline import names
+from tests.e2e.operator_fixtures import OperatorProcess
 from tests.faults.conftest import TEST_TIMEOUT, Profile
-from tests.faults.harness import FaultCluster, Scenario, hold
-from tests.kube import wait_for
+from tests.faults.harness import FAST_RETRY, GROUP, VERSION, FaultCluster, Scenario, hold
+from tests.kube import ApiError, wait_for
 
 pytestmark = pytest.mark.timeout(TEST_TIMEOUT)
 
@@ -183,3 +190,196 @@ def test_resource_quota_exhausted_then_freed(healthy: FaultCluster, fault_ns: st
     recovery = sc.recover(end)
     sc.verify(end, recovery, synced)
     sc.assert_clean()
+
+
+def _worker_pid(fc: FaultCluster, ns: str, pod: str) -> int | None:
+    """The pid of a pod's worker process, from the local node's log ("container worker: running, pid N")."""
+    log = (fc.cp.logs / "localnode.log").read_text(errors="replace")
+    found = re.findall(
+        rf"pod {re.escape(ns)}/{re.escape(pod)} container {names.WORKER_CONTAINER}: running, pid (\d+)", log
+    )
+    return int(found[-1]) if found else None
+
+
+def test_worker_processes_sigkilled_mid_attempt(
+    healthy: FaultCluster, fault_ns: str, profile: Profile
+) -> None:
+    """SIGKILL running workers (each job's at most once), like the OOM killer: exit 137, the attempt
+    fails and the job goes on with its next attempt."""
+    sc = scenario(healthy, fault_ns, profile, f"{profile.deleted_pods} worker processes SIGKILLed")
+    synced = healthy.synced_lines()
+    sc.create_mix(profile.jobs)
+    hit: set[str] = set()
+
+    def kill_some() -> bool:
+        for pod in sc.running_pods():
+            job = pod.metadata.labels.get("jobline.dev/job")
+            pid = _worker_pid(healthy, sc.ns, pod.metadata.name)
+            if job in hit or pid is None or len(hit) >= profile.deleted_pods:
+                continue
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue  # it ended on its own meanwhile
+            hit.add(job)
+        return len(hit) >= profile.deleted_pods
+
+    wait_for(kill_some, 120, f"{profile.deleted_pods} running workers to SIGKILL", interval=0.3)
+    end = time.monotonic()
+    recovery = sc.recover(end)
+    sc.verify(end, recovery, synced)
+    sc.assert_clean()
+    killed = [
+        r
+        for j in sc.all_jobs().values()
+        for r in (j.get("status") or {}).get("attemptHistory") or []
+        if r.get("exitCode") == 137
+    ]
+    assert killed, "the SIGKILLed attempts are recorded with exit code 137"
+
+
+def _expired(fc: FaultCluster, ns: str, rv: int) -> bool:
+    """A watch of ``ns``'s pods from ``rv`` answers 410 Gone (as a status or as an ERROR event)."""
+    path = f"/api/v1/namespaces/{ns}/pods"
+    query = {"watch": "1", "resourceVersion": str(rv), "timeoutSeconds": "1"}
+    try:
+        body = fc.api.raw("GET", path, query=query, timeout=10)
+    except ApiError as exc:
+        return exc.status == 410
+    first = json.loads(body.splitlines()[0]) if body.strip() else {}
+    return first.get("type") == "ERROR" and (first.get("object") or {}).get("code") == 410
+
+
+def test_watches_expire_410_gone_and_relist(healthy: FaultCluster, fault_ns: str, profile: Profile) -> None:
+    """The operator's watches expire: it hangs (SIGSTOP), the apiserver is restarted (its connections
+    drop), attempt pods and a job are deleted, etcd is compacted past every resourceVersion the operator
+    saw and the apiserver restarted again (a watch cache that starts after the deletions), then it
+    resumes. Its watches resume from an expired resourceVersion (410 Gone) and kopf re-lists, reporting
+    nothing about what was deleted in the gap: the operator must notice that itself (a re-sync)."""
+    sc = scenario(healthy, fault_ns, profile, "watches expired (410 Gone)")
+    synced = healthy.synced_lines()
+    # Attempts that outlast the gap: the operator must learn that their pods are gone. (The load's own
+    # attempts end within seconds, and their ends reach the operator before the gap opens.)
+    long = [f"long-{i}" for i in range(3)]
+    for name in long:
+        sc.create(name, "sleep", "Succeeded", {"seconds": 15}, retry={"limit": 3, "backoff": FAST_RETRY})
+    sc.create_mix(profile.jobs)
+    wait_for(
+        lambda: {p.metadata.labels.get(names.LABEL_JOB) for p in sc.running_pods()} >= set(long),
+        90,
+        "the long attempts to run",
+    )
+    healthy.op.pause()
+    victim: str | None = None
+    try:
+        before = healthy.cp.etcd_revision()
+        # Restarted first: this drops the operator's connections, so what follows never reaches even its
+        # sockets' buffers (a stopped process still receives into those, and would read it all on SIGCONT).
+        healthy.cp.restart("kube-apiserver")
+        # The attempts the operator last saw running (their pods may have ended since: it cannot know).
+        running = [n for n, j in sc.all_jobs().items() if (j.get("status") or {}).get("phase") == "Running"]
+        gone: list[str] = []
+        for job in long + [n for n in running if n not in long][: max(2, profile.deleted_pods // 2)]:
+            for pod in healthy.handle.core.list_namespaced_pod(
+                sc.ns, label_selector=f"{names.LABEL_JOB}={job}"
+            ).items:
+                with contextlib.suppress(client.ApiException):
+                    healthy.handle.core.delete_namespaced_pod(
+                        pod.metadata.name, sc.ns, grace_period_seconds=0
+                    )
+                    gone.append(pod.metadata.name)
+        jobs = sc.all_jobs()
+        needed = {d for j in jobs.values() for d in (j.get("spec") or {}).get("dependsOn") or []}
+        victim = next(
+            (
+                n
+                for n, j in sorted(jobs.items())
+                if n.endswith("-echo")
+                and n not in needed
+                and (j.get("status") or {}).get("phase") in (None, "Pending")
+            ),
+            None,
+        )
+        if victim is not None:  # deleted in the gap: it must never get an attempt afterwards
+            sc.jobs.api.delete_namespaced_custom_object(
+                GROUP, VERSION, sc.ns, names.PLURAL_QUEUEDJOBS, victim
+            )
+            del sc.expected[victim]
+        compacted = healthy.cp.etcd_compact()
+        # Again, so its watch cache (which outlives a compaction) starts after the deletions too.
+        healthy.cp.restart("kube-apiserver")
+        assert _expired(healthy, sc.ns, before), (
+            f"a watch from {before} is not expired after compacting at {compacted}"
+        )
+    finally:
+        healthy.op.resume()
+    end = time.monotonic()
+    sc.notes.append(f"{len(gone)} attempt pods of running jobs deleted in the gap")
+    assert gone, "no attempt pod to delete in the gap"
+    wait_for(
+        lambda: "was re-listed" in healthy.op.log.read_text(errors="replace"),
+        90,
+        "the operator to notice a re-list",
+    )
+    recovery = sc.recover(end)
+    sc.verify(end, recovery, synced)
+    sc.assert_clean()
+    if victim is not None:
+        assert not sc.ledger.attempts_of(victim), f"{victim} was deleted in the gap and still got a pod"
+
+
+PEERING = "jobline-faults"
+
+
+def test_active_replica_of_two_sigkilled(healthy: FaultCluster, fault_ns: str, profile: Profile) -> None:
+    """Two replicas (kopf peering, lifetime 6 s): SIGKILL the active one under load, jobs keep arriving;
+    the standby takes over; the killed one comes back (as Kubernetes would restart it) and, with the
+    higher priority, takes the lead back: two handovers under load."""
+    fc = healthy
+    standalone = fc.op
+    standalone.stop()
+    fc.api.request(
+        "POST",
+        "/apis/kopf.dev/v1/clusterkopfpeerings",
+        {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": PEERING}},
+    )
+    common = ["--peering", PEERING, "--peering-lifetime", "6"]
+    logs = standalone.log.parent
+    high = OperatorProcess(fc.cp.kubeconfig, logs / "operator-high.log", [*common, "--priority", "200"])
+    low = OperatorProcess(fc.cp.kubeconfig, logs / "operator-low.log", [*common, "--priority", "100"])
+
+    def leads(op: OperatorProcess, times: int = 1) -> bool:
+        return op.log.read_text(errors="replace").count("active (peering") >= times
+
+    try:
+        high.start(timeout=60)
+        wait_for(lambda: leads(high), 30, "the high-priority replica to lead")
+        low.start(timeout=60)
+        fc.op = high
+        sc = scenario(fc, fault_ns, profile, "active replica of two SIGKILLed, restarted")
+        synced = fc.synced_lines()
+        sc.create_mix(profile.jobs // 2)
+        wait_running(sc, at_least=3)
+        hold(sc.rng.uniform(0.5, 3.0))
+        high.kill()
+        killed = time.monotonic()
+        sc.create_mix(profile.jobs // 4)  # the webhook of the dead replica may be the registered one: Ignore
+        wait_for(lambda: leads(low), 60, "the standby to take over")
+        took_over = time.monotonic() - killed
+        fc.op = low
+        sc.create_mix(profile.jobs - profile.jobs // 2 - profile.jobs // 4)
+        high.start(timeout=60)  # restarted: with the higher priority it leads again, low stands by
+        wait_for(lambda: leads(high), 60, "the restarted replica to lead again")
+        fc.op = high
+        end = time.monotonic()
+        sc.notes.append(f"standby led {took_over:.1f}s after the SIGKILL (peering lifetime 6s)")
+        recovery = sc.recover(end)
+        sc.verify(end, recovery, synced)
+        sc.assert_clean()
+        assert low.alive() and high.alive()
+    finally:
+        for op in (high, low):
+            op.stop()
+        fc.op = standalone  # the next test's `healthy` starts it again
+        with contextlib.suppress(ApiError):
+            fc.api.request("DELETE", f"/apis/kopf.dev/v1/clusterkopfpeerings/{PEERING}")

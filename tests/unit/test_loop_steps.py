@@ -677,3 +677,68 @@ def test_a_start_that_fails_writes_its_failed_condition_next_to_earlier_ones() -
         assert conditions["Suspended"]["reason"] == "Resumed"
 
     go(test)
+
+
+# ======================================================================================= watch re-lists
+RELISTS = [
+    # id, (stream kind, event type) in order -> re-lists noticed
+    pytest.param([("pods", None), ("pods", None)], 0, id="first-listing-is-not-a-relist"),
+    pytest.param(
+        [("pods", None), ("pods", "ADDED"), ("pods", None), ("pods", None)], 1, id="list-watch-list"
+    ),
+    pytest.param([("pods", "MODIFIED"), ("queuedjobs", None)], 0, id="streams-are-told-apart"),
+    pytest.param(
+        [("pods", "ADDED"), ("pods", None), ("pods", "MODIFIED"), ("pods", None)], 2, id="two-relists"
+    ),
+]
+
+
+@pytest.mark.parametrize(("events", "relists"), RELISTS)
+def test_a_listing_after_live_events_is_noticed_as_a_relist(
+    events: list[tuple[str, str | None]], relists: int
+) -> None:
+    async def test() -> None:
+        c = Controller(FakeKube(Clock(T0)), namespaces=None, clock=Clock(T0))
+        for kind, event in events:
+            c.note_watch(kind, event, {"metadata": {"namespace": NS, "name": "x"}})
+        assert c.relists == relists
+        assert (c.resync_at is not None) == bool(relists)
+
+    go(test)
+
+
+def test_what_was_deleted_while_a_watch_had_expired_is_forgotten_by_the_next_sync() -> None:
+    """kopf re-lists after a 410 and reports only what the list returned: an attempt pod and a JobQueue
+    deleted in the gap would stay in the store, holding a slot and a template, without the re-sync."""
+
+    async def test() -> None:
+        w = World()
+        w.put(queue(concurrency=2), queue("gone"), job("a"), job("b"), job("later"))
+        await w.controller.sync()
+        await w.step()
+        assert w.started() == {"a", "b"}
+        pods = w.pods()
+        for pod in pods.values():
+            w.controller.note_watch("pods", "ADDED", pod)
+            w.controller.on_pod("ADDED", pod)
+        (pod_a,) = [
+            n for n, p in pods.items() if p["metadata"]["annotations"][names.ANNOTATION_JOB_NAME] == "a"
+        ]
+        # The gap: the pod of a and the queue "gone" are deleted; no watch reports it.
+        await w.kube.request("DELETE", w.kube.path_of("pods", NS, pod_a))
+        await w.kube.request("DELETE", w.kube.path_of("JobQueue", NS, "gone"))
+        for pod in w.kube.all("pods", NS):  # kopf's re-list: what is left, as type-None events
+            w.controller.note_watch("pods", None, pod)
+            w.controller.on_pod(None, pod)
+        assert w.controller.relists == 1 and w.controller.resync_at is not None
+        await w.step()
+        assert not any(k == (NS, "later") for k in w.controller.store.active), (
+            "nothing changed without a sync"
+        )
+        await w.controller.sync()
+        assert (NS, "gone") not in w.controller.store.queues
+        assert pod_a not in w.controller.store.pods.get((NS, "a"), {})
+        await w.step()
+        assert "later" in w.started(), "the slot of the vanished pod is free again"
+
+    go(test)

@@ -26,6 +26,7 @@ from .store import Key
 
 SYNC_RETRY_SECONDS = 2.0  # after a failed (or not yet possible) sync
 STEP_RETRY_SECONDS = 1.0  # after a step that raised
+RELIST_SETTLE_SECONDS = 2.0  # after the last event of a kopf re-list, before the loop lists again
 
 
 class Loop(ABC):
@@ -48,6 +49,10 @@ class Loop(ABC):
         self.active = True  # False while a peer operator is active (HA standby)
         self._last_step = 0.0
         self._background: set[asyncio.Task[Any]] = set()
+        self._live: set[tuple[str, str | None]] = set()  # watch streams that delivered a live event
+        self._relisting: set[tuple[str, str | None]] = set()
+        self.resync_at: float | None = None  # monotonic time of a re-list after a watch's re-list
+        self.relists = 0  # watch re-lists seen (each followed by a sync)
 
     # ------------------------------------------------------------------ what a loop is
     @abstractmethod
@@ -77,6 +82,48 @@ class Loop(ABC):
         self.active = False
         self.wakeup.set()
 
+    # ------------------------------------------------------------------ watches
+    def note_watch(self, kind: str, event: str | None, obj: dict[str, Any]) -> None:
+        """Called by the kopf handlers with every watch event, before the loop's own ``on_*``.
+
+        When a watch's resourceVersion has expired (410 Gone: etcd compacted, apiserver restarted), kopf
+        lists the resource again and reports what the list returned as events of type None, and nothing
+        about objects deleted in the gap: a job or attempt pod deleted then would stay in the store for
+        good. A type-None event on a stream that had delivered live events is such a re-list: the loop
+        stops stepping and, once the re-list has settled, lists everything again (``sync`` forgets what
+        the list lacks)."""
+        ns = (obj.get("metadata") or {}).get("namespace") if self.namespaces else None
+        stream = (kind, ns)
+        if event is not None:
+            self._live.add(stream)
+            self._relisting.discard(stream)
+            return
+        if stream in self._live:
+            self._live.discard(stream)
+            self._relisting.add(stream)
+            self.relists += 1
+            metrics.watch_relisted(kind)
+            self.log.info(
+                "the %s watch%s was re-listed: listing everything again", kind, f" in {ns}" if ns else ""
+            )
+        if stream in self._relisting:
+            self.resync_at = time.monotonic() + RELIST_SETTLE_SECONDS
+            self.wakeup.set()
+
+    def _wait_timeout(self) -> float | None:
+        timeout = self.next_timeout()
+        if self.resync_at is not None:
+            left = max(0.0, self.resync_at - time.monotonic())
+            timeout = left if timeout is None else min(timeout, left)
+        return timeout
+
+    def _resync_due(self) -> bool:
+        if self.resync_at is None or time.monotonic() < self.resync_at:
+            return False
+        self.resync_at = None
+        self._relisting.clear()
+        return True
+
     def scopes(self) -> list[str | None]:
         """The namespaces to list, one by one; ``[None]`` for the whole cluster."""
         return list(self.namespaces) if self.namespaces else [None]
@@ -86,11 +133,15 @@ class Loop(ABC):
         while True:
             if self.synced:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wakeup.wait(), self.next_timeout())
+                    await asyncio.wait_for(self.wakeup.wait(), self._wait_timeout())
                 pause = self._last_step + self.min_step_interval - time.monotonic()
                 if pause > 0:
                     await asyncio.sleep(pause)
             self.wakeup.clear()
+            if self.synced and self.resync_at is not None:
+                if not self._resync_due():
+                    continue  # no step on a view that may hold what was deleted in the gap
+                self.synced = False
             if self.synced and not self.active:
                 continue  # standby: the view is kept, nothing is planned
             try:

@@ -150,13 +150,16 @@ class Controller(Loop):
     # --------------------------------------------------------------------- sync
     async def sync(self) -> bool:
         """List everything once, so no decision is taken on a partial view (e.g. a pod not yet seen).
-        After a standby, jobs the list no longer has (deleted while the watches were paused) are dropped."""
+        After a standby or a watch's re-list (``note_watch``), the jobs, queues and attempt pods the list no
+        longer has (deleted while unwatched) are dropped, as their DELETED events would have."""
         for ns in self.scopes():
-            queues, _ = await self.kube.list_with_version(
+            queues, queues_rv = await self.kube.list_with_version(
                 collection_path(names.PLURAL_JOBQUEUES, ns), kind=names.KIND_JOBQUEUE
             )
             for queue in queues:
                 self.store.put_queue(queue)
+            for gone in self.store.stale_queues(queues, queues_rv, ns):
+                self.on_queue("DELETED", gone)
             jobs, rv = await self.kube.list_with_version(
                 collection_path(names.PLURAL_QUEUEDJOBS, ns), kind=names.KIND_QUEUEDJOB
             )
@@ -164,10 +167,13 @@ class Controller(Loop):
                 self.store.put_job(job)
             for gone in self.store.stale_jobs(jobs, rv, ns):
                 self.on_job("DELETED", gone)
-            for pod in await self.kube.list_objects(
+            pods, pods_rv = await self.kube.list_with_version(
                 collection_path("pods", ns), label_selector=names.LABEL_JOB
-            ):
+            )
+            for pod in pods:
                 self.store.put_pod(pod)
+            for gone in self.store.stale_pods(pods, pods_rv, ns):
+                self.on_pod("DELETED", gone)
         self.dirty_jobs.update(self.store.jobs)
         for key in self.store.jobs:
             self.dirty_queues.add((key[0], self.store.queue_of(key)))

@@ -120,6 +120,31 @@ class Store:
             and (not owned or self._job_index.get(key, (None,) * 4)[3] is not None)
         ]
 
+    def stale_pods(
+        self, listed: list[dict[str, Any]], list_rv: int, namespace: str | None
+    ) -> list[dict[str, Any]]:
+        """Attempt pods held here that a list taken at ``list_rv`` did not return and that are not newer
+        than it: deleted while unwatched (e.g. during a watch's 410 gap)."""
+        seen = {key_of(o) for o in listed}
+        return [
+            pod
+            for jkey, pods in self.pods.items()
+            if namespace is None or jkey[0] == namespace
+            for pod in pods.values()
+            if key_of(pod) not in seen and _rv(pod) <= list_rv
+        ]
+
+    def stale_queues(
+        self, listed: list[dict[str, Any]], list_rv: int, namespace: str | None
+    ) -> list[dict[str, Any]]:
+        """JobQueues held here that a list taken at ``list_rv`` did not return: deleted while unwatched."""
+        seen = {key_of(o) for o in listed}
+        return [
+            obj
+            for key, obj in self.queues.items()
+            if (namespace is None or key[0] == namespace) and key not in seen and _rv(obj) <= list_rv
+        ]
+
     def _refresh_active(self, key: Key) -> None:
         held = self._active_in.pop(key, None)
         if held is not None:

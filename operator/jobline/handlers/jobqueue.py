@@ -13,4 +13,6 @@ from jobline import names, runtime
 async def jobqueue_event(event: kopf.RawEvent, memo: object, **_: Any) -> None:
     controller = runtime.of(memo).controller
     if controller is not None:
-        controller.on_queue(event.get("type"), dict(event["object"]))
+        obj = dict(event["object"])
+        controller.note_watch("jobqueues", event.get("type"), obj)
+        controller.on_queue(event.get("type"), obj)

@@ -13,4 +13,6 @@ from jobline import names, runtime
 async def jobschedule_event(event: kopf.RawEvent, memo: object, **_: Any) -> None:
     schedules = runtime.of(memo).schedules
     if schedules is not None:
-        schedules.on_schedule(event.get("type"), dict(event["object"]))
+        obj = dict(event["object"])
+        schedules.note_watch("jobschedules", event.get("type"), obj)
+        schedules.on_schedule(event.get("type"), obj)

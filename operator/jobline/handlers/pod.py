@@ -13,4 +13,6 @@ from jobline import names, runtime
 async def pod_event(event: kopf.RawEvent, memo: object, **_: Any) -> None:
     controller = runtime.of(memo).controller
     if controller is not None:
-        controller.on_pod(event.get("type"), dict(event["object"]))
+        obj = dict(event["object"])
+        controller.note_watch("pods", event.get("type"), obj)
+        controller.on_pod(event.get("type"), obj)

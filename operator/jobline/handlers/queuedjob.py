@@ -13,4 +13,6 @@ from jobline import names, runtime
 async def queuedjob_event(event: kopf.RawEvent, memo: object, **_: Any) -> None:
     controller = runtime.of(memo).controller
     if controller is not None:
-        controller.on_job(event.get("type"), dict(event["object"]))
+        obj = dict(event["object"])
+        controller.note_watch("queuedjobs", event.get("type"), obj)
+        controller.on_job(event.get("type"), obj)

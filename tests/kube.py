@@ -66,14 +66,21 @@ def install_crds(kubeconfig: Path, crds: Path, timeout: int = 120) -> None:
     """Apply the CRDs in ``crds`` (server-side) and wait until the apiserver serves all three kinds."""
     kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(crds), timeout=timeout)
     plurals = (names.PLURAL_QUEUEDJOBS, names.PLURAL_JOBQUEUES, names.PLURAL_JOBSCHEDULES)
-    kubectl(
-        kubeconfig,
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        *(f"crd/{plural}.{names.GROUP}" for plural in plurals),
-        timeout=timeout,
-    )
+    crds = [f"crd/{plural}.{names.GROUP}" for plural in plurals]
+
+    # Polled rather than `kubectl wait --for=condition=Established`: right after the apply a CRD can
+    # have no status.conditions yet, and kubectl wait then fails at once ("conditions accessor error").
+    def established() -> bool:
+        items = kubectl_json(kubeconfig, "get", *crds).get("items", [])
+        return len(items) == len(crds) and all(
+            any(
+                c.get("type") == "Established" and c.get("status") == "True"
+                for c in (item.get("status") or {}).get("conditions") or []
+            )
+            for item in items
+        )
+
+    wait_for(established, timeout, "the CRDs to be Established", interval=0.5)
 
 
 def create_schedule(custom: Any, namespace: str, name: str, spec: dict[str, Any]) -> Any:

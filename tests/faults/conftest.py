@@ -26,7 +26,7 @@ from kubernetes import config
 from tests.conftest import ClusterHandle
 from tests.e2e.operator_fixtures import OperatorProcess
 from tests.faults.harness import ROWS, FaultCluster, print_table
-from tests.kube import Api, install_crds, wait_for
+from tests.kube import Api, install_crds
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -78,8 +78,7 @@ def fault_cluster(request: pytest.FixtureRequest) -> Iterator[FaultCluster]:
     print(f"\nfaults cluster up in {cp.startup_seconds:.1f}s; logs in {workdir / 'logs'}")
     failed_before = request.session.testsfailed
     try:
-        # `kubectl wait` right after the apply can find no conditions yet ("accessor error: <nil>"): retry.
-        wait_for(lambda: install_crds(cp.kubeconfig, REPO / "crds") or True, 120, "the CRDs", interval=1)
+        install_crds(cp.kubeconfig, REPO / "crds")
         handle = ClusterHandle(
             cp.kubeconfig, config.new_client_from_config(str(cp.kubeconfig)), local=True, workdir=workdir
         )

@@ -8,6 +8,7 @@ stats), so the tests hold while the loops' insides move.
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -740,5 +741,46 @@ def test_what_was_deleted_while_a_watch_had_expired_is_forgotten_by_the_next_syn
         assert pod_a not in w.controller.store.pods.get((NS, "a"), {})
         await w.step()
         assert "later" in w.started(), "the slot of the vanished pod is free again"
+
+    go(test)
+
+
+def test_an_attempt_that_ends_0_and_whose_pod_is_deleted_before_the_next_step_still_succeeds() -> None:
+    """Cancel: the pod is deleted (SIGTERM), the handler finishes and exits 0, and the pod's end and its
+    deletion both arrive before the next step: the job is Succeeded, as if the step had seen the end."""
+
+    async def test() -> None:
+        w = World()
+        w.put(queue(), job("tidy"))
+        await w.controller.sync()
+        await w.step()
+        (pod,) = w.running_pods()
+        final = copy.deepcopy(w.kube.get("pods", NS, pod))
+        assert final is not None
+        w.controller.on_job(
+            "MODIFIED", w.kube.update("QueuedJob", NS, "tidy", lambda j: j["spec"].update(cancel=True))
+        )
+        await w.step()
+        assert w.status("tidy")["phase"] == "Running"  # cancelling: its pod was asked to stop
+        assert w.kube.calls_to("DELETE", f"/pods/{pod}")
+        w.clock.advance(2)
+        final["metadata"]["resourceVersion"] = "999999"
+        final["metadata"]["deletionTimestamp"] = fmt(w.clock())
+        terminated = {
+            "exitCode": 0,
+            "reason": "Completed",
+            "message": '{"finished": "on SIGTERM"}',
+            "finishedAt": fmt(w.clock()),
+        }
+        final["status"] = {
+            "phase": "Succeeded",
+            "containerStatuses": [{"name": names.WORKER_CONTAINER, "state": {"terminated": terminated}}],
+        }
+        w.controller.on_pod("MODIFIED", final)  # the kubelet's last status, then the deletion
+        w.controller.on_pod("DELETED", final)
+        await w.step()
+        st = w.status("tidy")
+        assert st["phase"] == "Succeeded" and st["result"] == {"finished": "on SIGTERM"}, st
+        assert (NS, "tidy") not in w.controller.store.ended  # dropped once the job is final
 
     go(test)

@@ -210,6 +210,18 @@ def test_missed_runs_after_downtime(policy: str, extra: dict[str, Any], runs: li
     assert again.runs == [] and again.status["missedRuns"] == missed
 
 
+def test_a_run_created_before_a_lost_status_write_is_counted_as_a_run_not_missed() -> None:
+    """Found by the fault suite (apiserver SIGKILL): the run for 20 s was created, the status write after it
+    failed, and the next plan (at 57 s, RunLatest) counted 20 s as missed although its job exists."""
+    ran = job("tick-1767225620", "Succeeded", completed=at(21))
+    ran["metadata"]["annotations"] = {names.ANNOTATION_SCHEDULED_TIME: fmt(at(20))}
+    p = plan(schedule(status=dict(DOWN)), [ran], at(57))
+    assert [r.nominal for r in p.runs] == [at(50)]
+    assert p.status["missedRuns"] == 2 and p.status["runCount"] == 3  # 30 and 40 missed; 10, 20, 50 ran
+    again = plan(apply(schedule(), p), [ran], at(58))
+    assert again.runs == [] and again.status["missedRuns"] == 2 and again.status["runCount"] == 3
+
+
 def test_an_on_time_run_runs_whatever_the_policy() -> None:
     p = plan(schedule(status=dict(DOWN), missedRunPolicy="Skip"), [], at(51))
     assert [r.nominal for r in p.runs] == [at(50)] and p.status["missedRuns"] == 3

@@ -393,7 +393,7 @@ class Controller(Loop):
         meta = obj["metadata"]
         parsed = self.store.spec(key)
         now = self.clock()
-        pods = [v for p in self.store.pods.get(key, {}).values() if (v := lifecycle.pod_view(p)) is not None]
+        pods = [v for p in self.store.pods_for_reconcile(key) if (v := lifecycle.pod_view(p)) is not None]
         world = (
             self._world(key, parsed.spec, now, meta.get("uid", ""))
             if parsed.spec is not None

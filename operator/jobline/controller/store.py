@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from jobline import names
-from jobline.core.models import DEFAULT_QUEUE, JobQueueSpec, QueuedJobSpec
+from jobline.core.models import DEFAULT_QUEUE, FINISHED_PHASES, JobQueueSpec, QueuedJobSpec
 from jobline.core.models.common import spec_error
 from jobline.core.schedule_state import owner_uid
 from jobline.kube import resource_version as _rv
@@ -51,6 +51,10 @@ class Store:
         self.jobs: dict[Key, dict[str, Any]] = {}
         self.queues: dict[Key, dict[str, Any]] = {}
         self.pods: dict[Key, dict[str, dict[str, Any]]] = defaultdict(dict)  # job key -> pod name -> pod
+        # Attempt pods deleted after they had ended (their DELETED event's last state), kept until the job
+        # is final: a pod's end and its deletion can reach the store before the job's next reconcile, and
+        # the reconcile must still see how the attempt ended (an exit 0 after a cancel is a success).
+        self.ended: dict[Key, dict[str, dict[str, Any]]] = {}
         self.by_queue: dict[Key, set[str]] = defaultdict(set)  # (ns, queue) -> job names
         self.dependents: dict[Key, set[str]] = defaultdict(set)  # (ns, dependency) -> job names
         self.by_unique: dict[tuple[str, str, str], set[str]] = defaultdict(set)
@@ -88,6 +92,8 @@ class Store:
         if old is not None and _rv(old) >= _rv(obj) and _rv(obj):
             return False
         self.jobs[key] = obj
+        if key in self.ended and (obj.get("status") or {}).get("phase") in FINISHED_PHASES:
+            del self.ended[key]
         self._reindex(key, obj)
         self._refresh_active(key)
         for listener in self._listeners:
@@ -99,6 +105,7 @@ class Store:
         self._unindex(key)
         self._parsed.pop(key, None)
         self.pods.pop(key, None)
+        self.ended.pop(key, None)
         self._refresh_active(key)
         if obj is not None:
             for listener in self._listeners:
@@ -284,9 +291,17 @@ class Store:
         jkey = self.job_of_pod(obj)
         if jkey is None:
             return None
-        self.pods.get(jkey, {}).pop(obj.get("metadata", {}).get("name", ""), None)
+        name = obj.get("metadata", {}).get("name", "")
+        self.pods.get(jkey, {}).pop(name, None)
+        if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed") and jkey in self.jobs:
+            self.ended.setdefault(jkey, {})[name] = slim(obj)
         self._refresh_active(jkey)
         return jkey
+
+    def pods_for_reconcile(self, key: Key) -> list[dict[str, Any]]:
+        """The job's attempt pods, with those that ended and were deleted since (see ``ended``)."""
+        live = self.pods.get(key, {})
+        return [*live.values(), *(p for n, p in self.ended.get(key, {}).items() if n not in live)]
 
     def active_pods(self, key: Key) -> int:
         return sum(

@@ -88,6 +88,7 @@ class JobInfo:
     phase: str | None
     created: datetime | None
     completed: datetime | None
+    nominal: datetime | None = None  # the scheduled instant it ran for (None: a manual run)
 
     @property
     def finished(self) -> bool:
@@ -104,6 +105,7 @@ class JobInfo:
             phase=phase,
             created=parse(meta.get("creationTimestamp")),
             completed=parse(st.get("completedAt")) if phase in FINISHED_PHASES else None,
+            nominal=parse((meta.get("annotations") or {}).get(names.ANNOTATION_SCHEDULED_TIME)),
         )
 
 
@@ -333,6 +335,7 @@ def plan(
         st["lastTrigger"] = trigger
 
     missed = 0
+    unrecorded = 0  # runs an earlier plan created whose status write was lost
     try:
         sched = parse_schedule(spec.schedule, spec.time_zone, anchor=created)
     except ScheduleError as err:
@@ -370,13 +373,26 @@ def plan(
             )
             if cu.latest is not None and cu.latest > last:
                 st["lastScheduleTime"] = fmt(cu.latest)
-            if cu.missed:
-                missed += cu.missed
+            # Due instants not run now whose job exists: an earlier plan created it and its status write
+            # was lost (apiserver down, operator killed). They ran: counted as runs, not as missed.
+            ran_before = (
+                sum(
+                    1
+                    for j in owned
+                    if j.nominal is not None and last < j.nominal <= cu.latest and j.nominal not in cu.to_run
+                )
+                if cu.latest is not None
+                else 0
+            )
+            unrecorded = min(ran_before, cu.missed)
+            cu_missed = cu.missed - unrecorded
+            if cu_missed:
+                missed += cu_missed
                 out.events.append(
                     Event(
                         "Warning",
                         EVENT_MISSED,
-                        f"{cu.missed} run(s) between {fmt(last)} and {fmt(cu.latest or now)} were missed "
+                        f"{cu_missed} run(s) between {fmt(last)} and {fmt(cu.latest or now)} were missed "
                         f"(operator down, schedule suspended or past startingDeadlineSeconds); "
                         f"missedRunPolicy {spec.missed_run_policy} runs {len(cu.to_run)} of them",
                     )
@@ -436,7 +452,7 @@ def plan(
                 st, True, REASON_SCHEDULED, f"schedule {spec.schedule!r} in {spec.time_zone}", now, generation
             )
 
-    st["runCount"] = int(old.get("runCount") or 0) + len(out.runs)
+    st["runCount"] = int(old.get("runCount") or 0) + len(out.runs) + unrecorded
     st["missedRuns"] = int(old.get("missedRuns") or 0) + missed
     if out.runs:
         st["lastJob"] = out.runs[-1].name

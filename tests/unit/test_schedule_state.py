@@ -222,6 +222,18 @@ def test_a_run_created_before_a_lost_status_write_is_counted_as_a_run_not_missed
     assert again.runs == [] and again.status["missedRuns"] == 2 and again.status["runCount"] == 3
 
 
+def test_a_run_past_last_schedule_time_whose_status_write_was_lost_is_adopted() -> None:
+    """Found by the fault suite (the active replica killed): the run for 20 s exists, lastScheduleTime
+    still says 10 s, and the schedule is suspended, so no catch-up would ever count it."""
+    ran = job("tick-1767225620", "Running")
+    ran["metadata"]["annotations"] = {names.ANNOTATION_SCHEDULED_TIME: fmt(at(20))}
+    p = plan(schedule(status=dict(DOWN), suspend=True), [ran], at(25))
+    assert p.runs == [] and p.status["runCount"] == 2 and p.status["missedRuns"] == 0
+    assert p.status["lastScheduleTime"] == fmt(at(20)) and p.status["active"] == ["tick-1767225620"]
+    again = plan(apply(schedule(suspend=True), p), [ran], at(26))
+    assert again.status["runCount"] == 2 and again.status["missedRuns"] == 0
+
+
 def test_an_on_time_run_runs_whatever_the_policy() -> None:
     p = plan(schedule(status=dict(DOWN), missedRunPolicy="Skip"), [], at(51))
     assert [r.nominal for r in p.runs] == [at(50)] and p.status["missedRuns"] == 3

@@ -350,6 +350,16 @@ def plan(
     else:
         jitter = jitter_offset(namespace, name, spec.jitter_seconds)
         last = _rebase(st, sched, spec, created, now, jitter)
+        # Runs an earlier plan created whose status write was lost (apiserver down, a replica killed
+        # between the create and the write): their jobs exist past lastScheduleTime. Adopted: they count
+        # as runs, lastScheduleTime moves to the newest, and the instants skipped before it are missed.
+        adopted = sorted(j.nominal for j in owned if j.nominal is not None and last < j.nominal <= now)
+        if adopted:
+            unrecorded += len(adopted)
+            missed += max(0, sched.count_between(last, adopted[-1]) - len(adopted))
+            last = adopted[-1]
+            st["lastScheduleTime"] = fmt(last)
+            st["lastJob"] = next(j.name for j in owned if j.nominal == last)
         if spec.suspend:
             _ready(
                 st,
@@ -384,8 +394,8 @@ def plan(
                 if cu.latest is not None
                 else 0
             )
-            unrecorded = min(ran_before, cu.missed)
-            cu_missed = cu.missed - unrecorded
+            unrecorded += min(ran_before, cu.missed)
+            cu_missed = cu.missed - min(ran_before, cu.missed)
             if cu_missed:
                 missed += cu_missed
                 out.events.append(

@@ -30,6 +30,7 @@ from tests.e2e.test_dashboard import (
     schedule,
     world,
 )
+from tests.e2e.test_fuzz_manifests import deep
 from tests.kube import create_schedule, wait_for
 
 __all__ = ["browser", "dashboard", "world"]  # fixtures of test_dashboard.py, used here
@@ -89,13 +90,6 @@ INERT = """() => ({
     "body script, body img, body svg, body iframe, body object, body embed, #pwned").length,
   csp: window.__csp,
 })"""
-
-
-def deep(depth: int) -> Any:
-    value: Any = "bottom"
-    for _ in range(depth):
-        value = {"d": value}
-    return value
 
 
 @pytest.fixture

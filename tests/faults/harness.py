@@ -19,6 +19,7 @@ import re
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -256,6 +257,20 @@ class Scenario:
             _request_timeout=20,
         ).items
         return [p for p in pods if p.metadata.deletion_timestamp is None]
+
+    def hit_running(self, count: int, hit: Callable[[client.V1Pod], bool], what: str) -> None:
+        """Apply ``hit`` to running attempt pods, each job's at most once, until ``count`` jobs were hit
+        (``hit`` returns False when the pod had gone meanwhile: it does not count)."""
+        done: set[str] = set()
+
+        def more() -> bool:
+            for pod in self.running_pods():
+                job = pod.metadata.labels.get(names.LABEL_JOB)
+                if job not in done and len(done) < count and hit(pod):
+                    done.add(job)
+            return len(done) >= count
+
+        wait_for(more, 120, f"{count} running attempts to {what}", interval=0.3)
 
     def count_phase(self, phase: str, reason: str | None = None) -> int:
         return sum(

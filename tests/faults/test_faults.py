@@ -142,23 +142,17 @@ def test_worker_pods_deleted_mid_attempt(healthy: FaultCluster, fault_ns: str, p
     sc = scenario(healthy, fault_ns, profile, f"{profile.deleted_pods} running pods deleted")
     synced = healthy.synced_lines()
     sc.create_mix(profile.jobs)
-    hit: set[str] = set()
 
-    def delete_some() -> bool:
-        for pod in sc.running_pods():
-            job = pod.metadata.labels.get("jobline.dev/job")
-            if job in hit or len(hit) >= profile.deleted_pods:
-                continue
-            try:
-                healthy.handle.core.delete_namespaced_pod(pod.metadata.name, sc.ns)
-            except client.ApiException as exc:
-                if exc.status != 404:
-                    raise
-                continue
-            hit.add(job)
-        return len(hit) >= profile.deleted_pods
+    def delete(pod: client.V1Pod) -> bool:
+        try:
+            healthy.handle.core.delete_namespaced_pod(pod.metadata.name, sc.ns)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            return False
+        return True
 
-    wait_for(delete_some, 120, f"{profile.deleted_pods} running attempts to delete", interval=0.3)
+    sc.hit_running(profile.deleted_pods, delete, "delete")
     end = time.monotonic()
     recovery = sc.recover(end)
     sc.verify(end, recovery, synced)
@@ -209,22 +203,18 @@ def test_worker_processes_sigkilled_mid_attempt(
     sc = scenario(healthy, fault_ns, profile, f"{profile.deleted_pods} worker processes SIGKILLed")
     synced = healthy.synced_lines()
     sc.create_mix(profile.jobs)
-    hit: set[str] = set()
 
-    def kill_some() -> bool:
-        for pod in sc.running_pods():
-            job = pod.metadata.labels.get("jobline.dev/job")
-            pid = _worker_pid(healthy, sc.ns, pod.metadata.name)
-            if job in hit or pid is None or len(hit) >= profile.deleted_pods:
-                continue
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                continue  # it ended on its own meanwhile
-            hit.add(job)
-        return len(hit) >= profile.deleted_pods
+    def kill(pod: client.V1Pod) -> bool:
+        pid = _worker_pid(healthy, sc.ns, pod.metadata.name)
+        if pid is None:
+            return False
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return False  # it ended on its own meanwhile
+        return True
 
-    wait_for(kill_some, 120, f"{profile.deleted_pods} running workers to SIGKILL", interval=0.3)
+    sc.hit_running(profile.deleted_pods, kill, "SIGKILL")
     end = time.monotonic()
     recovery = sc.recover(end)
     sc.verify(end, recovery, synced)

@@ -383,26 +383,13 @@ def plan(
             )
             if cu.latest is not None and cu.latest > last:
                 st["lastScheduleTime"] = fmt(cu.latest)
-            # Due instants not run now whose job exists: an earlier plan created it and its status write
-            # was lost (apiserver down, operator killed). They ran: counted as runs, not as missed.
-            ran_before = (
-                sum(
-                    1
-                    for j in owned
-                    if j.nominal is not None and last < j.nominal <= cu.latest and j.nominal not in cu.to_run
-                )
-                if cu.latest is not None
-                else 0
-            )
-            unrecorded += min(ran_before, cu.missed)
-            cu_missed = cu.missed - min(ran_before, cu.missed)
-            if cu_missed:
-                missed += cu_missed
+            if cu.missed:
+                missed += cu.missed
                 out.events.append(
                     Event(
                         "Warning",
                         EVENT_MISSED,
-                        f"{cu_missed} run(s) between {fmt(last)} and {fmt(cu.latest or now)} were missed "
+                        f"{cu.missed} run(s) between {fmt(last)} and {fmt(cu.latest or now)} were missed "
                         f"(operator down, schedule suspended or past startingDeadlineSeconds); "
                         f"missedRunPolicy {spec.missed_run_policy} runs {len(cu.to_run)} of them",
                     )

@@ -51,6 +51,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     r.add_argument("--out-dir", type=Path, default=HERE / "results", help="where <date>.json goes")
     r.add_argument("--readme", type=Path, default=HERE / "README.md", help="the Markdown file with the table")
     r.add_argument("--kwok-nodes", type=int, default=4)
+    r.add_argument(
+        "--peer-limits",
+        choices=sorted(benv.PEERS),
+        default="both",
+        help="run the Job controller at kube-controller-manager's client defaults, with its limits raised "
+        f"({' '.join(benv.RAISED_LIMITS)}), or both (default; the controller-manager is restarted between)",
+    )
     r.add_argument("--no-profile", action="store_true", help="do not attach py-spy to the operator")
     r.add_argument("--keep-workdir", action="store_true", help="keep the cluster's and operator's logs")
     return p.parse_args(argv)
@@ -82,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         "command": command,
         "sizes": sizes.__dict__,
         "kwok_nodes": args.kwok_nodes,
+        "peer_limits": args.peer_limits,
+        "raised_limits": benv.RAISED_LIMITS,
         "machine": benv.machine(),
         "loadavg_before": benv.loadavg(),
     }
@@ -105,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
             workdir=cluster.workdir / "bench",
             log=_log,
             profile=not args.no_profile,
+            peers=tuple(benv.PEERS[args.peer_limits]),
         )
         ctx.workdir.mkdir(parents=True, exist_ok=True)
         for name in selected:

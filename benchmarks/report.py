@@ -38,6 +38,10 @@ def _ok(flag: bool | None) -> str:
     return "—" if flag is None else ("met" if flag else "**missed**")
 
 
+def _stretch(t: dict[str, Any], goal: str, stretch: str) -> str:
+    return _ok(t[goal]) + (" (stretch met)" if t[stretch] else "")
+
+
 def _get(d: Any, *path: str) -> Any:
     for p in path:
         if not isinstance(d, dict):
@@ -54,6 +58,16 @@ def targets(doc: dict[str, Any]) -> dict[str, Any]:
     r = _get(sc, "throughput", "ratio_jobs_per_s")
     out["throughput_ratio_at_least_1"] = None if r is None else r >= 1.0
     out["throughput_ratio_at_least_2_stretch"] = None if r is None else r >= 2.0
+    # Issue 15: against the Job controller with its client limits raised.
+    r = _get(sc, "dispatch", "ratio_raised_p50")
+    out["dispatch_p50_at_most_raised_job"] = None if r is None else r <= 1.0
+    out["dispatch_p50_at_most_half_of_raised_job_stretch"] = None if r is None else r <= 0.5
+    r = _get(sc, "throughput", "ratio_raised_jobs_per_s")
+    out["throughput_at_least_1_2_of_raised_job"] = None if r is None else r >= 1.2
+    r = _get(sc, "throughput", "ratio_raised_pod_latency_p50")
+    out["pod_latency_under_load_at_most_raised_job"] = None if r is None else r <= 1.0
+    r = _get(sc, "throughput", "ratio_raised_controller_cpu")
+    out["controller_cpu_at_most_1_5_of_raised_job"] = None if r is None else r <= 1.5
     jl, job = _get(sc, "cron", "jobline", "lateness_s", "p99"), _get(sc, "cron", "job", "lateness_s", "p99")
     out["cron_p99_under_1s"] = None if jl is None else jl < 1.0
     out["cron_p99_below_cronjob"] = None if jl is None or job is None else jl < job
@@ -61,6 +75,17 @@ def targets(doc: dict[str, Any]) -> dict[str, Any]:
     out["rss_under_300mb"] = None if rss is None else rss < 300
     out["rss_measured_at_n"] = _get(sc, "scale", "n")
     return out
+
+
+PEER_LABEL = {"job": "Job", "job-raised": "Job, limits raised"}
+
+
+def _peers(scenario: dict[str, Any]) -> list[str]:
+    return [p for p in ("job", "job-raised") if p in scenario]
+
+
+def _sfx(peer: str) -> str:
+    return "_raised" if peer == "job-raised" else ""
 
 
 def markdown(doc: dict[str, Any]) -> str:
@@ -81,6 +106,12 @@ def markdown(doc: dict[str, Any]) -> str:
         f'{v.get("git_commit")}); {meta["kwok_nodes"]} kwok nodes, pods "complete" at once.',
         "- Peers: kube-controller-manager with its defaults: "
         + ", ".join(f"`--{k}={val}`" for k, val in cm.items())
+        + (
+            '; and ("limits raised") restarted with '
+            + " ".join(f"`{flag}`" for flag in meta.get("raised_limits") or [])
+            if meta.get("peer_limits", "default") != "default"
+            else ""
+        )
         + ". Jobline: `jobline-operator` with the admission webhook off (the peers have none), watching the "
         "scenario's namespace.",
         "",
@@ -91,31 +122,76 @@ def markdown(doc: dict[str, Any]) -> str:
     if "error" in d:
         lines.append(f"| 1 | dispatch latency | error | {d['error'][:80]} | | | | |")
     elif d:
-        jl, job = d["jobline"]["latency_s"], d["job"]["latency_s"]
-        lines.append(
-            f"| 1 | dispatch latency, n={d['n']} one at a time | created → pod, p50 / p99 | {_ms(jl['p50'])} / "
-            f"{_ms(jl['p99'])} | Job: {_ms(job['p50'])} / {_ms(job['p99'])} | {d['ratio_p50']} / {d['ratio_p99']} "
-            f"| p50 ≤ 0.5 | {_ok(t['dispatch_p50_at_most_half_of_job'])} |"
-        )
+        jl = d["jobline"]["latency_s"]
+        for i, peer in enumerate(_peers(d)):
+            job, sfx = d[peer]["latency_s"], _sfx(peer)
+            goal, met = (
+                ("p50 ≤ 0.5", _ok(t["dispatch_p50_at_most_half_of_job"]))
+                if peer == "job"
+                else (
+                    "p50 ≤ 1.0 (0.5)",
+                    _stretch(
+                        t,
+                        "dispatch_p50_at_most_raised_job",
+                        "dispatch_p50_at_most_half_of_raised_job_stretch",
+                    ),
+                )
+            )
+            head = (
+                f"1 | dispatch latency, n={d['n']} one at a time | created → pod, p50 / p99"
+                if i == 0
+                else "1 | | "
+            )
+            lines.append(
+                f"| {head} | {_ms(jl['p50'])} / {_ms(jl['p99'])} | {PEER_LABEL[peer]}: {_ms(job['p50'])} / "
+                f"{_ms(job['p99'])} | {d.get(f'ratio{sfx}_p50')} / {d.get(f'ratio{sfx}_p99')} | {goal} | {met} |"
+            )
     tp = sc.get("throughput") or {}
     if "error" in tp:
         lines.append(f"| 2 | throughput | error | {tp['error'][:80]} | | | | |")
     elif tp:
-        jl, job, dr = tp["jobline"], tp["job"], tp["jobline_drain"]
-        lines.append(
-            f"| 2 | throughput, N={tp['n']} at once | all finished in (jobs/s) | {_s(jl['seconds_to_all_finished'], 's', 1)} "
-            f"({jl['jobs_per_s']}/s) | Job: {_s(job['seconds_to_all_finished'], 's', 1)} ({job['jobs_per_s']}/s) | "
-            f"{tp['ratio_jobs_per_s']} (jobs/s) | ≥ 1.0 (2.0) | {_ok(t['throughput_ratio_at_least_1'])}"
-            f"{' (stretch met)' if t['throughput_ratio_at_least_2_stretch'] else ''} |"
-        )
-        lines.append(
-            f"| 2 | | created → pod under load, p50 / p99 | {_ms(jl['pod_latency_s']['p50'])} / "
-            f"{_ms(jl['pod_latency_s']['p99'])} | {_ms(job['pod_latency_s']['p50'])} / "
-            f"{_ms(job['pod_latency_s']['p99'])} | | | |"
-        )
+        jl, dr = tp["jobline"], tp["jobline_drain"]
+        peers = _peers(tp)
+        for i, peer in enumerate(peers):
+            job, sfx = tp[peer], _sfx(peer)
+            goal, met = (
+                (
+                    "≥ 1.0 (2.0)",
+                    _stretch(t, "throughput_ratio_at_least_1", "throughput_ratio_at_least_2_stretch"),
+                )
+                if peer == "job"
+                else ("≥ 1.2", _ok(t["throughput_at_least_1_2_of_raised_job"]))
+            )
+            head = f"2 | throughput, N={tp['n']} at once | all finished in (jobs/s)" if i == 0 else "2 | | "
+            lines.append(
+                f"| {head} | {_s(jl['seconds_to_all_finished'], 's', 1)} ({jl['jobs_per_s']}/s) | "
+                f"{PEER_LABEL[peer]}: {_s(job['seconds_to_all_finished'], 's', 1)} ({job['jobs_per_s']}/s) | "
+                f"{tp.get(f'ratio{sfx}_jobs_per_s')} (jobs/s) | {goal} | {met} |"
+            )
+        for peer in peers:
+            job, sfx = tp[peer], _sfx(peer)
+            goal, met = ("≤ 1.0", _ok(t["pod_latency_under_load_at_most_raised_job"])) if sfx else ("", "")
+            lines.append(
+                f"| 2 | | created → pod under load, p50 / p99 | {_ms(jl['pod_latency_s']['p50'])} / "
+                f"{_ms(jl['pod_latency_s']['p99'])} | {PEER_LABEL[peer]}: {_ms(job['pod_latency_s']['p50'])} / "
+                f"{_ms(job['pod_latency_s']['p99'])} | {tp.get(f'ratio{sfx}_pod_latency_p50')} (p50) | {goal} | {met} |"
+            )
+        for peer in peers:
+            job, sfx = tp[peer], _sfx(peer)
+            goal, met = ("≤ 1.5", _ok(t["controller_cpu_at_most_1_5_of_raised_job"])) if sfx else ("", "")
+            lines.append(
+                f"| 2 | | controller CPU per job (operator / kube-controller-manager) | "
+                f"{jl.get('controller_cpu_ms_per_job')} ms | {PEER_LABEL[peer]}: {job.get('controller_cpu_ms_per_job')} ms "
+                f"| {tp.get(f'ratio{sfx}_controller_cpu')} | {goal} | {met} |"
+            )
         lines.append(
             f"| 2 | | API writes per job: all (by the controller) | {jl['writes_per_job']} "
-            f"({jl['controller_writes_per_job']}) | {job['writes_per_job']} ({job['controller_writes_per_job']}) | | | |"
+            f"({jl['controller_writes_per_job']}) | "
+            + "; ".join(
+                f"{PEER_LABEL[p]}: {tp[p]['writes_per_job']} ({tp[p]['controller_writes_per_job']})"
+                for p in peers
+            )
+            + " | | | |"
         )
         lines.append(
             f"| 2 | drain, N={dr['n']}, `concurrency: {dr['concurrency']}` | jobs/s | {dr['jobs_per_s']}/s "
@@ -176,7 +252,12 @@ def markdown(doc: dict[str, Any]) -> str:
             lines.append(
                 f"| 5 | | jobs/s the ceiling allows at the writes per job measured in 2 (throughput ÷ that) | "
                 f"{pj['jobline']['ceiling_jobs_per_s']}/s ({pj['jobline']['fraction_of_ceiling']}) | "
-                f"Job: {pj['job']['ceiling_jobs_per_s']}/s ({pj['job']['fraction_of_ceiling']}) | | | |"
+                + "; ".join(
+                    f"{PEER_LABEL[p]}: {pj[p]['ceiling_jobs_per_s']}/s ({pj[p]['fraction_of_ceiling']})"
+                    for p in ("job", "job-raised")
+                    if p in pj
+                )
+                + " | | | |"
             )
     lines.append("")
     for tag, where in (("throughput", ("throughput", "jobline", "profile")), ("scale", ("scale", "profile"))):

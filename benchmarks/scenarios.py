@@ -120,6 +120,7 @@ class Ctx:
     workdir: Path
     log: Callable[[str], None]
     profile: bool = True
+    peers: tuple[str, ...] = ("job", "job-raised")  # the Job controller at its defaults / limits raised
     results: dict[str, Any] = field(default_factory=dict)
 
     def operator(self, namespace: str, tag: str) -> Operator:
@@ -183,7 +184,21 @@ def path_of(side: str, ns: str, plural: str | None = None) -> str:
     return f"/apis/batch/v1/namespaces/{ns}/{plural or 'jobs'}"
 
 
-PEER = {"jobline": "Jobline", "job": "batch/v1 Job (kube-controller-manager)"}
+PEER = {
+    "jobline": "Jobline",
+    "job": "batch/v1 Job (kube-controller-manager at its defaults)",
+    "job-raised": "batch/v1 Job (kube-controller-manager, limits raised)",
+}
+
+
+def kind(side: str) -> str:
+    """``jobline`` or ``job``: the peer's sides (defaults, limits raised) share its objects."""
+    return "jobline" if side == "jobline" else "job"
+
+
+def suffix(side: str) -> str:
+    """The key suffix of a peer's ratios: ``ratio_p50`` against the defaults, ``ratio_raised_p50``."""
+    return "_raised" if side == "job-raised" else ""
 
 
 # ------------------------------------------------------------------------------------------ watch handlers
@@ -243,7 +258,7 @@ def watch_side(ctx: Ctx, watches: Watches, rec: Recorder, side: str, ns: str, ob
             ctx.api,
             f"/api/v1/namespaces/{ns}/pods",
             pod_handler(rec, side),
-            label_selector=POD_SELECTOR[side],
+            label_selector=POD_SELECTOR[kind(side)],
             name=f"{side}-pods",
         )
     )
@@ -251,6 +266,10 @@ def watch_side(ctx: Ctx, watches: Watches, rec: Recorder, side: str, ns: str, ob
 
 def setup_side(ctx: Ctx, side: str, ns: str, concurrency: int | None = None) -> None:
     ctx.api.ensure_namespace(ns, BENCH_LABELS)
+    if side != "jobline":
+        restart = ctx.env.peer_limits(side == "job-raised")
+        if restart:
+            ctx.log(f"  kube-controller-manager restarted for {side} in {restart:.1f}s")
     if side == "jobline":
         try:
             ctx.api.request("POST", path_of("jobline", ns, "jobqueues"), queue_body("bench", concurrency))
@@ -259,10 +278,11 @@ def setup_side(ctx: Ctx, side: str, ns: str, concurrency: int | None = None) -> 
                 raise
 
 
-def _ratios(res: dict[str, Any], key: str) -> None:
-    """Jobline's p50 and p99 of ``key`` over its peer's."""
-    for p in ("p50", "p99"):
-        res[f"ratio_{p}"] = ratio(res["jobline"][key][p], res["job"][key][p])
+def _ratios(res: dict[str, Any], key: str, peers: tuple[str, ...] = ("job",)) -> None:
+    """Jobline's p50 and p99 of ``key`` over each peer's (``ratio_p50``, ``ratio_raised_p50``)."""
+    for peer in peers:
+        for p in ("p50", "p99"):
+            res[f"ratio{suffix(peer)}_{p}"] = ratio(res["jobline"][key][p], res[peer][key][p])
 
 
 def _check_operator(op: Operator | None, out: dict[str, Any]) -> None:
@@ -278,7 +298,7 @@ def dispatch_latency(ctx: Ctx) -> dict[str, Any]:
         "warmup": s.dispatch_warmup,
         "what": "object first seen by a client watch -> its worker pod first seen, one job at a time",
     }
-    for side in ("jobline", "job"):
+    for side in ("jobline", *ctx.peers):
         ns = f"bench-dispatch-{side}"
         setup_side(ctx, side, ns)
         rec = Recorder()
@@ -313,7 +333,7 @@ def dispatch_latency(ctx: Ctx) -> dict[str, Any]:
                 op.stop()
         res[side] = out
         ctx.log(f"  dispatch {side}: p50 {out['latency_s']['p50']}s p99 {out['latency_s']['p99']}s")
-    _ratios(res, "latency_s")
+    _ratios(res, "latency_s", ctx.peers)
     return res
 
 
@@ -378,7 +398,7 @@ def run_batch(
         last = max(done.values()) if done else t_end
         seconds = last - bulk.started
         writes = diff_counts(before, after)
-        controller = {k: v for k, v in writes.items() if CONTROLLER_WRITES[side](k)}
+        controller = {k: v for k, v in writes.items() if CONTROLLER_WRITES[kind(side)](k)}
         out.update(
             complete=complete,
             finished=len(done),
@@ -399,6 +419,10 @@ def run_batch(
         if op is not None:
             out["cpu_seconds"]["jobline-operator"] = round(op_cpu1 - op_cpu0, 2)
             out["operator_memory_mb"] = op.memory()
+        # The controller's CPU per job: the operator's, or kube-controller-manager's (all its controllers,
+        # which idle apart from the Job controller and the garbage collector), from /proc.
+        controller_cpu = out["cpu_seconds"].get("jobline-operator" if op else "kube-controller-manager")
+        out["controller_cpu_ms_per_job"] = round(controller_cpu * 1000 / n, 2) if controller_cpu else None
         if bulk.errors:
             out["create_error_sample"] = bulk.errors[:3]
         _check_operator(op, out)
@@ -421,13 +445,22 @@ def throughput(ctx: Ctx) -> dict[str, Any]:
     ctx.log(
         f"  throughput jobline: {res['jobline']['seconds_to_all_finished']}s ({res['jobline']['jobs_per_s']}/s)"
     )
-    res["job"] = run_batch(ctx, "job", "bench-tput-job", s.throughput_n)
-    ctx.log(f"  throughput job: {res['job']['seconds_to_all_finished']}s ({res['job']['jobs_per_s']}/s)")
+    for peer in ctx.peers:
+        res[peer] = run_batch(ctx, peer, f"bench-tput-{peer}", s.throughput_n)
+        ctx.log(f"  throughput {peer}: {res[peer]['seconds_to_all_finished']}s ({res[peer]['jobs_per_s']}/s)")
     res["jobline_drain"] = run_batch(
         ctx, "jobline", "bench-drain-jobline", s.drain_n, concurrency=s.drain_concurrency
     )
     ctx.log(f"  drain (concurrency {s.drain_concurrency}): {res['jobline_drain']['jobs_per_s']}/s")
-    res["ratio_jobs_per_s"] = ratio(res["jobline"]["jobs_per_s"], res["job"]["jobs_per_s"])
+    for peer in ctx.peers:
+        jl, other = res["jobline"], res[peer]
+        res[f"ratio{suffix(peer)}_jobs_per_s"] = ratio(jl["jobs_per_s"], other["jobs_per_s"])
+        res[f"ratio{suffix(peer)}_pod_latency_p50"] = ratio(
+            jl["pod_latency_s"]["p50"], other["pod_latency_s"]["p50"]
+        )
+        res[f"ratio{suffix(peer)}_controller_cpu"] = ratio(
+            jl["controller_cpu_ms_per_job"], other["controller_cpu_ms_per_job"]
+        )
     return res
 
 
@@ -767,7 +800,9 @@ def combine_ceiling(results: dict[str, Any]) -> None:
     create_rate = ceil["create"]["per_s"]
     patch_rate = ceil["status_patch"]["per_s"]
     out = {}
-    for side in ("jobline", "job"):
+    for side in ("jobline", "job", "job-raised"):
+        if side not in tput:
+            continue
         writes = tput[side]["writes"]
         creates = sum(v for k, v in writes.items() if k.startswith("POST "))
         others = sum(v for k, v in writes.items() if not k.startswith("POST "))

@@ -78,6 +78,7 @@ class Cluster:
     _procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     node: RealNode | None = None
     _argv: dict[str, tuple[list[str], Path | None]] = field(default_factory=dict)  # for restart()
+    _base_argv: dict[str, list[str]] = field(default_factory=dict)  # as launched, for reconfigure()
 
     @property
     def kubeconfig(self) -> Path:
@@ -356,6 +357,13 @@ class Cluster:
             url, ctx_pki = health[name]
             self._wait_http(name, url, deadline, pki=ctx_pki)
         return time.monotonic() - started
+
+    def reconfigure(self, name: str, extra_args: list[str], timeout: float = 60.0) -> float:
+        """Restart a component with its launch command line plus ``extra_args`` (a later flag wins in
+        the Go components' flag parsing; ``[]`` restores the launch flags). Returns the seconds it took."""
+        base = self._base_argv.setdefault(name, list(self._argv[name][0]))
+        self._argv[name] = (base + list(extra_args), self._argv[name][1])
+        return self.restart(name, timeout)
 
     # --------------------------------------------------------------- helpers
     def _spawn(self, name: str, argv: list[str], cwd: Path | None = None) -> None:

@@ -57,11 +57,14 @@ def test_benchmark_runner_smoke(tmp_path: Path) -> None:
         k: v.get("error") for k, v in sc.items()
     }
 
-    for side in ("jobline", "job"):
+    for side in ("jobline", "job", "job-raised"):  # the Job controller at its defaults and limits raised
         assert sc["dispatch"][side]["latency_s"]["p50"] is not None
         assert sc["throughput"][side]["jobs_per_s"] is not None
         assert sc["throughput"][side]["writes_per_job"] > 0
+        assert sc["throughput"][side]["controller_cpu_ms_per_job"] is not None
+    for side in ("jobline", "job"):
         assert sc["cron"][side]["lateness_s"]["p99"] is not None
+    assert doc["meta"]["peer_limits"] == "both" and "--kube-api-qps=500" in doc["meta"]["raised_limits"]
     assert sc["throughput"]["jobline_drain"]["jobs_per_s"] is not None
     assert sc["scale"]["rss_mb_hwm"] is not None
     assert sc["scale"]["seconds_start_to_first_dispatch"] is not None
@@ -75,4 +78,5 @@ def test_benchmark_runner_smoke(tmp_path: Path) -> None:
     text = readme.read_text()
     assert "Hand-written text stays." in text
     assert "| 1 | dispatch latency" in text and "| 5 | ceiling" in text
+    assert "Job, limits raised:" in text
     assert "results:begin" in text and "results:end" in text

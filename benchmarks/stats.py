@@ -42,6 +42,8 @@ _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 # Buckets for "where the time goes", matched against file paths / function names in a stack.
 BUCKETS: list[tuple[str, tuple[str, ...]]] = [
+    # First, so the API calls' own cost is not counted in the controller step that awaits them.
+    ("operator: API calls (aiohttp, orjson)", ("kube.py:Kube.request", "kube.py:dumps", "kube.py:loads")),
     ("operator: Controller.dispatch (pick the next jobs)", ("loop.py:Controller.dispatch",)),
     ("operator: Controller._write_queue_status", ("loop.py:Controller._write_queue_status",)),
     ("operator: Controller.sync (initial list)", ("loop.py:Controller.sync",)),

@@ -1,19 +1,24 @@
-"""A small async facade over the Kubernetes API: raw JSON in and out, calls run in a thread pool.
+"""A small async facade over the Kubernetes API: raw JSON in and out, on the event loop.
 
-The official client is synchronous; its calls run in an executor so the event loop (kopf's watches)
-never blocks. Responses are not turned into client models: the operator works on plain dicts.
+The operator's calls go through aiohttp (which kopf already runs on), so a write costs no thread hop,
+no urllib3 pool and no client models: one coroutine from the controller step to the socket. JSON is
+encoded and decoded with orjson (with the standard library as the fallback for integers beyond 64
+bits in a user's payload, which orjson refuses to write and would round when reading). The CLI and the SDKs keep the official client.
+Authentication, TLS and the proxy come from the same ``kubernetes.client.Configuration`` that
+:mod:`jobline.kubeconfig` loads, its token refresh hook included (rotated service-account tokens).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
+import re
+import ssl
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
-import urllib3
+import aiohttp
+import orjson
 from kubernetes import client
 
 from jobline import names
@@ -22,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+REQUEST_TIMEOUT: Final = 60.0
 
 
 UNREACHABLE: Final = "Unreachable"  # KubeError.reason when no answer came (status 0)
@@ -41,6 +47,47 @@ class KubeError(Exception):
     @property
     def conflict(self) -> bool:
         return self.status == 409
+
+
+def dumps(obj: Any) -> bytes:
+    """JSON bytes of a request body (orjson; the standard library for what orjson cannot encode)."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:  # orjson.JSONEncodeError: e.g. an integer beyond 64 bits in a payload
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+
+# orjson reads an integer beyond 64 bits as a float (silently rounding a user's payload), so a body
+# with a run of 19 or more digits anywhere goes to the standard library, which keeps it exact.
+_LONG_DIGITS: Final = re.compile(rb"[0-9]{19}")
+
+
+def loads(raw: bytes) -> Any:
+    """A response body (orjson; the standard library for what orjson refuses or would round)."""
+    if _LONG_DIGITS.search(raw):
+        return json.loads(raw)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
+def ssl_context(cfg: client.Configuration) -> ssl.SSLContext | bool:
+    """TLS as the configuration says: its CA (else the system's), its client certificate, or no
+    verification at all when the kubeconfig says ``insecure-skip-tls-verify``."""
+    if not cfg.host.startswith("https"):
+        return False
+    if not cfg.verify_ssl:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    else:
+        ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
+        if cfg.assert_hostname is False:
+            ctx.check_hostname = False
+    if cfg.cert_file:
+        ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+    return ctx
 
 
 def load_config(kubeconfig: str | None = None) -> client.Configuration:
@@ -78,58 +125,42 @@ def job_path(namespace: str, name: str | None = None, plural: str = names.PLURAL
 
 
 class Kube:
-    """Async JSON calls against one API server."""
+    """Async JSON calls against one API server, on one aiohttp session (created on first use, in the
+    running loop). ``connections`` bounds the requests in flight, as the thread pool did before."""
 
-    def __init__(self, cfg: client.Configuration, workers: int = 16) -> None:
-        cfg.connection_pool_maxsize = max(cfg.connection_pool_maxsize or 0, workers * 2)
-        self.api = client.ApiClient(cfg)
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
+    def __init__(self, cfg: client.Configuration, connections: int = 32) -> None:
+        self.cfg = cfg
+        self.base = cfg.host.rstrip("/")
+        self.connections = connections
+        self.ssl = ssl_context(cfg)
+        self.server_hostname = getattr(cfg, "tls_server_name", None) or None
+        self.session: aiohttp.ClientSession | None = None
         self.writes = 0  # API writes issued, for the benchmarks
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        self.api.close()
-
-    def request_sync(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        query: Mapping[str, str] | None = None,
-        content_type: str = "application/json",
-    ) -> Any:
-        if method != "GET":
-            self.writes += 1
-        m, url, headers, data, post = self.api.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=list((query or {}).items()),
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        try:
-            resp = self.api.call_api(
-                m, url, header_params=headers, body=data, post_params=post, _request_timeout=60
+    def _session(self) -> aiohttp.ClientSession:
+        if self.session is None or self.session.closed:
+            connector = aiohttp.TCPConnector(limit=self.connections, ssl=self.ssl)
+            self.session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
+                json_serialize=lambda obj: dumps(obj).decode(),
+                skip_auto_headers=("User-Agent",),
+                headers={"User-Agent": "jobline-operator", "Accept": "application/json"},
             )
-            resp.read()
-        except client.ApiException as exc:  # raised by the REST client for transport-level failures
-            raise KubeError(exc.status or 0, exc.reason or "Error", str(exc.body or exc)) from exc
-        except urllib3.exceptions.HTTPError as exc:
-            # The apiserver is unreachable (refused, reset, timed out): an API error like any other, one
-            # log line and a retry, not a traceback per write for as long as an outage lasts.
-            raise KubeError(0, UNREACHABLE, f"{method} {path}: {type(exc).__name__}: {exc}") from exc
-        raw: bytes = resp.data or b""
-        if not 200 <= resp.status < 300:
-            try:
-                detail = json.loads(raw)
-                message = detail.get("message", "")
-                reason = detail.get("reason", resp.reason)
-            except ValueError:
-                message, reason = raw.decode(errors="replace")[:500], resp.reason
-            raise KubeError(resp.status, str(reason), str(message))
-        return json.loads(raw) if raw else None
+        return self.session
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    def _auth(self) -> dict[str, str]:
+        token = self.cfg.get_api_key_with_prefix("BearerToken", alias="authorization")  # refreshes
+        if token:
+            return {"Authorization": token}
+        if self.cfg.username or self.cfg.password:
+            return {"Authorization": self.cfg.get_basic_auth_token() or ""}
+        return {}
 
     async def request(
         self,
@@ -140,10 +171,38 @@ class Kube:
         query: Mapping[str, str] | None = None,
         content_type: str = "application/json",
     ) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self.pool, lambda: self.request_sync(method, path, body, query=query, content_type=content_type)
-        )
+        if method != "GET":
+            self.writes += 1
+        headers = self._auth()
+        data = None
+        if body is not None:
+            data = dumps(body)
+            headers["Content-Type"] = content_type
+        try:
+            async with self._session().request(
+                method,
+                self.base + path,
+                params=dict(query) if query else None,
+                data=data,
+                headers=headers,
+                proxy=self.cfg.proxy or None,
+                server_hostname=self.server_hostname,
+            ) as resp:
+                raw = await resp.read()
+                status, phrase = resp.status, resp.reason or ""
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            # The apiserver is unreachable (refused, reset, timed out): an API error like any other, one
+            # log line and a retry, not a traceback per write for as long as an outage lasts.
+            raise KubeError(0, UNREACHABLE, f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        if not 200 <= status < 300:
+            try:
+                detail = loads(raw)
+                message = detail.get("message", "")
+                reason = detail.get("reason", phrase)
+            except (ValueError, AttributeError):
+                message, reason = raw.decode(errors="replace")[:500], phrase
+            raise KubeError(status, str(reason), str(message))
+        return loads(raw) if raw else None
 
     # --- QueuedJobs and other custom resources
     async def get_object(self, plural: str, namespace: str, name: str) -> Any:

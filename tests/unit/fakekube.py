@@ -104,7 +104,7 @@ def _matches(labels: Mapping[str, str], selector: str | None) -> bool:
 
 
 class FakeKube(Kube):
-    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:  # no API client, no thread pool
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:  # no API client, no session
         self.clock = clock or (lambda: datetime.now(UTC))
         self.objects: dict[str, dict[str, Any]] = {}
         self.calls: list[Call] = []
@@ -115,7 +115,7 @@ class FakeKube(Kube):
         self._names = 0
         self._faults: list[tuple[str, str, KubeError]] = []
 
-    def close(self) -> None:
+    async def close(self) -> None:
         pass
 
     # ------------------------------------------------------------------ test helpers

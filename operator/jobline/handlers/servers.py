@@ -133,7 +133,7 @@ async def start_servers(memo: object, **_: Any) -> None:
         )
         if not _loopback(addr):
             log.warning("the unauthenticated dashboard listens on %s, which is NOT a loopback address", addr)
-    kube = Kube(load_config(own.kubeconfig), workers=4)
+    kube = Kube(load_config(own.kubeconfig), connections=4)
     rt.dashboard_kube = kube
     app = create_app(make_auth(mode, kube), MemoSource(rt, kube), kube)
     rt.server_runners.append(await _serve(app, addr, own.dashboard_port, f"the dashboard (auth: {mode})"))
@@ -145,4 +145,4 @@ async def stop_servers(memo: object, **_: Any) -> None:
     for runner in reversed(rt.server_runners):
         await runner.cleanup()
     if rt.dashboard_kube is not None:
-        rt.dashboard_kube.close()
+        await rt.dashboard_kube.close()

@@ -45,8 +45,8 @@ async def configure(settings: kopf.OperatorSettings, memo: object, **_: Any) -> 
     rt.kube = Kube(load_config(rt.settings.kubeconfig))
     rt.controller = Controller(rt.kube, namespaces)
     # The schedule loop reads the controller's store of jobs and has an API client of its own
-    # (threads, connections), so fire times never queue behind the controller's writes.
-    rt.schedules_kube = Kube(load_config(rt.settings.kubeconfig), workers=32)
+    # (connections), so fire times never queue behind the controller's writes.
+    rt.schedules_kube = Kube(load_config(rt.settings.kubeconfig))
     rt.schedules = ScheduleLoop(rt.schedules_kube, namespaces, jobs=rt.controller)
     if rt.settings.standby_first:  # HA: standby until kopf's peering says this replica leads
         for loop in rt.loops():
@@ -67,4 +67,4 @@ async def stop(memo: object, **_: Any) -> None:
                 await task
     for kube in (rt.kube, rt.schedules_kube):
         if kube is not None:
-            kube.close()
+            await kube.close()

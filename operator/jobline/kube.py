@@ -60,11 +60,13 @@ def dumps(obj: Any) -> bytes:
 # orjson reads an integer beyond 64 bits as a float (silently rounding a user's payload), so a body
 # with a run of 19 or more digits anywhere goes to the standard library, which keeps it exact.
 _LONG_DIGITS: Final = re.compile(rb"[0-9]{19}")
+_LONG_DIGITS_TEXT: Final = re.compile(r"[0-9]{19}")
 
 
-def loads(raw: bytes) -> Any:
-    """A response body (orjson; the standard library for what orjson refuses or would round)."""
-    if _LONG_DIGITS.search(raw):
+def loads(raw: bytes | str) -> Any:
+    """A response body or watch line (orjson; the standard library for what orjson refuses or would round)."""
+    long_digits = _LONG_DIGITS.search(raw) if isinstance(raw, bytes) else _LONG_DIGITS_TEXT.search(raw)
+    if long_digits:
         return json.loads(raw)
     try:
         return orjson.loads(raw)

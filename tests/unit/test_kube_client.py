@@ -167,3 +167,16 @@ def test_an_unreachable_apiserver_is_a_kube_error_with_status_0() -> None:
     err = asyncio.run(go())
     assert err.status == 0 and err.reason == UNREACHABLE
     assert "PATCH /apis/jobline.dev/v1alpha1/namespaces/a/queuedjobs/b/status" in err.message
+
+
+def test_kopfs_watch_lines_are_decoded_by_orjson_and_big_integers_stay_exact() -> None:
+    from kopf._cogs.clients import api
+
+    from jobline.handlers import watchjson
+
+    assert watchjson.install(), "kopf moved its watch decoding: watchjson no longer applies"
+    assert watchjson.install()  # idempotent
+    line = '{"type": "MODIFIED", "object": {"spec": {"payload": {"n": 1000000000000000000000000000001}}}}'
+    assert api.json.loads(line)["object"]["spec"]["payload"]["n"] == 10**30 + 1
+    assert api.json.loads('{"a": [1, 2.5, "ü"]}') == {"a": [1, 2.5, "ü"]}
+    assert api.json.JSONDecodeError is json.JSONDecodeError  # the rest is the json module

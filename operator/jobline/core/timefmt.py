@@ -7,10 +7,9 @@ from datetime import UTC, datetime
 
 def fmt(t: datetime) -> str:
     """Second precision unless the time has a fraction; always UTC with ``Z``."""
-    t = t.astimezone(UTC)
-    if t.microsecond:
-        return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    t = t.astimezone(UTC).replace(tzinfo=None)
+    # isoformat, not strftime: the same text at a fifth of the cost (it was 3 % of the operator's CPU)
+    return t.isoformat(timespec="microseconds" if t.microsecond else "seconds") + "Z"
 
 
 def parse(text: object) -> datetime | None:

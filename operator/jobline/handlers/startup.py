@@ -13,6 +13,7 @@ import kopf
 from jobline import metrics, runtime
 from jobline.controller.loop import Controller
 from jobline.controller.schedules import ScheduleLoop
+from jobline.handlers import watchjson
 from jobline.kube import Kube, load_config
 
 log = logging.getLogger("jobline")
@@ -41,6 +42,7 @@ async def configure(settings: kopf.OperatorSettings, memo: object, **_: Any) -> 
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
+    watchjson.install()  # before kopf's watchers start (after the startup handlers)
     namespaces = list(rt.settings.namespaces) or None
     rt.kube = Kube(load_config(rt.settings.kubeconfig))
     rt.controller = Controller(rt.kube, namespaces)

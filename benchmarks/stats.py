@@ -42,7 +42,9 @@ _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 # Buckets for "where the time goes", matched against file paths / function names in a stack.
 BUCKETS: list[tuple[str, tuple[str, ...]]] = [
-    # First, so the API calls' own cost is not counted in the controller step that awaits them.
+    # First, so the decoding of kopf's watch lines (jobline.handlers.watchjson -> kube.loads) counts as
+    # the watch streams', and the API calls' own cost is not counted in the controller step awaiting them.
+    ("kopf: watch streams (aiohttp, JSON decode)", ("kopf/_cogs/clients/watching.py", "watchjson.py:")),
     ("operator: API calls (aiohttp, orjson)", ("kube.py:Kube.request", "kube.py:dumps", "kube.py:loads")),
     ("operator: Controller.dispatch (pick the next jobs)", ("loop.py:Controller.dispatch",)),
     ("operator: Controller._write_queue_status", ("loop.py:Controller._write_queue_status",)),
@@ -55,7 +57,6 @@ BUCKETS: list[tuple[str, tuple[str, ...]]] = [
     ("operator: Controller.on_job/on_pod (feed the store)", ("loop.py:Controller.on_",)),
     ("operator: ScheduleLoop", ("schedules.py:ScheduleLoop",)),
     ("kube client: HTTP+TLS+JSON in the thread pool", ("kube.py:Kube.request_sync",)),
-    ("kopf: watch streams (aiohttp, JSON decode)", ("kopf/_cogs/clients/watching.py",)),
     ("kopf: event processing", ("kopf/_core/reactor/",)),
     ("startup: imports", ("importlib._bootstrap",)),
     ("asyncio loop / other", ("",)),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import ssl
 from collections.abc import Mapping
 from typing import Any, Final
@@ -58,20 +57,22 @@ def dumps(obj: Any) -> bytes:
 
 
 # orjson reads an integer beyond 64 bits as a float (silently rounding a user's payload), so a body
-# with a run of 19 or more digits anywhere goes to the standard library, which keeps it exact.
-_LONG_DIGITS: Final = re.compile(rb"[0-9]{19}")
-_LONG_DIGITS_TEXT: Final = re.compile(r"[0-9]{19}")
+# with a run of 19 or more digits anywhere goes to the standard library, which keeps it exact. The
+# check maps every digit to "0" and looks for 19 of them: a few microseconds for a pod (a regular
+# expression cost as much as the standard library's whole decode).
+_DIGITS_TO_ZERO: Final = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER: Final = b"0" * 19
 
 
 def loads(raw: bytes | str) -> Any:
     """A response body or watch line (orjson; the standard library for what orjson refuses or would round)."""
-    long_digits = _LONG_DIGITS.search(raw) if isinstance(raw, bytes) else _LONG_DIGITS_TEXT.search(raw)
-    if long_digits:
-        return json.loads(raw)
+    data = raw.encode() if isinstance(raw, str) else raw
+    if _LONG_NUMBER in data.translate(_DIGITS_TO_ZERO):
+        return json.loads(data)
     try:
-        return orjson.loads(raw)
+        return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(raw)
+        return json.loads(data)
 
 
 def ssl_context(cfg: client.Configuration) -> ssl.SSLContext | bool:

@@ -137,9 +137,13 @@ async def configuration(path: str | None = None, context: str | None = None) -> 
 def _selectors(
     queue: str | None, handler: str | None, phase: str | None, label_selector: str | None
 ) -> dict[str, str]:
-    """The list filters as the sync SDK sends them: selectable fields, the phase label."""
-    fields = [f"spec.{k}={v}" for k, v in (("queue", queue), ("handler", handler)) if v is not None]
-    labels = [s for s in (label_selector, f"{names.LABEL_PHASE}={phase}" if phase else None) if s]
+    """The list filters as the sync SDK sends them: the selectable fields and a label selector."""
+    fields = [
+        f"{k}={v}"
+        for k, v in (("spec.queue", queue), ("spec.handler", handler), ("status.phase", phase))
+        if v is not None
+    ]
+    labels = [label_selector] if label_selector else []
     kwargs: dict[str, str] = {}
     if fields:
         kwargs["field_selector"] = ",".join(fields)
@@ -293,7 +297,7 @@ class Client:
         label_selector: str | None = None,
     ) -> list[QueuedJob]:
         """The namespace's QueuedJobs, filtered on the server: ``queue`` and ``handler`` through the CRD's
-        selectable fields, ``phase`` through the ``jobline.dev/phase`` label, plus any ``label_selector``."""
+        selectable fields, ``phase`` through ``status.phase`` (a selectable field too), plus any ``label_selector``."""
         ns = namespace or self.namespace
         selectors = _selectors(queue, handler, phase, label_selector)
         listed = await self._call(

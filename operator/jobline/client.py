@@ -324,12 +324,16 @@ def list_jobs(
     api: Any = None,
 ) -> list[QueuedJob]:
     """The namespace's QueuedJobs, filtered on the server: ``queue`` and ``handler`` through the CRD's
-    selectable fields, ``phase`` through the ``jobline.dev/phase`` label, plus any ``label_selector``."""
+    selectable fields, ``phase`` through ``status.phase`` (a selectable field too), plus any ``label_selector``."""
     from kubernetes.client.exceptions import ApiException
 
     ns = namespace or current_namespace()
-    fields = [f"spec.{k}={v}" for k, v in (("queue", queue), ("handler", handler)) if v is not None]
-    labels = [s for s in (label_selector, f"{names.LABEL_PHASE}={phase}" if phase else None) if s]
+    fields = [
+        f"{k}={v}"
+        for k, v in (("spec.queue", queue), ("spec.handler", handler), ("status.phase", phase))
+        if v is not None
+    ]
+    labels = [label_selector] if label_selector else []
     kwargs: dict[str, str] = {}
     if fields:
         kwargs["field_selector"] = ",".join(fields)

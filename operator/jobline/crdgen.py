@@ -132,7 +132,7 @@ KINDS: tuple[KindConfig, ...] = (
             PrinterColumn("Pod", "string", ".status.podName", priority=1),
             AGE,
         ),
-        selectable_fields=(".spec.queue", ".spec.handler", ".spec.uniqueKey"),
+        selectable_fields=(".spec.queue", ".spec.handler", ".spec.uniqueKey", ".status.phase"),
     ),
     KindConfig(
         model=JobQueue,

@@ -35,7 +35,31 @@ def test_echo_succeeds_with_result_labels_and_events(jobs: Jobs, cluster: Cluste
     assert st["attempts"] == 1 and st["progress"] == 100 and st["podName"] == "hello-1"
     assert {c["type"]: c["status"] for c in st["conditions"]}["Complete"] == "True"
     want = {"jobline.dev/phase": "Succeeded", "jobline.dev/queue": "default", "jobline.dev/handler": "echo"}
-    wait_for(lambda: jobs.get("hello")["metadata"]["labels"] == want, 10, "the labels to follow the phase")
+    wait_for(lambda: jobs.get("hello")["metadata"]["labels"] == want, 10, "the labels of a finished job")
+    selected = kubectl(
+        cluster.kubeconfig,
+        "get",
+        "qj",
+        "-n",
+        jobs.ns,
+        "-o",
+        "name",
+        "--field-selector",
+        "status.phase=Succeeded,spec.handler=echo",
+    ).stdout.split()
+    assert selected == ["queuedjob.jobline.dev/hello"], selected
+    none = kubectl(
+        cluster.kubeconfig,
+        "get",
+        "qj",
+        "-n",
+        jobs.ns,
+        "-o",
+        "name",
+        "--field-selector",
+        "status.phase=Running",
+    )
+    assert none.stdout.split() == []
     pod = jobs.pods("hello")[0]
     assert pod.metadata.owner_references[0].kind == "QueuedJob"
     assert pod.metadata.labels["jobline.dev/attempt"] == "1"

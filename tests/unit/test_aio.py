@@ -427,13 +427,13 @@ def test_other_errors_pass_through(exc: Exception) -> None:
         ({}, {}),
         ({"queue": "mail"}, {"field_selector": "spec.queue=mail"}),
         ({"handler": "send"}, {"field_selector": "spec.handler=send"}),
-        ({"phase": "Failed"}, {"label_selector": "jobline.dev/phase=Failed"}),
+        ({"phase": "Failed"}, {"field_selector": "status.phase=Failed"}),
         ({"label_selector": "a=b"}, {"label_selector": "a=b"}),
         (
             {"queue": "mail", "handler": "send", "phase": "Failed", "label_selector": "a=b,c!=d"},
             {
-                "field_selector": "spec.queue=mail,spec.handler=send",
-                "label_selector": "a=b,c!=d,jobline.dev/phase=Failed",
+                "field_selector": "spec.queue=mail,spec.handler=send,status.phase=Failed",
+                "label_selector": "a=b,c!=d",
             },
         ),
     ],
@@ -819,8 +819,8 @@ def test_module_coroutines_pass_kubeconfig_context_and_options(connections: Conn
     assert body["metadata"] == {"name": "n1", "namespace": "from-kubeconfig", "labels": {"a": "b"}}
     run(aio.list_jobs(phase="Failed", label_selector="x=y", handler="h"))
     assert connections.api.calls[-1][2] == {
-        "field_selector": "spec.handler=h",
-        "label_selector": "x=y,jobline.dev/phase=Failed",
+        "field_selector": "spec.handler=h,status.phase=Failed",
+        "label_selector": "x=y",
     }
 
 

@@ -317,6 +317,7 @@ def test_selectable_fields_of_queued_job() -> None:
         {"jsonPath": ".spec.queue"},
         {"jsonPath": ".spec.handler"},
         {"jsonPath": ".spec.uniqueKey"},
+        {"jsonPath": ".status.phase"},  # every phase on the server; the label only on finished jobs
     ]
     for field in fields:
         assert at("QueuedJob", field["jsonPath"])["type"] == "string"

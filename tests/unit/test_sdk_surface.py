@@ -99,8 +99,8 @@ def test_list_jobs_filters_on_the_server() -> None:
     assert [j.metadata["name"] for j in got] == ["j"]
     _, args, kwargs = api.calls[0]
     assert args[2] == "shop" and kwargs == {
-        "field_selector": "spec.queue=mail,spec.handler=send",
-        "label_selector": "a=b,jobline.dev/phase=Failed",
+        "field_selector": "spec.queue=mail,spec.handler=send,status.phase=Failed",
+        "label_selector": "a=b",
     }
     client.list_jobs(namespace="shop", api=api)
     assert api.calls[-1][2] == {}

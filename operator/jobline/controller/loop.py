@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import heapq
+import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jobline import metrics, names
-from jobline.core import debounce, flowcontrol, lifecycle, overrides, podrefusal, readmodel
+from jobline.core import debounce, flowcontrol, joblabels, lifecycle, overrides, podrefusal, readmodel
 from jobline.core.dependencies import find_cycle
 from jobline.core.dispatch import Unique, free_slots, originals, retention_victims
 from jobline.core.models import (
@@ -430,8 +431,12 @@ class Controller(Loop):
         out.status["reason"] = lifecycle.status_reason(out.status)
         patch = status_patch(old_status, out.status)
         if patch:
-            if "phase" in patch:
-                self.log.info(
+            # One line per phase change, at debug (20 jobs/s would be 60 lines/s at info, each costing
+            # CPU); a job that failed for good is worth a line at info.
+            level = logging.INFO if patch.get("phase") == "Failed" else logging.DEBUG
+            if "phase" in patch and self.log.isEnabledFor(level):
+                self.log.log(
+                    level,
                     "%s/%s: %s -> %s%s",
                     ns,
                     name,
@@ -454,14 +459,9 @@ class Controller(Loop):
             self._emit(obj, lifecycle.Event("Normal", "Deleted", "ttlSecondsAfterFinished expired"))
 
     async def _sync_labels(self, key: Key, obj: dict[str, Any]) -> None:
-        labels = obj["metadata"].get("labels") or {}
-        spec = obj.get("spec") or {}
-        want = {
-            names.LABEL_PHASE: (obj.get("status") or {}).get("phase"),
-            names.LABEL_QUEUE: spec.get("queue") or DEFAULT_QUEUE,
-            names.LABEL_HANDLER: spec.get("handler"),
-        }
-        diff = {k: v for k, v in want.items() if v and labels.get(k) != v}
+        diff = joblabels.label_patch(
+            obj["metadata"].get("labels") or {}, obj.get("spec") or {}, (obj.get("status") or {}).get("phase")
+        )
         if diff:
             updated = await self.kube.patch_meta(names.PLURAL_QUEUEDJOBS, key[0], key[1], {"labels": diff})
             self._own_write(with_kind(updated, names.KIND_QUEUEDJOB))

@@ -96,7 +96,8 @@ def test_operator_as_chart_serviceaccount_has_no_403(
         finally:
             op.stop()
         log = op.log.read_text()
-        assert "403" not in log and "orbidden" not in log, log[-3000:]
+        # A 403 as a status code, not as digits of a port or a timestamp (127.0.0.1:40393 failed CI once).
+        assert not re.search(r"(?<![\w.:])403(?![\w.])", log) and "orbidden" not in log, log[-3000:]
         assert re.search(r"\bsynced: \d+ jobs", log) and "schedules synced:" in log
         sa = f"system:serviceaccount:{namespace}:{release}-jobline"
         for verb in ("create", "patch", "delete"):

@@ -14,6 +14,7 @@ LABEL_PHASE: Final = f"{GROUP}/phase"
 LABEL_JOB: Final = f"{GROUP}/job"
 LABEL_ATTEMPT: Final = f"{GROUP}/attempt"
 LABEL_SCHEDULE: Final = f"{GROUP}/schedule"
+LABEL_POOL: Final = f"{GROUP}/pool"  # on a pool worker pod: the JobQueue whose pool it belongs to
 ANNOTATION_REQUEUE: Final = f"{GROUP}/requeue"
 ANNOTATION_TRIGGER: Final = f"{GROUP}/trigger"
 
@@ -32,6 +33,16 @@ PAYLOAD_FILE: Final = f"{PAYLOAD_DIR}/payload.json"
 ENV_DEPENDENCIES: Final = "JOBLINE_DEPENDENCIES"
 """JSON object: each dependsOn job's name -> its status.result (set only when the job has dependsOn)."""
 ENV_RESULT_PATH: Final = "JOBLINE_RESULT_PATH"
+
+# Environment of pool worker pods (JobQueue spec.workers.mode Pool): `jobline-worker` sees ENV_POOL and,
+# instead of one attempt, takes the attempts the operator assigns to its pod (status.worker == its name).
+ENV_POOL: Final = "JOBLINE_POOL"  # "1"
+ENV_POD_NAME: Final = "JOBLINE_POD_NAME"  # the worker pod's own name (downward API)
+ENV_SLOTS: Final = "JOBLINE_SLOTS"  # attempts the pod runs at once (spec.workers.slotsPerWorker)
+ENV_DRAIN_SECONDS: Final = "JOBLINE_DRAIN_SECONDS"  # on SIGTERM: how long running attempts may finish
+WORKER_LOST: Final = "WorkerLost"  # an attempt whose pool worker pod went away, or restarted
+EXIT_WORKER_LOST: Final = 137  # the report of an attempt the worker no longer holds (128 + SIGKILL)
+POD_NAME_EXTRA: Final = "authentication.kubernetes.io/pod-name"  # a bound token's pod, in userInfo.extra
 ENV_WORKER_IMPORTS: Final = "JOBLINE_WORKER_IMPORTS"
 
 # Kinds and plurals.
@@ -56,6 +67,7 @@ WORKER_CONTAINER: Final = "worker"
 WORKER_DEFAULT_COMMAND: Final = ("jobline-worker",)
 FIELD_MANAGER: Final = "jobline-operator"
 ANNOTATION_JOB_NAME: Final = f"{GROUP}/job-name"
+ANNOTATION_TEMPLATE_HASH: Final = f"{GROUP}/template-hash"  # on a pool worker pod: its template's digest
 
 # JobSchedule runs (the schedule loop, jobline.controller.schedules).
 ANNOTATION_SCHEDULED_TIME: Final = f"{GROUP}/scheduled-time"  # nominal instant of a scheduled run (RFC 3339)

@@ -288,7 +288,19 @@ EXPECTED_COLUMNS = {
         "Next Retry",
         "Age",
     ],
-    "JobQueue": ["Concurrency", "Paused", "Pending", "Waiting", "Running", "Succeeded", "Failed", "Age"],
+    "JobQueue": [
+        "Concurrency",
+        "Paused",
+        "Pending",
+        "Waiting",
+        "Running",
+        "Succeeded",
+        "Failed",
+        "Workers",
+        "Busy",
+        "Idle",
+        "Age",
+    ],
     "JobSchedule": ["Schedule", "Time Zone", "Suspend", "Active", "Last", "Next", "Runs", "Age"],
 }
 _COLUMN_TYPES = {"integer": "integer", "number": "number", "string": "string", "boolean": "boolean"}
@@ -318,6 +330,7 @@ def test_selectable_fields_of_queued_job() -> None:
         {"jsonPath": ".spec.handler"},
         {"jsonPath": ".spec.uniqueKey"},
         {"jsonPath": ".status.phase"},  # every phase on the server; the label only on finished jobs
+        {"jsonPath": ".status.worker"},  # a pool worker watches the attempts assigned to its pod
     ]
     for field in fields:
         assert at("QueuedJob", field["jsonPath"])["type"] == "string"

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
+import hashlib
 import heapq
+import json
 import logging
 import time
 from collections import defaultdict, deque
@@ -19,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jobline import metrics, names
-from jobline.core import debounce, flowcontrol, joblabels, lifecycle, overrides, podrefusal, readmodel
+from jobline.core import debounce, flowcontrol, joblabels, lifecycle, overrides, podrefusal, pool, readmodel
 from jobline.core.dependencies import find_cycle
 from jobline.core.dispatch import Unique, free_slots, originals, retention_victims
 from jobline.core.models import (
@@ -31,7 +34,7 @@ from jobline.core.models import (
     QueuedJobSpec,
     resolve_retry,
 )
-from jobline.core.podspec import TemplateError, build_worker_pod, merge_templates
+from jobline.core.podspec import TemplateError, build_pool_pod, build_worker_pod, merge_templates
 from jobline.core.timefmt import fmt, parse
 from jobline.core.timefmt import now as utcnow
 from jobline.kube import Kube, KubeError, collection_path, with_kind
@@ -40,10 +43,17 @@ from jobline.kube import resource_version as kube_resource_version
 from .base import Loop
 from .store import Key, Store, key_of
 
+POOL_RETRY_SECONDS = 5.0  # a refused worker pod is tried again this much later
 QUEUE_STATUS_INTERVAL = 2.0  # seconds between two status writes of one JobQueue
 QUEUE_GRACE_SECONDS = 10  # a job whose JobQueue is not (yet) known waits this long before NoImage
 STEP_INTERVAL = 0.05  # seconds, at least, between two controller steps
 SLOW_STEP_SECONDS = 1.0  # a step that takes longer is logged with where its time went
+
+
+def template_digest(pod: dict[str, Any]) -> str:
+    """A worker pod's digest: pods of an older template are replaced once idle."""
+    text = json.dumps(pod.get("spec"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -79,6 +89,13 @@ class Controller(Loop):
         self._candidates: dict[Key, tuple[str, int, flowcontrol.Candidate]] = {}
         self._refusals: dict[Key, int] = {}  # pod creates refused in a row, per job (for the backoff)
         self.stats = {"dispatched": 0, "reconciled": 0, "pod_refusals": 0}
+        # Pool mode: when each worker pod became idle (in memory: a restart only delays a scale-down),
+        # the pool's last plan per queue, and when to look at a queue again (an idle pod's scale-down).
+        self.idle_since: dict[Key, datetime] = {}
+        self.pool_desired: dict[Key, int] = {}
+        self.queue_wake: dict[Key, datetime] = {}
+        self.pool_digest: dict[Key, str] = {}  # the current worker pod template's digest, per queue
+        self.pool_problems: dict[Key, tuple[str, str]] = {}  # why a pool cannot make its pods
 
     # ------------------------------------------------------------------ feeding
     def _touch_job(self, key: Key) -> None:
@@ -148,6 +165,19 @@ class Controller(Loop):
         if jkey is not None:
             self._touch_job(jkey)
 
+    def on_pool_pod(self, event: str | None, obj: dict[str, Any]) -> None:
+        """A pool worker pod changed: its attempts look again (it may be lost), its queue may dispatch."""
+        qkey = self.store.drop_pool_pod(obj) if event == "DELETED" else self.store.put_pool_pod(obj)
+        if qkey is None:
+            return
+        ns, name = key_of(obj)
+        for job in list(self.store.by_worker.get((ns, name), ())):
+            self.dirty_jobs.add((ns, job))
+        if event == "DELETED":
+            self.idle_since.pop((ns, name), None)
+        self.dirty_queues.add(qkey)
+        self.wakeup.set()
+
     # --------------------------------------------------------------------- sync
     async def sync(self) -> bool:
         """List everything once, so no decision is taken on a partial view (e.g. a pod not yet seen).
@@ -175,6 +205,13 @@ class Controller(Loop):
                 self.store.put_pod(pod)
             for gone in self.store.stale_pods(pods, pods_rv, ns):
                 self.on_pod("DELETED", gone)
+            workers, workers_rv = await self.kube.list_with_version(
+                collection_path("pods", ns), label_selector=names.LABEL_POOL
+            )
+            for worker in workers:
+                self.store.put_pool_pod(worker)
+            for gone in self.store.stale_pool_pods(workers, workers_rv, ns):
+                self.on_pool_pod("DELETED", gone)
         self.dirty_jobs.update(self.store.jobs)
         for key in self.store.jobs:
             self.dirty_queues.add((key[0], self.store.queue_of(key)))
@@ -197,6 +234,8 @@ class Controller(Loop):
             waits.append((self.timers[0][0] - self.clock()).total_seconds())
         if self.queue_status_at:
             waits.append(min(self.queue_status_at.values()) - time.monotonic())
+        if self.queue_wake:
+            waits.append((min(self.queue_wake.values()) - self.clock()).total_seconds())
         return max(0.0, min(waits)) if waits else None
 
     def schedule(self, key: Key, at: datetime) -> None:
@@ -208,6 +247,10 @@ class Controller(Loop):
             _, key = heapq.heappop(self.timers)
             if key in self.store.jobs:
                 self._touch_job(key)
+        for queue, at in list(self.queue_wake.items()):
+            if at <= now:
+                del self.queue_wake[queue]
+                self.dirty_queues.add(queue)
         jobs, self.dirty_jobs = self.dirty_jobs, set()
         # Plan every dirty job first, in one go (pure, no awaits): most need no write (a new job waiting
         # for dispatch), and no task per job competes with the watch events for the loop. Then write.
@@ -394,7 +437,11 @@ class Controller(Loop):
         meta = obj["metadata"]
         parsed = self.store.spec(key)
         now = self.clock()
-        pods = [v for p in self.store.pods_for_reconcile(key) if (v := lifecycle.pod_view(p)) is not None]
+        pooled = self._pooled_attempt(key, obj)
+        if pooled is not None:
+            pods = pooled
+        else:
+            pods = [v for p in self.store.pods_for_reconcile(key) if (v := lifecycle.pod_view(p)) is not None]
         world = (
             self._world(key, parsed.spec, now, meta.get("uid", ""))
             if parsed.spec is not None
@@ -410,6 +457,8 @@ class Controller(Loop):
             pods=pods,
             world=world,
         )
+        if pooled is not None:
+            out.delete_pods = pool.settle(out.status, out.delete_pods)
         queue_key = (key[0], self.store.queue_of(key))
         if out.runnable:
             self.runnable[queue_key].add(key[1])
@@ -423,7 +472,23 @@ class Controller(Loop):
             return None
         return obj, out
 
-    async def apply(self, key: Key, obj: dict[str, Any], out: lifecycle.Outcome) -> None:
+    def _pooled_attempt(self, key: Key, obj: dict[str, Any]) -> list[lifecycle.PodView] | None:
+        """A job whose open attempt runs on a pool worker: that attempt as the state machine's pod list
+        (empty: the assignment was revoked); None for a job without one (its attempt pods decide)."""
+        status = obj.get("status") or {}
+        history = status.get("attemptHistory") or ()
+        record = history[-1] if history else None
+        if not record or not record.get("worker") or record.get("finishedAt"):
+            return None
+        if record.get("attempt") != status.get("attempts"):
+            return None
+        worker = self.store.pool_pod(key[0], str(record["worker"]))
+        view = pool.attempt_view(record, status, worker)
+        return [view] if view is not None else []
+
+    async def apply(
+        self, key: Key, obj: dict[str, Any], out: lifecycle.Outcome, resource_version: str | None = None
+    ) -> None:
         ns, name = key
         for pod in out.delete_pods:
             await self.kube.delete_pod(ns, pod)
@@ -444,7 +509,9 @@ class Controller(Loop):
                     patch["phase"],
                     f" ({out.status.get('waitingReason')})" if out.status.get("waitingReason") else "",
                 )
-            updated = await self.kube.patch_status(names.PLURAL_QUEUEDJOBS, ns, name, patch)
+            updated = await self.kube.patch_status(
+                names.PLURAL_QUEUEDJOBS, ns, name, patch, resource_version=resource_version
+            )
             self._own_write(with_kind(updated, names.KIND_QUEUEDJOB))
             obj = updated
             metrics.job_transition(obj, old_status, out.status)
@@ -472,10 +539,12 @@ class Controller(Loop):
     # ----------------------------------------------------------------- dispatch
     async def dispatch(self, queue: Key) -> None:
         ns, qname = queue
+        qspec = self.store.queue_spec(ns, qname)
+        if (qspec is not None and qspec.pooled) or self.store.pool_pods.get(queue):
+            await self._scale_pool(queue, qspec)
         runnable = self.runnable.get(queue)
         if not runnable:
             return
-        qspec = self.store.queue_spec(ns, qname)
         active = self.store.active_count(ns, qname)
         paused = bool(qspec and qspec.paused)
         if free_slots(qspec.concurrency if qspec else None, active, paused) == 0:
@@ -490,10 +559,99 @@ class Controller(Loop):
         if limits.tokens == 0:
             return
         chosen = flowcontrol.decide(candidates, limits).start
+        workers: list[str | None] = [None] * len(chosen)
+        if qspec is not None and qspec.workers is not None and qspec.pooled:
+            # A free slot of a ready worker per attempt; the rest wait for the pool to grow.
+            assigned = pool.assign(qspec.workers, self._worker_views(queue, qspec), len(chosen))
+            chosen, workers = chosen[: len(assigned)], list(assigned)
         for name in chosen:
             runnable.discard(name)
             self._candidates.pop((ns, name), None)
-        await asyncio.gather(*(self._start_safely((ns, name), qspec) for name in chosen))
+        await asyncio.gather(
+            *(self._start_safely((ns, name), qspec, w) for name, w in zip(chosen, workers, strict=True))
+        )
+
+    # --------------------------------------------------------------------- pool
+    def _worker_views(
+        self, queue: Key, qspec: JobQueueSpec, digest: str | None = None
+    ) -> list[pool.WorkerView]:
+        """The queue's worker pods; one made from an older template takes no new attempt (it goes once
+        idle, and a current one replaces it). Tracks since when each is idle."""
+        ns, _ = queue
+        now = self.clock()
+        digest = digest if digest is not None else self.pool_digest.get(queue)
+        views = []
+        for name, pod in self.store.pool_pods.get(queue, {}).items():
+            view = pool.worker_view(pod, self.store.busy(ns, name))
+            current = (
+                digest is None
+                or (pod["metadata"].get("annotations") or {}).get(names.ANNOTATION_TEMPLATE_HASH) == digest
+            )
+            if not current:
+                view = dataclasses.replace(view, ready=False, current=False)
+            if view.busy == 0:
+                self.idle_since.setdefault((ns, name), now)
+            else:
+                self.idle_since.pop((ns, name), None)
+            views.append(view)
+        return views
+
+    async def _scale_pool(self, queue: Key, qspec: JobQueueSpec | None) -> None:
+        """Grow the queue's pool to what its running and runnable jobs need, shrink it by idle workers;
+        without a pool (any more), idle worker pods go and busy ones finish their attempts first."""
+        ns, qname = queue
+        qobj = self.store.queues.get(queue)
+        if qspec is None or qspec.workers is None or not qspec.pooled or qobj is None:
+            for name, pod in list(self.store.pool_pods.get(queue, {}).items()):
+                if self.store.busy(ns, name) == 0 and not pod["metadata"].get("deletionTimestamp"):
+                    await self.kube.delete_pod(ns, name)
+            self.pool_desired.pop(queue, None)
+            return
+        try:
+            body = build_pool_pod(
+                queue=qname,
+                namespace=ns,
+                queue_uid=qobj["metadata"].get("uid", ""),
+                template=merge_templates(qspec.template),
+                slots=qspec.workers.slots,
+            )
+        except TemplateError as exc:
+            self._pool_problem(queue, qobj, exc.reason, str(exc))
+            return
+        digest = template_digest(body)
+        body["metadata"]["annotations"][names.ANNOTATION_TEMPLATE_HASH] = digest
+        self.pool_digest[queue] = digest
+        views = self._worker_views(queue, qspec, digest)
+        now = self.clock()
+        demand = self.store.active_count(ns, qname) + (
+            0 if qspec.paused else len(self.runnable.get(queue, ()))
+        )
+        idle = {name: at for (pns, name), at in self.idle_since.items() if pns == ns}
+        decision = pool.plan(
+            qspec.workers, views, demand=demand, concurrency=qspec.concurrency, idle_since=idle, now=now
+        )
+        self.pool_desired[queue] = decision.desired
+        for name in decision.delete:
+            await self.kube.delete_pod(ns, name)
+        for _ in range(decision.create):
+            try:
+                created, _ = await self.kube.create_pod(ns, body)
+            except KubeError as exc:
+                self._pool_problem(queue, qobj, "WorkerPodRefused", f"{exc.reason}: {exc.message}")
+                self.queue_wake[queue] = now + timedelta(seconds=POOL_RETRY_SECONDS)
+                return
+            self.store.put_pool_pod(created)
+        self.pool_problems.pop(queue, None)
+        if decision.wake_at is not None:
+            self.queue_wake[queue] = min(self.queue_wake.get(queue, decision.wake_at), decision.wake_at)
+
+    def _pool_problem(self, queue: Key, qobj: dict[str, Any], reason: str, message: str) -> None:
+        """The pool cannot make its pods: the queue's Ready condition says so, with one Event per change."""
+        if self.pool_problems.get(queue) != (reason, message):
+            self.pool_problems[queue] = (reason, message)
+            self.emit(with_kind(qobj, names.KIND_JOBQUEUE), "Warning", reason, message[:1024])
+            self.log.warning("pool of JobQueue %s/%s: %s: %s", *queue, reason, message)
+        self._queue_status_later(queue)
 
     def _flow_candidates(self, queue: Key, qspec: JobQueueSpec | None) -> list[flowcontrol.Candidate]:
         """The queue's runnable jobs as flow control sees them (parsed once per resourceVersion)."""
@@ -623,13 +781,18 @@ class Controller(Loop):
             self.dirty_queues.add((key[0], self.store.queue_of(key)))
             self.wakeup.set()
 
-    async def _start_safely(self, key: Key, qspec: JobQueueSpec | None) -> None:
+    async def _start_safely(self, key: Key, qspec: JobQueueSpec | None, worker: str | None = None) -> None:
         try:
-            await self.start(key, qspec)
+            await self.start(key, qspec, worker)
+        except KubeError as exc:
+            if exc.conflict:  # the job changed since it was chosen: look at it again
+                self.retry_later(key, 0.2)
+            else:
+                self.failed("start", key, exc, retry=2)
         except Exception as exc:
-            self.failed("start", key, exc, retry=2 if isinstance(exc, KubeError) else 5)
+            self.failed("start", key, exc, retry=5)
 
-    async def start(self, key: Key, qspec: JobQueueSpec | None) -> None:
+    async def start(self, key: Key, qspec: JobQueueSpec | None, worker: str | None = None) -> None:
         ns, name = key
         obj = self.store.jobs.get(key)
         if obj is None:
@@ -645,6 +808,9 @@ class Controller(Loop):
         defaults = qspec.defaults if qspec else None
         timeout = spec.timeout_seconds or (defaults.timeout_seconds if defaults else None)
         now = self.clock()
+        if worker is not None:
+            await self._assign(key, obj, spec, qspec, worker, attempt, timeout)
+            return
         payload_from = (
             spec.payload_from.model_dump(by_alias=True, exclude_none=True) if spec.payload_from else None
         )
@@ -697,6 +863,57 @@ class Controller(Loop):
         if timeout:
             self.schedule(key, now + timedelta(seconds=timeout + lifecycle.TIMEOUT_GRACE_SECONDS))
         await self.apply(key, obj, out)
+
+    async def _assign(
+        self,
+        key: Key,
+        obj: dict[str, Any],
+        spec: QueuedJobSpec,
+        qspec: JobQueueSpec | None,
+        worker: str,
+        attempt: int,
+        timeout: int | None,
+    ) -> None:
+        """Start ``attempt`` on a pool worker: one status write, only over the version the decision saw
+        (a job that changed meanwhile is not assigned, so never to two workers); the worker's watch of
+        ``status.worker`` picks it up."""
+        meta, status, now = obj["metadata"], obj.get("status") or {}, self.clock()
+        problem = None
+        if spec.template is not None:
+            problem = (
+                "TemplateInPool",
+                f"spec.template cannot apply in queue {spec.queue}: its attempts run on the pool's worker "
+                "pods (spec.workers.mode Pool), which are made from the queue's template",
+            )
+        elif spec.payload_from is not None:
+            job_overrides = qspec.job_overrides if qspec else None
+            refused = overrides.refusals(
+                None, spec.payload_from.model_dump(by_alias=True, exclude_none=True), job_overrides
+            )
+            if refused:
+                problem = (
+                    overrides.REASON,
+                    overrides.message(refused, spec.queue, job_overrides, qspec is not None),
+                )
+        if problem is not None:
+            out = lifecycle.Outcome(status=copy.deepcopy(status))
+            lifecycle.finish_failed(out, now, meta.get("generation"), *problem, dead_letter=True)
+            await self.apply(key, obj, out)
+            return
+        new_status, event = lifecycle.start_attempt(
+            status, attempt=attempt, pod=worker, now=now, generation=meta.get("generation")
+        )
+        record = new_status["attemptHistory"][-1]
+        record["worker"] = worker
+        if timeout:
+            record["timeoutSeconds"] = int(timeout)
+        new_status.update(worker=worker, report=None)
+        self.stats["dispatched"] += 1
+        out = lifecycle.Outcome(status=new_status, events=[event])
+        await self.apply(key, obj, out, resource_version=meta.get("resourceVersion"))
+        metrics.attempt_started(obj, attempt, now)
+        if timeout:
+            self.schedule(key, now + timedelta(seconds=timeout + lifecycle.TIMEOUT_GRACE_SECONDS))
 
     def _dependency_results(self, ns: str, spec: QueuedJobSpec) -> dict[str, Any] | None:
         """The dependsOn jobs' results (they all succeeded, or the job would not start), or None."""
@@ -789,7 +1006,22 @@ class Controller(Loop):
                 now,
                 obj["metadata"].get("generation"),
             )
+        problem = self.pool_problems.get(queue)
+        if qspec is not None and problem is not None:
+            lifecycle.set_condition(
+                st_for_cond, "Ready", False, problem[0], problem[1], now, obj["metadata"].get("generation")
+            )
         new["conditions"] = st_for_cond["conditions"]
+        new["workers"] = None
+        if qspec is not None and qspec.workers is not None and qspec.pooled:
+            ready = [v for v in self._worker_views(queue, qspec) if v.ready]
+            new["workers"] = {
+                "desired": self.pool_desired.get(queue, 0),
+                "ready": len(ready),
+                "busy": sum(1 for v in ready if v.busy),
+                "idle": sum(1 for v in ready if not v.busy),
+                "slots": len(ready) * qspec.workers.slots,
+            }
         patch = status_patch({k: old.get(k) for k in new}, new)
         if patch:
             updated = await self.kube.patch_status(names.PLURAL_JOBQUEUES, ns, qname, patch)

@@ -63,6 +63,10 @@ class Store:
         self.active: dict[Key, set[str]] = defaultdict(set)
         self._active_in: dict[Key, Key] = {}  # job key -> the (ns, queue) whose active set holds it
         self.by_owner: dict[str, set[Key]] = defaultdict(set)  # JobSchedule uid -> the jobs it created
+        # Pool mode: (ns, queue) -> worker pod name -> pod; (ns, worker pod) -> jobs assigned to it.
+        self.pool_pods: dict[Key, dict[str, dict[str, Any]]] = defaultdict(dict)
+        self.by_worker: dict[Key, set[str]] = defaultdict(set)
+        self._worker_of: dict[Key, Key] = {}  # job key -> (ns, worker pod) it is assigned to
         self._job_index: dict[Key, tuple[str, tuple[str, ...], str | None, str | None]] = {}
         self._listeners: list[JobListener] = []
         self.synced = False  # the controller listed everything (again after a standby)
@@ -152,7 +156,20 @@ class Store:
             if (namespace is None or key[0] == namespace) and key not in seen and _rv(obj) <= list_rv
         ]
 
+    def _refresh_worker(self, key: Key) -> None:
+        held = self._worker_of.pop(key, None)
+        if held is not None:
+            self.by_worker[held].discard(key[1])
+            if not self.by_worker[held]:
+                del self.by_worker[held]
+        obj = self.jobs.get(key)
+        worker = ((obj or {}).get("status") or {}).get("worker")
+        if worker:
+            self._worker_of[key] = (key[0], str(worker))
+            self.by_worker[(key[0], str(worker))].add(key[1])
+
     def _refresh_active(self, key: Key) -> None:
+        self._refresh_worker(key)
         held = self._active_in.pop(key, None)
         if held is not None:
             self.active[held].discard(key[1])
@@ -297,6 +314,55 @@ class Store:
             self.ended.setdefault(jkey, {})[name] = slim(obj)
         self._refresh_active(jkey)
         return jkey
+
+    # ------------------------------------------------------------- pool pods
+    @staticmethod
+    def queue_of_worker(obj: dict[str, Any]) -> Key | None:
+        meta = obj.get("metadata", {})
+        queue = (meta.get("labels") or {}).get(names.LABEL_POOL)
+        return (meta.get("namespace", ""), queue) if queue else None
+
+    def put_pool_pod(self, obj: dict[str, Any]) -> Key | None:
+        """Store a pool worker pod; returns its queue's key (None when it is not one)."""
+        qkey = self.queue_of_worker(obj)
+        if qkey is None:
+            return None
+        name = obj.get("metadata", {}).get("name", "")
+        old = self.pool_pods[qkey].get(name)
+        if old is not None and _rv(old) > _rv(obj) and _rv(obj):
+            return qkey
+        self.pool_pods[qkey][name] = slim(obj)
+        return qkey
+
+    def drop_pool_pod(self, obj: dict[str, Any]) -> Key | None:
+        qkey = self.queue_of_worker(obj)
+        if qkey is not None:
+            self.pool_pods.get(qkey, {}).pop(obj.get("metadata", {}).get("name", ""), None)
+        return qkey
+
+    def pool_pod(self, ns: str, name: str) -> dict[str, Any] | None:
+        """A worker pod by name (any queue of the namespace: an attempt names its pod, not its queue)."""
+        for (pns, _queue), pods in self.pool_pods.items():
+            if pns == ns and name in pods:
+                return pods[name]
+        return None
+
+    def stale_pool_pods(
+        self, listed: list[dict[str, Any]], list_rv: int, namespace: str | None
+    ) -> list[dict[str, Any]]:
+        """Worker pods held here that a list taken at ``list_rv`` did not return: deleted while unwatched."""
+        seen = {key_of(o) for o in listed}
+        return [
+            pod
+            for qkey, pods in self.pool_pods.items()
+            if namespace is None or qkey[0] == namespace
+            for pod in pods.values()
+            if key_of(pod) not in seen and _rv(pod) <= list_rv
+        ]
+
+    def busy(self, ns: str, worker: str) -> int:
+        """Attempts assigned to a worker pod and not ended."""
+        return len(self.by_worker.get((ns, worker), ()))
 
     def pods_for_reconcile(self, key: Key) -> list[dict[str, Any]]:
         """The job's attempt pods, with those that ended and were deleted since (see ``ended``)."""

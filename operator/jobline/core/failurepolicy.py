@@ -16,6 +16,7 @@ from jobline import names
 from .models.queuedjob import RetryAction, RetryRule
 
 DISRUPTION_CONDITION = "DisruptionTarget"
+POOL_DISRUPTIONS = frozenset({names.WORKER_LOST, "WorkerStopped"})
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,9 @@ def judge(
             )
             return Verdict(rule.action, reason, why, index)
     if disruption:
-        return Verdict("Ignore", "Disrupted", f"a pod disruption ({disruption})")
+        # A pool's lost or stopped worker keeps its own name (WorkerLost, WorkerStopped) in the history.
+        reason = disruption if disruption in POOL_DISRUPTIONS else "Disrupted"
+        return Verdict("Ignore", reason, f"a pod disruption ({disruption})")
     if exit_code is not None and exit_code in non_retryable_exit_codes:
         return Verdict(
             "FailJob", "NonRetryableExitCode", f"exit code {exit_code} is in nonRetryableExitCodes"

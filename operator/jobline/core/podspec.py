@@ -113,43 +113,16 @@ def contract_env(
     return env
 
 
-def build_worker_pod(
-    *,
-    job: str,
-    namespace: str,
-    job_uid: str,
-    queue: str,
-    handler: str,
-    payload: Any,
-    attempt: int,
-    template: Mapping[str, Any],
-    timeout_seconds: int | None = None,
-    dependencies: Mapping[str, Any] | None = None,
-    payload_from: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The Pod manifest for ``attempt`` of ``job`` (owned by the job, so it is garbage-collected with it).
-    ``payload_from``: the job's ``spec.payloadFrom`` (camelCase); its Secret key is mounted read-only at
-    names.PAYLOAD_FILE (a file, so the payload is in no environment a ``get pods`` shows)."""
+def _pod_spec(
+    template: Mapping[str, Any], env: list[dict[str, Any]], *, restart_policy: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The PodSpec of a worker (restricted security defaults, the template's fields) and its container."""
     image = template.get("image")
     if not image:
         raise TemplateError(
             "NoImage",
             "no worker image: set spec.template.image on the job or on its JobQueue's spec.template",
         )
-    env = _merge_list_map(
-        list(template.get("env", [])),
-        contract_env(
-            job=job,
-            namespace=namespace,
-            queue=queue,
-            handler=handler,
-            attempt=attempt,
-            payload=payload,
-            dependencies=dependencies,
-            payload_from_secret=payload_from is not None,
-        ),
-        "name",
-    )
     container: dict[str, Any] = {
         "name": names.WORKER_CONTAINER,
         "image": image,
@@ -169,13 +142,11 @@ def build_worker_pod(
         if template.get(src):
             container[dst] = copy.deepcopy(template[src])
     spec: dict[str, Any] = {
-        "restartPolicy": "Never",
+        "restartPolicy": restart_policy,
         "containers": [container],
         "securityContext": dict(RESTRICTED_POD_SECURITY),
         "enableServiceLinks": False,
     }
-    if timeout_seconds:
-        spec["activeDeadlineSeconds"] = int(timeout_seconds)
     for field in (
         "serviceAccountName",
         "nodeSelector",
@@ -187,6 +158,97 @@ def build_worker_pod(
     ):
         if template.get(field):
             spec[field] = copy.deepcopy(template[field])
+    return spec, container
+
+
+DEFAULT_GRACE_SECONDS = 30  # a pod's terminationGracePeriodSeconds when none is set
+DRAIN_MARGIN_SECONDS = 5  # of the grace period, kept for reporting what the drain could not finish
+
+
+def build_pool_pod(
+    *, queue: str, namespace: str, queue_uid: str, template: Mapping[str, Any], slots: int
+) -> dict[str, Any]:
+    """A pool worker pod of ``queue`` (owned by the JobQueue). Its container is the queue's worker, told by
+    the pool contract's environment to take the attempts assigned to its pod instead of running one; it
+    restarts in place (``Always``), and a restarted worker reports the attempts it lost."""
+    env = _merge_list_map(
+        list(template.get("env", [])),
+        [
+            {"name": names.ENV_POOL, "value": "1"},
+            {"name": names.ENV_NAMESPACE, "value": namespace},
+            {"name": names.ENV_QUEUE, "value": queue},
+            {"name": names.ENV_POD_NAME, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": names.ENV_SLOTS, "value": str(slots)},
+        ],
+        "name",
+    )
+    spec, _container = _pod_spec(template, env, restart_policy="Always")
+    if template.get("podSpecPatch"):
+        spec = deep_merge(spec, template["podSpecPatch"])
+    grace = spec.get("terminationGracePeriodSeconds")
+    grace = int(grace) if isinstance(grace, int) else DEFAULT_GRACE_SECONDS
+    drain = {"name": names.ENV_DRAIN_SECONDS, "value": str(max(1, grace - DRAIN_MARGIN_SECONDS))}
+    for c in spec.get("containers") or ():
+        if c.get("name") == names.WORKER_CONTAINER:
+            c["env"] = _merge_list_map(list(c.get("env") or []), [drain], "name")
+    labels = {**template.get("labels", {}), names.LABEL_POOL: queue, names.LABEL_QUEUE: queue}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "generateName": f"{queue}-worker-",
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": dict(template.get("annotations", {})),
+            "ownerReferences": [
+                {
+                    "apiVersion": names.API_VERSION,
+                    "kind": names.KIND_JOBQUEUE,
+                    "name": queue,
+                    "uid": queue_uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": spec,
+    }
+
+
+def build_worker_pod(
+    *,
+    job: str,
+    namespace: str,
+    job_uid: str,
+    queue: str,
+    handler: str,
+    payload: Any,
+    attempt: int,
+    template: Mapping[str, Any],
+    timeout_seconds: int | None = None,
+    dependencies: Mapping[str, Any] | None = None,
+    payload_from: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The Pod manifest for ``attempt`` of ``job`` (owned by the job, so it is garbage-collected with it).
+    ``payload_from``: the job's ``spec.payloadFrom`` (camelCase); its Secret key is mounted read-only at
+    names.PAYLOAD_FILE (a file, so the payload is in no environment a ``get pods`` shows)."""
+    env = _merge_list_map(
+        list(template.get("env", [])),
+        contract_env(
+            job=job,
+            namespace=namespace,
+            queue=queue,
+            handler=handler,
+            attempt=attempt,
+            payload=payload,
+            dependencies=dependencies,
+            payload_from_secret=payload_from is not None,
+        ),
+        "name",
+    )
+    spec, container = _pod_spec(template, env, restart_policy="Never")
+    if timeout_seconds:
+        spec["activeDeadlineSeconds"] = int(timeout_seconds)
     if payload_from is not None:
         ref = payload_from["secretKeyRef"]
         secret: dict[str, Any] = {

@@ -13,6 +13,8 @@ from .jobqueue import (
     QueueDefaults,
     QueueRetention,
     RateLimit,
+    WorkerCounts,
+    WorkerPool,
 )
 from .jobschedule import (
     DEFAULT_TIME_ZONE,
@@ -40,6 +42,7 @@ from .queuedjob import (
     PHASES,
     WAITING_REASONS,
     AttemptRecord,
+    AttemptReport,
     Backoff,
     QueuedJob,
     QueuedJobPhase,
@@ -86,6 +89,7 @@ __all__ = [
     "SCHEDULE_PATTERN",
     "WAITING_REASONS",
     "AttemptRecord",
+    "AttemptReport",
     "Backoff",
     "CelRule",
     "ConcurrencyPolicy",
@@ -124,6 +128,8 @@ __all__ = [
     "Toleration",
     "Volume",
     "VolumeMount",
+    "WorkerCounts",
+    "WorkerPool",
     "WorkerTemplate",
     "every_seconds",
     "payload_size",

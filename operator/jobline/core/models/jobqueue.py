@@ -137,6 +137,98 @@ DEFAULT_JOB_OVERRIDES: tuple[JobOverride, ...] = ("env", "args", "resources")
 ConfigMap references), arguments and resources, nothing that changes what the pod may do."""
 
 
+WorkersMode = Literal["PodPerAttempt", "Pool"]
+DEFAULT_SLOTS_PER_WORKER = 1
+DEFAULT_SCALE_DOWN_AFTER_SECONDS = 60
+MAX_POOL_REPLICAS = 1000
+
+
+class WorkerPool(SpecModel):
+    """How the queue's attempts run: a pod per attempt, or a pool of long-lived worker pods that take
+    attempts one after another (no pod start per job)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=x_validations(
+            CelRule(
+                "!has(self.minReplicas) || !has(self.maxReplicas) || self.maxReplicas >= self.minReplicas",
+                "maxReplicas must be at least minReplicas",
+                field_path=".maxReplicas",
+            ),
+            CelRule(
+                "self.mode == 'Pool' || (!has(self.minReplicas) && !has(self.maxReplicas) && "
+                "!has(self.slotsPerWorker) && !has(self.scaleDownAfterSeconds))",
+                "minReplicas, maxReplicas, slotsPerWorker and scaleDownAfterSeconds need mode Pool",
+            ),
+        )
+    )
+
+    mode: WorkersMode = Field(
+        default="PodPerAttempt",
+        description=(
+            "PodPerAttempt: every attempt is a new pod (isolation, per-job templates). Pool: worker pods "
+            "made from spec.template take attempts one after another; the pod is each attempt's lease."
+        ),
+    )
+    min_replicas: int | None = Field(
+        default=None, ge=0, le=MAX_POOL_REPLICAS, description="Pool: fewest worker pods (may be 0). Unset: 0."
+    )
+    max_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_POOL_REPLICAS,
+        description="Pool: most worker pods. Unset: 1 (or minReplicas, if larger).",
+    )
+    slots_per_worker: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description=f"Pool: attempts one worker pod runs at once. Unset: {DEFAULT_SLOTS_PER_WORKER}.",
+    )
+    scale_down_after_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=86400,
+        description=(
+            "Pool: a worker pod idle this long goes (down to minReplicas). "
+            f"Unset: {DEFAULT_SCALE_DOWN_AFTER_SECONDS}."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> WorkerPool:
+        if (
+            self.min_replicas is not None
+            and self.max_replicas is not None
+            and self.max_replicas < self.min_replicas
+        ):
+            raise ValueError("maxReplicas must be at least minReplicas")
+        return self
+
+    @property
+    def pooled(self) -> bool:
+        return self.mode == "Pool"
+
+    @property
+    def slots(self) -> int:
+        return self.slots_per_worker or DEFAULT_SLOTS_PER_WORKER
+
+    @property
+    def floor(self) -> int:
+        return self.min_replicas or 0
+
+    @property
+    def ceiling(self) -> int:
+        return max(self.max_replicas or 1, self.floor)
+
+    @property
+    def idle_seconds(self) -> int:
+        return (
+            self.scale_down_after_seconds
+            if self.scale_down_after_seconds is not None
+            else DEFAULT_SCALE_DOWN_AFTER_SECONDS
+        )
+
+
 class JobQueueSpec(SpecModel):
     """Concurrency, pause switch, job defaults, worker template and retention of the queue."""
 
@@ -185,6 +277,24 @@ class JobQueueSpec(SpecModel):
         default=None, description="Worker pod template; a job's template is merged over it field by field."
     )
     retention: QueueRetention | None = Field(default=None, description="How many finished jobs to keep.")
+    workers: WorkerPool | None = Field(
+        default=None,
+        description="PodPerAttempt (unset) or a Pool of long-lived worker pods from spec.template.",
+    )
+
+    @property
+    def pooled(self) -> bool:
+        return self.workers is not None and self.workers.pooled
+
+
+class WorkerCounts(StatusModel):
+    """The pool's worker pods (spec.workers.mode Pool)."""
+
+    desired: int = Field(default=0, ge=0, description="Worker pods the pool wants now.")
+    ready: int = Field(default=0, ge=0, description="Worker pods running and taking attempts.")
+    busy: int = Field(default=0, ge=0, description="Ready worker pods running at least one attempt.")
+    idle: int = Field(default=0, ge=0, description="Ready worker pods running no attempt.")
+    slots: int = Field(default=0, ge=0, description="Attempts the ready pods can run at once.")
 
 
 class JobQueueStatus(StatusModel):
@@ -207,6 +317,7 @@ class JobQueueStatus(StatusModel):
     completions_last_minute: int = Field(
         default=0, ge=0, description="Jobs that succeeded or failed in the last minute."
     )
+    workers: WorkerCounts | None = Field(default=None, description="Pool mode: the worker pods.")
     conditions: list[Condition] = conditions_field()
     observed_generation: int | None = observed_generation_field()
 

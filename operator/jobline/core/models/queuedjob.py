@@ -427,6 +427,40 @@ class AttemptRecord(StatusModel):
         default=None,
         description="Why the pod was disrupted (its DisruptionTarget reason, e.g. EvictionByEvictionAPI).",
     )
+    worker: str | None = Field(
+        default=None, description="Pool mode: the worker pod that was assigned the attempt."
+    )
+    timeout_seconds: int | None = Field(
+        default=None, ge=1, description="Pool mode: the worker stops the attempt after this many seconds."
+    )
+
+
+class AttemptReport(StatusModel):
+    """Pool mode: how an attempt ended, written by the worker pod it was assigned to (the chart's
+    admission policy refuses a report from any other pod)."""
+
+    attempt: int = Field(ge=1, description="The attempt reported on.")
+    worker: str = Field(min_length=1, max_length=253, description="The reporting worker pod.")
+    exit_code: int = Field(
+        ge=0,
+        le=255,
+        description=(
+            "As a pod's worker container would exit: 0 success, 1 retryable, 64-66 permanent, "
+            "143 stopped (SIGTERM or timeout), 137 the worker no longer holds the attempt."
+        ),
+    )
+    reason: str = Field(
+        min_length=1,
+        max_length=63,
+        description="Completed, Error, Timeout, Terminated (the worker stopped) or WorkerLost.",
+    )
+    message: str | None = Field(
+        default=None,
+        max_length=8192,
+        description="The result as compact JSON (exit 0), else a short error text.",
+    )
+    started_at: Timestamp | None = Field(default=None, description="When the handler started.")
+    finished_at: Timestamp | None = Field(default=None, description="When the handler ended.")
 
 
 class QueuedJobStatus(StatusModel):
@@ -474,6 +508,16 @@ class QueuedJobStatus(StatusModel):
     started_at: Timestamp | None = Field(default=None, description="When the first attempt started.")
     completed_at: Timestamp | None = Field(default=None, description="When the job succeeded or failed.")
     pod_name: str | None = Field(default=None, description="Pod of the current or last attempt.")
+    worker: str | None = Field(
+        default=None,
+        description=(
+            "Pool mode: the worker pod the running attempt is assigned to (a selectable field: a worker "
+            "watches status.worker=<its pod>); unset when no attempt runs."
+        ),
+    )
+    report: AttemptReport | None = Field(
+        default=None, description="Pool mode: the worker's report on the assigned attempt."
+    )
     progress: int | None = Field(
         default=None, ge=0, le=100, description="Progress reported by the handler, in percent."
     )

@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 DEV    := .dev
 
-.PHONY: bench help venv binaries browser lint test test-unit test-real test-e2e cluster cluster-down cluster-status crds clean dev
+.PHONY: bench bench-pool help venv binaries browser lint test test-unit test-real test-e2e cluster cluster-down cluster-status crds clean dev
 
 help:
 	@echo "make test          - venv + binaries (built once, cached in ~/.cache/jobline) + lint + the whole suite"
@@ -15,6 +15,8 @@ help:
 	@echo "make cluster-down  - stop it"
 	@echo "make soak          - the fault-injection suite (tests/faults) with a bigger load and longer faults (docs/reliability.md)"
 	@echo "make crds          - regenerate crds/ from the pydantic models"
+	@echo "make bench         - the benchmarks side by side with Job and CronJob (kwok nodes, --quick)"
+	@echo "make bench-pool    - pool mode vs pod-per-attempt vs Job on the real node (--quick)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -141,3 +143,7 @@ manifests: binaries
 bench: venv binaries
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) -m benchmarks run --quick
+
+# Pool mode against pod-per-attempt and the Job controller, on the real node (code really runs there).
+bench-pool: venv binaries images node-deps
+	$(PY) -m benchmarks.pool --quick

@@ -127,7 +127,7 @@ def proc_memory_mb(pid: int) -> dict[str, float]:
 class ClusterEnv:
     """The test cluster's launcher with kwok nodes and no local node, in a temp workdir."""
 
-    def __init__(self, kwok_nodes: int = 4, workdir: Path | None = None) -> None:
+    def __init__(self, kwok_nodes: int = 4, workdir: Path | None = None, real_node: bool = False) -> None:
         import tempfile
 
         from tests.cluster.build import ensure_binaries
@@ -136,9 +136,10 @@ class ClusterEnv:
         self.bin_dir = ensure_binaries(verbose=False)
         self.own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="jobline-bench-"))
-        # Pods of both sides land on kwok nodes: no local node, no real node (its kubelet would share the 2 cores).
+        # Pods of both sides land on kwok nodes: no local node, no real node (its kubelet would share the 2
+        # cores), except for benchmarks.pool, whose workers must run code.
         self.cluster = Cluster(
-            self.workdir, self.bin_dir, local_node=False, kwok_nodes=kwok_nodes, real_node=False
+            self.workdir, self.bin_dir, local_node=False, kwok_nodes=kwok_nodes, real_node=real_node
         )
         self.kwok_nodes = kwok_nodes
         self.raised = False  # kube-controller-manager runs with RAISED_LIMITS

@@ -12,6 +12,10 @@ whether to retry::
     def send_email(payload, ctx):
         ctx.progress(50)
         return {"messageId": "..."}
+
+In a queue's Pool mode (``JOBLINE_POOL=1``) the same command serves a long-lived worker pod instead:
+it runs each attempt the operator assigns to the pod in a forked child through `run`, so handlers
+see the same contract, and reports the outcome in the job's status (:mod:`jobline.poolworker`).
 """
 
 from __future__ import annotations
@@ -571,6 +575,10 @@ def main(
         for name in reg.names():
             print(name)
         return EXIT_OK
+    if env.get(names.ENV_POOL) == "1":
+        from jobline import poolworker
+
+        return poolworker.serve(reg, env, progress_transport=progress_transport)
     return run(reg, env, progress_transport=progress_transport)
 
 

@@ -22,6 +22,12 @@ def echo(payload: Any, ctx: Any) -> Any:
     return payload
 
 
+@handler("stamp")
+def stamp(payload: Any, ctx: Any) -> Any:
+    """Return when the handler started (the host's clock): the pool benchmark's created -> started."""
+    return {"t": time.time()}
+
+
 @handler("dependencies")
 def dependencies(payload: Any, ctx: Any) -> Any:
     """Return what the job's dependsOn jobs returned (ctx.dependencies)."""

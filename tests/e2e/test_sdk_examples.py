@@ -22,14 +22,20 @@ from tests.kube import wait_for
 
 
 def _grant_progress(cluster: ClusterHandle, namespace: str) -> None:
-    """Workers report progress by patching their job's status: bind that right to the default ServiceAccount."""
+    """Workers report progress by patching their job's status, and pool workers watch the jobs assigned to
+    them: bind those rights to the default ServiceAccount (the chart's worker ClusterRole)."""
     rbac = client.RbacAuthorizationV1Api(cluster.api)
     rbac.create_namespaced_role(
         namespace,
         {
             "metadata": {"name": "jobline-worker"},
             "rules": [
-                {"apiGroups": ["jobline.dev"], "resources": ["queuedjobs/status"], "verbs": ["get", "patch"]}
+                {"apiGroups": ["jobline.dev"], "resources": ["queuedjobs/status"], "verbs": ["get", "patch"]},
+                {
+                    "apiGroups": ["jobline.dev"],
+                    "resources": ["queuedjobs"],
+                    "verbs": ["get", "list", "watch"],
+                },
             ],
         },
     )
@@ -111,7 +117,9 @@ def webhook_receiver() -> Iterator[tuple[int, list[dict[str, Any]]]]:
     server.shutdown()
 
 
+@pytest.mark.parametrize("mode", ["PodPerAttempt", "Pool"])
 def test_example_handlers_in_worker_pods(
+    mode: str,
     cluster: ClusterHandle,
     namespace: str,
     running_operator: OperatorProcess,
@@ -148,7 +156,9 @@ def test_example_handlers_in_worker_pods(
             },
         ],
     )
-    jobs.queue("examples", concurrency=2, template=template)
+    # The same handlers, unchanged, in a pod per attempt and on a pool's long-lived workers.
+    pool = {"workers": {"mode": "Pool", "maxReplicas": 1, "slotsPerWorker": 2}} if mode == "Pool" else {}
+    jobs.queue("examples", concurrency=2, template=template, **pool)
     old = tmp_path / "old.tmp"
     old.write_text("x")
     import os
@@ -177,3 +187,7 @@ def test_example_handlers_in_worker_pods(
     assert deliveries and deliveries[0]["ok"] and deliveries[0]["event"] == "order.paid"
     assert not old.exists() and (tmp_path / "new.tmp").exists()
     assert jobs.status("report")["progress"] == 100
+    if mode == "Pool":
+        for name in ("mail", "hook", "report", "clean"):
+            assert jobs.status(name)["attemptHistory"][-1]["worker"].startswith("examples-worker-")
+            assert not jobs.pods(name)

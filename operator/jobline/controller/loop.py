@@ -459,6 +459,7 @@ class Controller(Loop):
         )
         if pooled is not None:
             out.delete_pods = pool.settle(out.status, out.delete_pods)
+            out.events = [e for e in out.events if not pool.quiet(e)]
         queue_key = (key[0], self.store.queue_of(key))
         if out.runnable:
             self.runnable[queue_key].add(key[1])
@@ -909,7 +910,7 @@ class Controller(Loop):
             record["timeoutSeconds"] = int(timeout)
         new_status.update(worker=worker, report=None)
         self.stats["dispatched"] += 1
-        out = lifecycle.Outcome(status=new_status, events=[event])
+        out = lifecycle.Outcome(status=new_status, events=[] if pool.quiet(event) else [event])
         await self.apply(key, obj, out, resource_version=meta.get("resourceVersion"))
         metrics.attempt_started(obj, attempt, now)
         if timeout:

@@ -18,7 +18,7 @@ from typing import Any
 from jobline import names
 
 from .failurepolicy import POOL_DISRUPTIONS
-from .lifecycle import PodView
+from .lifecycle import Event, PodView
 from .models import WorkerPool
 from .timefmt import parse
 
@@ -200,6 +200,16 @@ def attempt_view(
     )
 
 
+QUIET_EVENTS = frozenset({"Started", "Succeeded"})
+"""Normal Events a pooled attempt does not post: a pool exists to make a job cost a few writes, and these two
+would be a third of them; its start and end are in ``status.attemptHistory`` and the metrics. Everything
+else (failures, retries, WorkerLost, dead letters, cancellation) is posted as in PodPerAttempt mode."""
+
+
+def quiet(event: Event) -> bool:
+    return event.type == "Normal" and event.reason in QUIET_EVENTS
+
+
 def settle(status: dict[str, Any], delete_pods: list[str]) -> list[str]:
     """After the state machine decided on a pooled attempt: a worker pod is never deleted for one attempt.
     "Delete the attempt's pod" (cancel, suspend, a timeout) revokes the assignment instead
@@ -219,6 +229,7 @@ def settle(status: dict[str, Any], delete_pods: list[str]) -> list[str]:
 
 
 __all__ = [
+    "QUIET_EVENTS",
     "WORKER_STOPPED",
     "PoolPlan",
     "WorkerView",
@@ -227,6 +238,7 @@ __all__ = [
     "desired_workers",
     "free_slots",
     "plan",
+    "quiet",
     "settle",
     "worker_view",
 ]

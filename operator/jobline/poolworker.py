@@ -28,6 +28,7 @@ import multiprocessing.connection
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -537,10 +538,37 @@ class _Reporter:
 def _child_main(
     registry: worker.Registry, env: dict[str, str], progress: worker.ProgressTransport | None
 ) -> None:
-    """The forked child: one attempt through :func:`jobline.worker.run`; its return value is the exit code."""
+    """The forked child: one attempt through :func:`jobline.worker.run`; its return value is the exit code.
+
+    In a process group of its own, so a SIGTERM meant for the worker (a runtime or init that signals the
+    whole group) does not stop the attempts the drain lets finish: the parent stops them when it must. And
+    killed with its parent (Linux's parent-death signal), so no attempt outlives a worker that died: its
+    retry must never run beside it."""
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    _die_with_parent()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's drain handler is not the child's
     _unblock_sigterm(True)
     raise SystemExit(worker.run(registry, env, progress_transport=progress))
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """SIGKILL this process when its parent dies (prctl PR_SET_PDEATHSIG; a no-op off Linux)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid != os.getppid():  # it died before prctl took effect
+        os._exit(names.EXIT_WORKER_LOST)
 
 
 def _block_sigterm() -> bool:

@@ -195,6 +195,7 @@ def test_sigterm_drains_the_worker(jobs: Jobs, shared: Path) -> None:
     jobs.create("short", "record", {"file": str(log), "seconds": 3}, queue="pool")
     jobs.create("long", "record", {"file": str(log), "seconds": 60}, queue="pool", retry={"limit": 0})
     worker = busy_worker(jobs, ["short", "long"])
+    wait_for(lambda: log.exists() and set(starts(log)) == {"short", "long"}, 90, "both handlers to start")
     kubectl(jobs.cluster.kubeconfig, "delete", "pod", worker, "-n", jobs.ns, "--wait=false")
     # The running short attempt finishes within the drain; the long one is given back before the grace
     # period ends and retried on a new worker without using a retry.

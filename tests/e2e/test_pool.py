@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,30 @@ from tests.e2e.test_chart import CHART, helm
 from tests.kube import kubectl, kubectl_json, wait_for
 
 POOL_LABEL = "jobline.dev/pool"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def status_policy(cluster: ClusterHandle) -> Iterator[None]:
+    """The chart's status policy, for every test here: each pool worker's report goes through it with the
+    worker pod's own bound token (the policy checks the pod it names), not only the impersonated ones."""
+    manifest = subprocess.run(
+        [
+            helm(),
+            "template",
+            "pool",
+            str(CHART),
+            "-n",
+            "default",
+            "--show-only",
+            "templates/status-policy.yaml",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    kubectl(cluster.kubeconfig, "apply", "-f", "-", input=manifest)
+    yield
+    kubectl(cluster.kubeconfig, "delete", "-f", "-", "--wait=false", input=manifest)
 
 
 @pytest.fixture
@@ -218,21 +243,6 @@ def jobs_template() -> dict[str, Any]:
 def test_only_the_assigned_worker_may_report(cluster: ClusterHandle, jobs: Jobs, namespace: str) -> None:
     """The chart's status policy: a report is accepted from the pod the attempt is assigned to (its bound
     token's pod name), refused from any other pod of the same ServiceAccount."""
-    manifest = subprocess.run(
-        [
-            helm(),
-            "template",
-            "sp",
-            str(CHART),
-            "-n",
-            namespace,
-            "--show-only",
-            "templates/status-policy.yaml",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
     jobs.queue("held", paused=True)
     jobs.create("assigned", "echo", {}, queue="held")
     jobs.wait_phase("assigned", "Pending", timeout=30)
@@ -277,17 +287,13 @@ def test_only_the_assigned_worker_may_report(cluster: ClusterHandle, jobs: Jobs,
             check=False,
         )
 
-    kubectl(cluster.kubeconfig, "apply", "-f", "-", input=manifest)
-    try:
-        probe = itertools.count(1)
-        wait_for(lambda: report("held-worker-b", n=next(probe)).returncode != 0, 30, "the policy to apply")
-        refused = report("held-worker-b")
-        assert "only the worker pod the attempt is assigned to" in refused.stderr, refused.stderr
-        assert report("held-worker-b", worker="held-worker-a").returncode != 0  # naming another pod
-        assert report("held-worker-a", attempt=2).returncode != 0  # another attempt
-        accepted = report("held-worker-a", n=7)
-        assert accepted.returncode == 0, accepted.stderr
-        st = kubectl_json(cluster.kubeconfig, "get", "qj", "assigned", "-n", namespace)["status"]
-        assert st["report"]["worker"] == "held-worker-a"
-    finally:
-        kubectl(cluster.kubeconfig, "delete", "-f", "-", "--wait=false", input=manifest)
+    probe = itertools.count(1)
+    wait_for(lambda: report("held-worker-b", n=next(probe)).returncode != 0, 30, "the policy to apply")
+    refused = report("held-worker-b")
+    assert "only the worker pod the attempt is assigned to" in refused.stderr, refused.stderr
+    assert report("held-worker-b", worker="held-worker-a").returncode != 0  # naming another pod
+    assert report("held-worker-a", attempt=2).returncode != 0  # another attempt
+    accepted = report("held-worker-a", n=7)
+    assert accepted.returncode == 0, accepted.stderr
+    st = kubectl_json(cluster.kubeconfig, "get", "qj", "assigned", "-n", namespace)["status"]
+    assert st["report"]["worker"] == "held-worker-a"

@@ -163,7 +163,11 @@ class Store:
             if not self.by_worker[held]:
                 del self.by_worker[held]
         obj = self.jobs.get(key)
-        worker = ((obj or {}).get("status") or {}).get("worker")
+        status = (obj or {}).get("status") or {}
+        worker = status.get("worker")
+        report = status.get("report") or {}
+        if report.get("attempt") == status.get("attempts") and report.get("worker") == worker:
+            worker = None  # reported: the slot is free again before the operator has written the end
         if worker:
             self._worker_of[key] = (key[0], str(worker))
             self.by_worker[(key[0], str(worker))].add(key[1])

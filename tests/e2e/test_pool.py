@@ -297,3 +297,19 @@ def test_only_the_assigned_worker_may_report(cluster: ClusterHandle, jobs: Jobs,
     assert accepted.returncode == 0, accepted.stderr
     st = kubectl_json(cluster.kubeconfig, "get", "qj", "assigned", "-n", namespace)["status"]
     assert st["report"]["worker"] == "held-worker-a"
+
+
+def test_a_job_cannot_bring_its_own_template_into_a_pool(jobs: Jobs) -> None:
+    """Refused at apply time by the webhook, or, when admission let it in (failurePolicy Ignore), failed
+    by the controller's backstop as TemplateInPool: never run on a worker it did not configure."""
+    from kubernetes.client import ApiException
+
+    jobs.queue("pool", workers={"mode": "Pool", "maxReplicas": 1})
+    try:
+        jobs.create("own", "echo", {}, queue="pool", template={"env": [{"name": "A", "value": "1"}]})
+    except ApiException as exc:
+        assert exc.status == 422 and "runs its jobs on a pool of worker pods" in str(exc.body), exc.body
+        return
+    st = jobs.wait_phase("own", "Failed", timeout=60)
+    failed = {c["type"]: c for c in st["conditions"]}["Failed"]
+    assert failed["reason"] == "TemplateInPool" and st.get("attempts", 0) == 0, st

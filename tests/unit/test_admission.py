@@ -246,6 +246,16 @@ def test_a_job_sets_only_what_its_queue_allows(
     assert err.value.code == 403
 
 
+def test_a_pool_queues_jobs_cannot_set_a_template() -> None:
+    rt = _active({"default": {"workers": {"mode": "Pool", "maxReplicas": 2}}})
+    with pytest.raises(
+        kopf.AdmissionError, match=r"spec\.template: queue default runs its jobs on a pool"
+    ) as err:
+        _create_job(rt, {"template": {"env": [{"name": "A", "value": "1"}]}})
+    assert err.value.code == 422
+    _create_job(rt, {"payload": {"n": 1}})  # without a template: admitted
+
+
 def test_a_standby_reads_the_queue_from_the_apiserver_for_overrides() -> None:
     kube = FakeKube({"default": {"spec": {"jobOverrides": ["env"]}}}, [])
     rt = Runtime(kube=kube)  # type: ignore[arg-type]

@@ -172,6 +172,12 @@ async def _check_overrides(rt: runtime.Runtime, namespace: str, job: Any, prefix
     queue = str(job.get("queue") or DEFAULT_QUEUE)
     known, qspec = await _queue(rt, namespace, queue)
     if known and qspec is not None:
+        if template and ((qspec.get("workers") or {}).get("mode")) == "Pool":
+            raise kopf.AdmissionError(
+                f"{prefix}.template: queue {queue} runs its jobs on a pool of worker pods "
+                "(spec.workers.mode Pool), made from the queue's template: a job cannot set its own",
+                code=422,
+            )
         job_overrides = qspec.get("jobOverrides")
         refused = overrides.refusals(template, payload_from, job_overrides, prefix)
         if refused:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import ClusterHandle
 from tests.e2e.operator_fixtures import Jobs, OperatorProcess
@@ -50,25 +51,38 @@ def status_policy(cluster: ClusterHandle) -> Iterator[None]:
     kubectl(cluster.kubeconfig, "delete", "-f", "-", "--wait=false", input=manifest)
 
 
+@pytest.fixture(scope="module")
+def worker_role(cluster: ClusterHandle) -> Iterator[str]:
+    """The chart's worker ClusterRole (rbac.workerClusterRole), as docs/pools.md tells users to bind it."""
+    rendered = subprocess.run(
+        [helm(), "template", "pool", str(CHART), "-n", "default", "--show-only", "templates/rbac.yaml"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    (role,) = [
+        d
+        for d in yaml.safe_load_all(rendered)
+        if d and d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-worker")
+    ]
+    manifest = yaml.safe_dump(role)
+    kubectl(cluster.kubeconfig, "apply", "-f", "-", input=manifest)
+    yield str(role["metadata"]["name"])
+    kubectl(cluster.kubeconfig, "delete", "-f", "-", "--wait=false", input=manifest)
+
+
 @pytest.fixture
-def jobs(cluster: ClusterHandle, namespace: str, running_operator: OperatorProcess) -> Jobs:
-    """Jobs in a namespace whose default ServiceAccount may do what a pool worker does (the chart's
-    worker ClusterRole): watch its assignments and report on them."""
-    rbac = f"""
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {{name: pool-worker}}
-rules:
-  - {{apiGroups: [jobline.dev], resources: [queuedjobs], verbs: [get, list, watch]}}
-  - {{apiGroups: [jobline.dev], resources: [queuedjobs/status], verbs: [get, patch]}}
----
+def jobs(cluster: ClusterHandle, namespace: str, running_operator: OperatorProcess, worker_role: str) -> Jobs:
+    """Jobs in a namespace whose default ServiceAccount is bound to the chart's worker ClusterRole: what a
+    pool worker needs (watch its assignments, report on them) and no more."""
+    binding = f"""
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
 metadata: {{name: pool-worker}}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: pool-worker}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {worker_role}}}
 subjects: [{{kind: ServiceAccount, name: default, namespace: {namespace}}}]
 """
-    kubectl(cluster.kubeconfig, "apply", "-n", namespace, "-f", "-", input=rbac)
+    kubectl(cluster.kubeconfig, "apply", "-n", namespace, "-f", "-", input=binding)
     return Jobs(cluster, namespace)
 
 

@@ -38,3 +38,19 @@ def test_labels_are_written_once_when_the_job_finishes(
     labels: dict[str, str], spec: dict[str, Any], phase: str | None, patch: dict[str, str | None]
 ) -> None:
     assert label_patch(labels, spec, phase) == patch
+
+
+@pytest.mark.parametrize(
+    ("labels", "phase", "patch"),
+    [
+        ({}, "Succeeded", {}),  # a pooled success is not labelled: one write less per job
+        ({P: "Failed", Q: "mail", H: "send"}, "Succeeded", {P: None}),  # nor left with a stale phase
+        ({}, "Failed", {P: "Failed", Q: "mail", H: "send"}),  # failures are, as in PodPerAttempt mode
+        ({}, "Cancelled", {P: "Cancelled", Q: "mail", H: "send"}),
+        ({}, "Running", {}),
+    ],
+)
+def test_a_pooled_success_is_not_labelled(
+    labels: dict[str, str], phase: str, patch: dict[str, str | None]
+) -> None:
+    assert label_patch(labels, SPEC, phase, pooled=True) == patch

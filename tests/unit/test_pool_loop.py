@@ -93,6 +93,7 @@ def test_the_pool_grows_assigns_and_ends_jobs_from_reports() -> None:
         assert st["phase"] == "Succeeded" and st["result"] == {"ok": 1} and st.get("worker") is None
         assert st["attemptHistory"][-1]["reason"] == "Completed"
         assert "Started" not in w.event_reasons("a") and "Succeeded" not in w.event_reasons("a")
+        assert names.LABEL_PHASE not in (w.kube.get("QueuedJob", NS, "a") or {})["metadata"].get("labels", {})
         report(w, "b", code=1, reason="Error", message="RuntimeError: no")
         await w.step()
         st = w.status("b")

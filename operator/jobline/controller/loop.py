@@ -527,8 +527,13 @@ class Controller(Loop):
             self._emit(obj, lifecycle.Event("Normal", "Deleted", "ttlSecondsAfterFinished expired"))
 
     async def _sync_labels(self, key: Key, obj: dict[str, Any]) -> None:
+        status = obj.get("status") or {}
+        history = status.get("attemptHistory") or ()
         diff = joblabels.label_patch(
-            obj["metadata"].get("labels") or {}, obj.get("spec") or {}, (obj.get("status") or {}).get("phase")
+            obj["metadata"].get("labels") or {},
+            obj.get("spec") or {},
+            status.get("phase"),
+            pooled=bool(history and history[-1].get("worker")),
         )
         if diff:
             updated = await self.kube.patch_meta(names.PLURAL_QUEUEDJOBS, key[0], key[1], {"labels": diff})

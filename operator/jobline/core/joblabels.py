@@ -17,11 +17,18 @@ from jobline.core.models import DEFAULT_QUEUE, FINISHED_PHASES
 
 
 def label_patch(
-    labels: Mapping[str, str], spec: Mapping[str, Any], phase: str | None
+    labels: Mapping[str, str], spec: Mapping[str, Any], phase: str | None, *, pooled: bool = False
 ) -> dict[str, str | None]:
     """The merge patch of ``metadata.labels`` a job needs ({} when none): on a finished job the phase,
     queue and handler labels; on an unfinished one no phase label (a retried dead letter loses its
-    ``Failed``; ``None`` deletes the label in a merge patch)."""
+    ``Failed``; ``None`` deletes the label in a merge patch).
+
+    ``pooled``: the job's last attempt ran on a pool worker. A pool exists to make a job cost a few
+    writes, and the label patch is the dearest of them, so a pooled job that **succeeded** is not labelled
+    (``--field-selector status.phase=Succeeded`` selects it); a pooled job that failed, was cancelled or
+    superseded is, as in PodPerAttempt mode: those are the ones people and tools look for."""
+    if pooled and phase == "Succeeded":
+        return {names.LABEL_PHASE: None} if names.LABEL_PHASE in labels else {}
     if phase in FINISHED_PHASES:
         want: dict[str, str | None] = {
             names.LABEL_PHASE: phase,

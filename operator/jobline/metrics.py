@@ -148,7 +148,7 @@ def _attempt_outcome(reason: object) -> str:
         return "succeeded"
     if reason in ("Suspended", "Cancelled"):
         return "stopped"
-    if reason in ("Disrupted", "Ignored", "WorkerLost", "WorkerStopped"):  # retried without using a retry
+    if reason in ("Disrupted", "Ignored", "WorkerLost"):  # retried without using a retry
         return "disrupted"
     return "failed"
 

@@ -71,11 +71,18 @@ def sleep(payload: dict[str, Any], ctx: Any) -> Any:
 
 @handler("record")
 def record(payload: dict[str, Any], ctx: Any) -> Any:
-    """Append start/end lines to a shared file, to check order and overlap from the test."""
+    """Append start/end lines to a shared file, to check order and overlap from the test. While it runs it
+    holds a lock of its job: a second run of the job while one still runs (its lock is held: a killed run
+    releases it with its process) writes ``twice <job>``."""
     path = payload["file"]
-    _record(path, f"start {ctx.job} {time.time():.6f}")
-    time.sleep(float(payload.get("seconds", 0.5)))
-    _record(path, f"end {ctx.job} {time.time():.6f}")
+    with open(f"{path}.{ctx.job}.lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _record(path, f"twice {ctx.job} {time.time():.6f}")
+        _record(path, f"start {ctx.job} {time.time():.6f}")
+        time.sleep(float(payload.get("seconds", 0.5)))
+        _record(path, f"end {ctx.job} {time.time():.6f}")
     return {"ok": True}
 
 

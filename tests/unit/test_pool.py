@@ -174,7 +174,7 @@ def report(code: int, reason: str, message: str | None = None, attempt: int = 2)
         ),
         ({"worker": "q-worker-a", "report": report(1, "Error", "boom")}, LIVE_POD, "Failed", 1, None),
         ({"worker": "q-worker-a", "report": report(143, "Timeout")}, LIVE_POD, "Failed", 143, None),
-        ({"worker": "q-worker-a", "report": report(143, "Terminated")}, None, "Failed", 143, "WorkerStopped"),
+        ({"worker": "q-worker-a", "report": report(143, "Terminated")}, None, "Failed", 143, "WorkerLost"),
         (
             {"worker": "q-worker-a", "report": report(137, "WorkerLost")},
             LIVE_POD,
@@ -294,7 +294,8 @@ def test_a_lost_worker_retries_the_attempt_without_using_a_retry() -> None:
 
 def test_a_stopped_worker_gives_the_attempt_back() -> None:
     st = _reconcile(_running(report=report(143, "Terminated", "the worker pod stopped")), LIVE_POD)
-    assert st["attemptHistory"][-1]["reason"] == "WorkerStopped"
+    record = st["attemptHistory"][-1]
+    assert record["reason"] == "WorkerLost" and "the worker pod stopped" in record["message"]
     assert st["failedAttempts"] == 1 and st["phase"] == "Pending"
 
 

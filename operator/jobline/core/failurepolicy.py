@@ -16,7 +16,7 @@ from jobline import names
 from .models.queuedjob import RetryAction, RetryRule
 
 DISRUPTION_CONDITION = "DisruptionTarget"
-POOL_DISRUPTIONS = frozenset({names.WORKER_LOST, "WorkerStopped"})
+POOL_DISRUPTIONS = frozenset({names.WORKER_LOST})
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def judge(
             )
             return Verdict(rule.action, reason, why, index)
     if disruption:
-        # A pool's lost or stopped worker keeps its own name (WorkerLost, WorkerStopped) in the history.
+        # A pool's lost worker keeps its own name (WorkerLost) in the history.
         reason = disruption if disruption in POOL_DISRUPTIONS else "Disrupted"
         return Verdict("Ignore", reason, f"a pod disruption ({disruption})")
     if exit_code is not None and exit_code in non_retryable_exit_codes:

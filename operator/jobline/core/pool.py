@@ -17,13 +17,10 @@ from typing import Any
 
 from jobline import names
 
-from .failurepolicy import POOL_DISRUPTIONS
 from .lifecycle import Event, PodView
 from .models import WorkerPool
 from .timefmt import parse
 
-WORKER_STOPPED = "WorkerStopped"  # the disruption of an attempt its worker gave back when it was stopped
-assert WORKER_STOPPED in POOL_DISRUPTIONS
 
 
 @dataclass(frozen=True)
@@ -158,10 +155,10 @@ def attempt_view(
         code = int(report.get("exitCode") or 0)
         reason = str(report.get("reason") or ("Completed" if code == 0 else "Error"))
         disruption = None
-        if reason == names.WORKER_LOST:
+        if reason in (names.WORKER_LOST, "Terminated"):
+            # The worker no longer holds it (restarted), or stopped it when its pod went (the drain's
+            # deadline): the pod's loss, as when it vanishes; the message says which.
             disruption = names.WORKER_LOST
-        elif reason == "Terminated":
-            disruption = WORKER_STOPPED
         return PodView(
             name=worker,
             attempt=attempt,
@@ -230,7 +227,6 @@ def settle(status: dict[str, Any], delete_pods: list[str]) -> list[str]:
 
 __all__ = [
     "QUIET_EVENTS",
-    "WORKER_STOPPED",
     "PoolPlan",
     "WorkerView",
     "assign",

@@ -22,7 +22,6 @@ from .models import WorkerPool
 from .timefmt import parse
 
 
-
 @dataclass(frozen=True)
 class WorkerView:
     """What the pool needs to know of one worker pod."""

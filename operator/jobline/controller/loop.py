@@ -43,6 +43,7 @@ from jobline.kube import resource_version as kube_resource_version
 from .base import Loop
 from .store import Key, Store, key_of
 
+DISPATCH_BACKSTOP_SECONDS = 5.0  # a queue with runnable jobs is dispatched at least this often
 POOL_RETRY_SECONDS = 5.0  # a refused worker pod is tried again this much later
 QUEUE_STATUS_INTERVAL = 2.0  # seconds between two status writes of one JobQueue
 QUEUE_GRACE_SECONDS = 10  # a job whose JobQueue is not (yet) known waits this long before NoImage
@@ -94,6 +95,7 @@ class Controller(Loop):
         self.idle_since: dict[Key, datetime] = {}
         self.pool_desired: dict[Key, int] = {}
         self.queue_wake: dict[Key, datetime] = {}
+        self.last_dispatch: dict[Key, float] = {}  # monotonic time each queue was last dispatched
         self.pool_digest: dict[Key, str] = {}  # the current worker pod template's digest, per queue
         self.pool_problems: dict[Key, tuple[str, str]] = {}  # why a pool cannot make its pods
 
@@ -236,7 +238,21 @@ class Controller(Loop):
             waits.append(min(self.queue_status_at.values()) - time.monotonic())
         if self.queue_wake:
             waits.append((min(self.queue_wake.values()) - self.clock()).total_seconds())
+        backstop = self._backstop_due()
+        if backstop is not None:
+            waits.append(backstop - time.monotonic())
         return max(0.0, min(waits)) if waits else None
+
+    def _backstop_due(self) -> float | None:
+        """When the next queue with runnable jobs is due for its backstop dispatch (monotonic), if any.
+        Level-triggered: every change that can free a slot marks its queue dirty, and this catches one
+        that did not (a job left waiting for 90 s with a free slot was seen twice in CI, cause unknown)."""
+        due = [
+            self.last_dispatch.get(queue, time.monotonic()) + DISPATCH_BACKSTOP_SECONDS
+            for queue, waiting in self.runnable.items()
+            if waiting
+        ]
+        return min(due) if due else None
 
     def schedule(self, key: Key, at: datetime) -> None:
         heapq.heappush(self.timers, (at, key))
@@ -251,6 +267,10 @@ class Controller(Loop):
             if at <= now:
                 del self.queue_wake[queue]
                 self.dirty_queues.add(queue)
+        mono = time.monotonic()
+        for queue, waiting in self.runnable.items():
+            if waiting and self.last_dispatch.get(queue, mono) + DISPATCH_BACKSTOP_SECONDS <= mono:
+                self.dirty_queues.add(queue)
         jobs, self.dirty_jobs = self.dirty_jobs, set()
         # Plan every dirty job first, in one go (pure, no awaits): most need no write (a new job waiting
         # for dispatch), and no task per job competes with the watch events for the loop. Then write.
@@ -262,6 +282,7 @@ class Controller(Loop):
         t2 = time.monotonic()
         queues, self.dirty_queues = self.dirty_queues, set()
         for queue in queues:
+            self.last_dispatch[queue] = time.monotonic()
             try:
                 await self.dispatch(queue)
             except Exception:  # never lose the other queues' turn

@@ -221,6 +221,26 @@ def test_concurrency_holds_while_jobs_finish_in_priority_order() -> None:
     go(test)
 
 
+def test_a_finished_job_frees_its_slot_even_when_its_queue_mark_was_used_up() -> None:
+    """A pod's end that arrives while a step awaits its writes marks its job and its queue; that step's
+    dispatch consumes the queue's mark before the job is planned. The step that plans the job must still
+    dispatch its queue (this left a waiting job without a start for 90 s in CI)."""
+
+    async def test() -> None:
+        w = World()
+        w.put(queue(concurrency=1), job("a"), job("b"))
+        await w.controller.sync()
+        await w.step()
+        (pod,) = w.running_pods()
+        w.end_pod(pod, "Succeeded", 0, "{}")
+        w.controller.dirty_queues.clear()  # as if an earlier step's dispatch had taken the mark
+        await w.step()
+        assert w.status("a")["phase"] == "Succeeded"
+        assert w.started() == {"a", "b"}  # b started in the same step
+
+    go(test)
+
+
 def test_failed_attempt_backs_off_then_retries_when_the_clock_passes_next_attempt_at() -> None:
     async def test() -> None:
         w = World()

@@ -246,7 +246,8 @@ class Controller(Loop):
     def _backstop_due(self) -> float | None:
         """When the next queue with runnable jobs is due for its backstop dispatch (monotonic), if any.
         Level-triggered: every change that can free a slot marks its queue dirty, and this catches one
-        that did not (a job left waiting for 90 s with a free slot was seen twice in CI, cause unknown)."""
+        that did not (a consumed queue mark, fixed in ``step``, once left a job waiting 90 s with a free
+        slot; this bounds any other such miss to a few seconds)."""
         due = [
             self.last_dispatch.get(queue, time.monotonic()) + DISPATCH_BACKSTOP_SECONDS
             for queue, waiting in self.runnable.items()
@@ -280,6 +281,12 @@ class Controller(Loop):
         if writes:
             await asyncio.gather(*writes)
         t2 = time.monotonic()
+        # The queues of the jobs planned here are dispatched after these writes, whatever marked them: an
+        # event that marks a job and its queue while an earlier step awaits its writes lets that step's
+        # dispatch consume the queue's mark before the job is planned, so a finished job would free its slot
+        # with no dispatch to use it (a waiting job then waited for the next unrelated event).
+        for key in jobs:
+            self.dirty_queues.add((key[0], self.store.queue_of(key)))
         queues, self.dirty_queues = self.dirty_queues, set()
         for queue in queues:
             self.last_dispatch[queue] = time.monotonic()

@@ -41,6 +41,7 @@ from types import FrameType
 from typing import Any, Final, Protocol, TypeVar
 
 from jobline import names, worker
+from jobline.core import timefmt
 
 __all__ = [
     "DEFAULT_DRAIN_SECONDS",
@@ -357,21 +358,6 @@ def process_start_time() -> datetime:
         return datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"), UTC)
     except (OSError, ValueError, IndexError, StopIteration):
         return datetime.now(UTC)
-
-
-def _now_text() -> str:
-    now = datetime.now(UTC).replace(tzinfo=None)
-    return now.isoformat(timespec="microseconds" if now.microsecond else "seconds") + "Z"
-
-
-def _parse_time(text: object) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 # --- assignments -----------------------------------------------------------------------------
@@ -723,7 +709,7 @@ class PoolWorker:
         fresh.sort(key=lambda a: (str(a.record.get("startedAt") or ""), a.job))
         pending = []
         for found in fresh:
-            started = _parse_time(found.record.get("startedAt"))
+            started = timefmt.parse(found.record.get("startedAt"))
             if started is not None and started < self._process_started:
                 log.warning(
                     "%s attempt %d: started before this worker did; reported lost", found.job, found.number
@@ -858,7 +844,7 @@ class PoolWorker:
         _unblock_sigterm(blocked)
         att.process = proc
         att.began = time.monotonic()
-        att.started_at = _now_text()
+        att.started_at = timefmt.fmt(timefmt.now())
         log.info("%s: started (pid %s)", att.label, proc.pid)
 
     def _revoke(self, att: _Attempt) -> None:
@@ -984,7 +970,7 @@ class PoolWorker:
             "reason": reason,
             "message": None if message is None else message[:MAX_MESSAGE_CHARS],
             "startedAt": started_at,
-            "finishedAt": _now_text(),
+            "finishedAt": timefmt.fmt(timefmt.now()),
         }
         self._reporter.submit(job, report)
 
